@@ -1,0 +1,161 @@
+//! Drop reasons and the plain per-core counters that count them.
+//!
+//! Packets are never logged one by one; each rejected packet bumps exactly one counter here.
+
+/// Why a packet was dropped. Each variant is one counter, so the set is part of the
+/// observable interface (`status`, metrics): add variants, do not repurpose them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Shorter than the smallest valid message of its kind.
+    Truncated,
+    /// Length not valid for its message type (handshake messages have exact sizes).
+    BadLength,
+    /// First byte is not a known message type, or reserved bytes are not zero.
+    UnknownType,
+    /// Data message for a receiver index we do not hold.
+    UnknownIndex,
+    /// Counter already seen or left of the replay window.
+    Replayed,
+    /// AEAD tag did not verify.
+    AuthFailed,
+    /// Session older than REJECT_AFTER_TIME.
+    SessionExpired,
+    /// Counter at or past REJECT_AFTER_MESSAGES.
+    CounterExhausted,
+    /// Handshake message whose mac1 did not verify (checked before any DH).
+    InvalidMac1,
+    /// Under load and no valid mac2: answered with a cookie reply instead.
+    CookieRequired,
+    /// Per-source handshake rate limit exceeded.
+    RateLimited,
+    /// Handshake message that failed Noise processing or names an unknown peer.
+    HandshakeFailed,
+    /// Initiation whose TAI64N timestamp is not newer than the last accepted one, or too soon.
+    HandshakeReplayed,
+    /// Cookie reply that does not match an outstanding handshake or fails to decrypt.
+    InvalidCookieReply,
+    /// Response or cookie reply for a handshake we are not waiting on.
+    UnexpectedHandshake,
+    /// Decrypted packet whose source address is not allowed for the sending peer.
+    SourceNotAllowed,
+    /// Plaintext that is neither IPv4, IPv6, a keepalive nor a rovy frame we understand.
+    InvalidInnerPacket,
+    /// No peer routes the destination of an outbound packet.
+    NoRoute,
+    /// Outbound packet for a peer with no usable session (queued handshake instead).
+    NoSession,
+    /// A bounded queue between threads was full.
+    QueueFull,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 20] = [
+        DropReason::Truncated,
+        DropReason::BadLength,
+        DropReason::UnknownType,
+        DropReason::UnknownIndex,
+        DropReason::Replayed,
+        DropReason::AuthFailed,
+        DropReason::SessionExpired,
+        DropReason::CounterExhausted,
+        DropReason::InvalidMac1,
+        DropReason::CookieRequired,
+        DropReason::RateLimited,
+        DropReason::HandshakeFailed,
+        DropReason::HandshakeReplayed,
+        DropReason::InvalidCookieReply,
+        DropReason::UnexpectedHandshake,
+        DropReason::SourceNotAllowed,
+        DropReason::InvalidInnerPacket,
+        DropReason::NoRoute,
+        DropReason::NoSession,
+        DropReason::QueueFull,
+    ];
+
+    /// Stable snake_case name used in status output and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::BadLength => "bad_length",
+            DropReason::UnknownType => "unknown_type",
+            DropReason::UnknownIndex => "unknown_index",
+            DropReason::Replayed => "replayed",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::SessionExpired => "session_expired",
+            DropReason::CounterExhausted => "counter_exhausted",
+            DropReason::InvalidMac1 => "invalid_mac1",
+            DropReason::CookieRequired => "cookie_required",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::HandshakeFailed => "handshake_failed",
+            DropReason::HandshakeReplayed => "handshake_replayed",
+            DropReason::InvalidCookieReply => "invalid_cookie_reply",
+            DropReason::UnexpectedHandshake => "unexpected_handshake",
+            DropReason::SourceNotAllowed => "source_not_allowed",
+            DropReason::InvalidInnerPacket => "invalid_inner_packet",
+            DropReason::NoRoute => "no_route",
+            DropReason::NoSession => "no_session",
+            DropReason::QueueFull => "queue_full",
+        }
+    }
+}
+
+/// One counter per [`DropReason`]; owned by a single core, read by control.
+#[derive(Debug, Default, Clone)]
+pub struct DropCounters {
+    counts: [u64; DropReason::ALL.len()],
+}
+
+impl DropCounters {
+    /// Counts one dropped packet.
+    pub fn count(&mut self, reason: DropReason) {
+        self.counts[reason as usize] += 1;
+    }
+
+    /// How many packets were dropped for `reason`.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.counts[reason as usize]
+    }
+
+    /// Total over all reasons.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(name, count)` for every reason with a non-zero count.
+    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.get(*r)))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_reason_in_discriminant_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} out of order");
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::ALL.len(), "names must be unique");
+    }
+
+    #[test]
+    fn counts_by_reason() {
+        let mut c = DropCounters::default();
+        c.count(DropReason::Replayed);
+        c.count(DropReason::Replayed);
+        c.count(DropReason::AuthFailed);
+        assert_eq!(c.get(DropReason::Replayed), 2);
+        assert_eq!(c.total(), 3);
+        let nz: Vec<_> = c.nonzero().collect();
+        assert_eq!(nz, vec![("replayed", 2), ("auth_failed", 1)]);
+    }
+}

@@ -1,0 +1,17 @@
+//! rovy-fast data path: everything that touches a packet.
+//!
+//! Conventions shared by every module here and by the control crate:
+//! - Time is passed in, never read: `now` is a [`std::time::Duration`] since an arbitrary
+//!   monotonic origin chosen by the caller's loop. That keeps every protocol rule testable on a
+//!   virtual clock.
+//! - Nothing in this crate allocates per packet or panics on input from the network; every
+//!   rejected packet has a [`DropReason`] the caller counts.
+#![forbid(unsafe_code)]
+
+pub mod counters;
+pub mod crypto;
+pub mod replay;
+pub mod session;
+pub mod wire;
+
+pub use counters::{DropCounters, DropReason};
