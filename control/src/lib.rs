@@ -9,3 +9,4 @@
 pub mod config;
 pub mod handshake;
 pub mod keys;
+pub mod timers;
