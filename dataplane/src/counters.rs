@@ -45,13 +45,15 @@ pub enum DropReason {
     NoRoute,
     /// Outbound packet for a peer with no usable session (queued handshake instead).
     NoSession,
+    /// Outbound packet for a peer whose address is not known yet (it has to dial in first).
+    NoEndpoint,
     /// A bounded queue between threads was full.
     QueueFull,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -71,6 +73,7 @@ impl DropReason {
         DropReason::InvalidInnerPacket,
         DropReason::NoRoute,
         DropReason::NoSession,
+        DropReason::NoEndpoint,
         DropReason::QueueFull,
     ];
 
@@ -96,6 +99,7 @@ impl DropReason {
             DropReason::InvalidInnerPacket => "invalid_inner_packet",
             DropReason::NoRoute => "no_route",
             DropReason::NoSession => "no_session",
+            DropReason::NoEndpoint => "no_endpoint",
             DropReason::QueueFull => "queue_full",
         }
     }
