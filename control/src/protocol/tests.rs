@@ -1,0 +1,377 @@
+//! Two rovy protocol cores talking to each other on a virtual clock.
+
+use super::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const A_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)), 1);
+const B_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)), 2);
+const WALL0: Duration = Duration::from_secs(1_700_000_000);
+
+struct Net {
+    a: Protocol,
+    b: Protocol,
+    a_peer: PeerIdx,
+    b_peer: PeerIdx,
+    rng: StdRng,
+    now: Duration,
+    wall: Duration,
+}
+
+fn key(rng: &mut StdRng) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    rng.fill_bytes(&mut k);
+    k
+}
+
+fn net(seed: u64) -> Net {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (ka, kb) = (key(&mut rng), key(&mut rng));
+    let mut a = Protocol::new(ka);
+    let mut b = Protocol::new(kb);
+    let a_peer = a.add_peer(*b.public_key(), None, Some(B_ADDR), None).unwrap();
+    let b_peer = b.add_peer(*a.public_key(), None, Some(A_ADDR), None).unwrap();
+    Net { a, b, a_peer, b_peer, rng, now: Duration::from_secs(100), wall: WALL0 }
+}
+
+impl Net {
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.wall += d;
+    }
+
+    /// Everything `a` wants to send now.
+    fn poll_a(&mut self) -> Vec<Vec<u8>> {
+        let mut out = [0u8; HANDSHAKE_BUF_LEN];
+        let mut sent = Vec::new();
+        while let Some(t) = self.a.poll_transmit(self.now, self.wall, &mut self.rng, &mut out) {
+            assert_eq!(t.dst, B_ADDR);
+            sent.push(out[..t.len].to_vec());
+        }
+        sent
+    }
+
+    fn poll_b(&mut self) -> Vec<Vec<u8>> {
+        let mut out = [0u8; HANDSHAKE_BUF_LEN];
+        let mut sent = Vec::new();
+        while let Some(t) = self.b.poll_transmit(self.now, self.wall, &mut self.rng, &mut out) {
+            sent.push(out[..t.len].to_vec());
+        }
+        sent
+    }
+
+    fn to_b(&mut self, from: SocketAddr, msg: &[u8], under_load: bool) -> Result<(Received, Vec<u8>), DropReason> {
+        let mut packet = msg.to_vec();
+        let mut out = [0u8; HANDSHAKE_BUF_LEN];
+        let r = self.b.handle_datagram(self.now, from, &mut packet, under_load, &mut self.rng, &mut out)?;
+        Ok((r, reply(r, &out, &packet)))
+    }
+
+    fn to_a(&mut self, msg: &[u8], under_load: bool) -> Result<(Received, Vec<u8>), DropReason> {
+        let mut packet = msg.to_vec();
+        let mut out = [0u8; HANDSHAKE_BUF_LEN];
+        let r = self.a.handle_datagram(self.now, B_ADDR, &mut packet, under_load, &mut self.rng, &mut out)?;
+        Ok((r, reply(r, &out, &packet)))
+    }
+
+    /// a initiates, b responds, a confirms with a keepalive.
+    fn handshake(&mut self) {
+        self.a.initiate(self.a_peer);
+        let init = self.poll_a();
+        assert_eq!(init.len(), 1);
+        let (r, response) = self.to_b(A_ADDR, &init[0], false).unwrap();
+        assert_eq!(r, Received::HandshakeResponse { peer: self.b_peer, len: 92 });
+        assert_eq!(self.to_a(&response, false).unwrap().0, Received::HandshakeComplete { peer: self.a_peer });
+        let keepalive = self.poll_a();
+        assert_eq!(keepalive.len(), 1);
+        assert_eq!(keepalive[0].len(), 32);
+        assert_eq!(self.to_b(A_ADDR, &keepalive[0], false).unwrap().0, Received::Data { peer: self.b_peer, len: 0 });
+    }
+
+    fn seal_a(&mut self, payload: &[u8]) -> Result<Vec<u8>, DropReason> {
+        seal(&mut self.a, self.a_peer, self.now, payload, &mut self.rng)
+    }
+
+    fn seal_b(&mut self, payload: &[u8]) -> Result<Vec<u8>, DropReason> {
+        seal(&mut self.b, self.b_peer, self.now, payload, &mut self.rng)
+    }
+}
+
+fn reply(r: Received, out: &[u8], packet: &[u8]) -> Vec<u8> {
+    match r {
+        Received::HandshakeResponse { len, .. } => out[..len].to_vec(),
+        Received::CookieReply => out[..COOKIE_REPLY_LEN].to_vec(),
+        Received::Data { len, .. } => packet[16..16 + len].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+fn seal(p: &mut Protocol, peer: PeerIdx, now: Duration, payload: &[u8], rng: &mut StdRng) -> Result<Vec<u8>, DropReason> {
+    let mut buf = vec![0u8; 64 + payload.len()];
+    buf[16..16 + payload.len()].copy_from_slice(payload);
+    let (len, _) = p.encapsulate(now, peer, &mut buf, payload.len(), 1420, rng)?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+#[test]
+fn handshake_and_data_both_ways() {
+    let mut n = net(1);
+    n.handshake();
+    let d = n.seal_a(b"hello b").unwrap();
+    assert_eq!(&n.to_b(A_ADDR, &d, false).unwrap().1[..7], b"hello b");
+    let d = n.seal_b(b"hello a").unwrap();
+    assert_eq!(&n.to_a(&d, false).unwrap().1[..7], b"hello a");
+}
+
+#[test]
+fn responder_sends_only_after_key_confirmation() {
+    let mut n = net(2);
+    n.a.initiate(n.a_peer);
+    let init = n.poll_a();
+    let (_, response) = n.to_b(A_ADDR, &init[0], false).unwrap();
+    assert_eq!(n.seal_b(b"early"), Err(DropReason::NoSession), "next keypair is not usable yet");
+    n.to_a(&response, false).unwrap();
+    let d = n.seal_a(b"first").unwrap();
+    n.to_b(A_ADDR, &d, false).unwrap();
+    assert!(n.seal_b(b"now").is_ok());
+    assert_eq!(n.b.peer(n.b_peer).unwrap().last_handshake(), Some(n.now));
+}
+
+#[test]
+fn replayed_initiation_and_too_frequent_initiations_are_refused() {
+    let mut n = net(3);
+    n.a.initiate(n.a_peer);
+    let init = n.poll_a();
+    n.to_b(A_ADDR, &init[0], false).unwrap();
+    assert_eq!(n.to_b(A_ADDR, &init[0], false).unwrap_err(), DropReason::HandshakeReplayed);
+
+    // A newer timestamp 10 ms later on b's clock: still too soon (20 ms rule).
+    n.wall += Duration::from_millis(100);
+    n.now += Duration::from_millis(10);
+    let mut out = [0u8; HANDSHAKE_BUF_LEN];
+    n.a.peers[n.a_peer.0].want_initiation = Some(true);
+    let t = n.a.poll_transmit(n.now, n.wall, &mut n.rng, &mut out).unwrap();
+    assert_eq!(n.to_b(A_ADDR, &out[..t.len], false).unwrap_err(), DropReason::HandshakeReplayed);
+    // 20 ms after the last accepted one it is taken.
+    n.now += Duration::from_millis(10);
+    n.wall += Duration::from_millis(100);
+    n.a.peers[n.a_peer.0].want_initiation = Some(true);
+    let t = n.a.poll_transmit(n.now, n.wall, &mut n.rng, &mut out).unwrap();
+    assert!(matches!(n.to_b(A_ADDR, &out[..t.len], false).unwrap().0, Received::HandshakeResponse { .. }));
+}
+
+#[test]
+fn initiator_rekeys_on_send_after_120s_and_sessions_expire_at_180s() {
+    let mut n = net(4);
+    n.handshake();
+    n.advance(Duration::from_secs(119));
+    n.seal_a(b"x").unwrap();
+    assert!(n.poll_a().is_empty(), "no rekey before 120 s");
+    n.advance(Duration::from_secs(1));
+    let d = n.seal_a(b"x").unwrap();
+    let sent = n.poll_a();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].len(), INITIATION_LEN, "rekey initiation after 120 s");
+    // The responder never rekeys on send.
+    n.to_b(A_ADDR, &d, false).unwrap();
+    n.seal_b(b"y").unwrap();
+    assert!(n.poll_b().iter().all(|m| m.len() != INITIATION_LEN));
+
+    // Without the rekey completing, sessions die at 180 s.
+    let mut m = net(5);
+    m.handshake();
+    let late = m.seal_a(b"late").unwrap();
+    m.advance(Duration::from_secs(180));
+    assert_eq!(m.seal_a(b"x"), Err(DropReason::NoSession));
+    assert_eq!(m.to_b(A_ADDR, &late, false).unwrap_err(), DropReason::SessionExpired);
+}
+
+#[test]
+fn rekey_keeps_traffic_flowing_on_old_keys_until_confirmation() {
+    let mut n = net(6);
+    n.handshake();
+    let old_index = n.a.peer(n.a_peer).unwrap().sessions().current().unwrap().local_index();
+    n.advance(Duration::from_secs(121));
+    let in_flight_from_b = n.seal_b(b"old keys").unwrap();
+    n.seal_a(b"x").unwrap();
+    let init = n.poll_a();
+    let (_, response) = n.to_b(A_ADDR, &init[0], false).unwrap();
+    n.to_a(&response, false).unwrap();
+    // a now sends on the new session, and still accepts b's packet sealed with the old one.
+    let new_index = n.a.peer(n.a_peer).unwrap().sessions().current().unwrap().local_index();
+    assert_ne!(old_index, new_index);
+    assert!(matches!(n.to_a(&in_flight_from_b, false).unwrap().0, Received::Data { .. }));
+    let d = n.seal_a(b"new keys").unwrap();
+    assert_eq!(&n.to_b(A_ADDR, &d, false).unwrap().1[..8], b"new keys");
+}
+
+#[test]
+fn keys_are_zeroed_540s_after_the_last_handshake() {
+    let mut n = net(7);
+    n.handshake();
+    n.advance(Duration::from_secs(539));
+    n.poll_a();
+    assert!(n.a.peer(n.a_peer).unwrap().sessions().current().is_some());
+    n.advance(Duration::from_secs(1));
+    n.poll_a();
+    let s = n.a.peer(n.a_peer).unwrap().sessions();
+    assert!(s.current().is_none() && s.previous().is_none() && s.next().is_none());
+}
+
+#[test]
+fn unanswered_initiations_retry_every_5s_and_give_up() {
+    let mut n = net(8);
+    n.a.initiate(n.a_peer);
+    let mut initiations = n.poll_a().len();
+    for _ in 0..2000 {
+        n.advance(Duration::from_millis(100));
+        initiations += n.poll_a().len();
+    }
+    assert_eq!(initiations, 1 + 18, "first attempt plus MAX_TIMER_HANDSHAKES retries");
+    assert!(!n.a.peer(n.a_peer).unwrap().handshake_in_flight());
+}
+
+#[test]
+fn passive_keepalive_after_10s_of_one_way_traffic() {
+    let mut n = net(9);
+    n.handshake();
+    let d = n.seal_a(b"ping").unwrap();
+    n.to_b(A_ADDR, &d, false).unwrap();
+    n.advance(Duration::from_millis(9_999));
+    assert!(n.poll_b().is_empty());
+    n.advance(Duration::from_millis(1));
+    let k = n.poll_b();
+    assert_eq!(k.len(), 1);
+    assert_eq!(k[0].len(), 32);
+}
+
+#[test]
+fn persistent_keepalive_is_sent_on_schedule() {
+    let mut n = net(10);
+    n.a.peers[n.a_peer.0].timers.set_persistent_keepalive(n.now, Some(Duration::from_secs(25)));
+    n.handshake();
+    n.advance(Duration::from_secs(25));
+    let k = n.poll_a();
+    assert_eq!(k.len(), 1);
+    assert_eq!(k[0].len(), 32);
+}
+
+#[test]
+fn endpoint_roams_to_the_source_of_authenticated_data_only() {
+    let mut n = net(11);
+    n.handshake();
+    let roamed: SocketAddr = "10.0.0.99:4444".parse().unwrap();
+    let mut forged = n.seal_a(b"x").unwrap();
+    forged[20] ^= 1;
+    assert_eq!(n.to_b(roamed, &forged, false).unwrap_err(), DropReason::AuthFailed);
+    assert_eq!(n.b.peer(n.b_peer).unwrap().endpoint(), Some(A_ADDR));
+    let d = n.seal_a(b"x").unwrap();
+    n.to_b(roamed, &d, false).unwrap();
+    assert_eq!(n.b.peer(n.b_peer).unwrap().endpoint(), Some(roamed));
+}
+
+#[test]
+fn cookie_round_trip_between_rovy_nodes_then_rate_limit() {
+    let mut n = net(12);
+    n.a.initiate(n.a_peer);
+    let init = n.poll_a();
+    let (r, cookie) = n.to_b(A_ADDR, &init[0], true).unwrap();
+    assert_eq!(r, Received::CookieReply);
+    assert_eq!(n.to_a(&cookie, false).unwrap().0, Received::CookieAccepted { peer: n.a_peer });
+    // A cookie reply for nothing in flight is refused.
+    assert_eq!(n.to_a(&cookie, false).unwrap_err(), DropReason::UnexpectedHandshake);
+    n.advance(Duration::from_millis(5400));
+    let retry = n.poll_a();
+    assert_eq!(retry.len(), 1);
+    assert!(matches!(n.to_b(A_ADDR, &retry[0], true).unwrap().0, Received::HandshakeResponse { .. }));
+    // The same source sending valid-mac2 messages faster than 20/s (burst 5) is limited.
+    let mut limited = 0;
+    for _ in 0..10 {
+        match n.to_b(A_ADDR, &retry[0], true) {
+            Err(DropReason::RateLimited) => limited += 1,
+            Err(DropReason::HandshakeReplayed) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(limited, 10 - 4, "burst of 5 including the accepted retry");
+}
+
+#[test]
+fn handshake_from_unknown_key_or_with_bad_mac1_is_dropped() {
+    let mut n = net(13);
+    let mut rng = StdRng::seed_from_u64(99);
+    let mut stranger = Protocol::new(key(&mut rng));
+    let sp = stranger.add_peer(*n.b.public_key(), None, Some(B_ADDR), None).unwrap();
+    stranger.initiate(sp);
+    let mut out = [0u8; HANDSHAKE_BUF_LEN];
+    let t = stranger.poll_transmit(n.now, n.wall, &mut rng, &mut out).unwrap();
+    let init = out[..t.len].to_vec();
+    assert_eq!(n.to_b(A_ADDR, &init, false).unwrap_err(), DropReason::HandshakeFailed);
+    let mut bad = init.clone();
+    bad[40] ^= 1;
+    assert_eq!(n.to_b(A_ADDR, &bad, false).unwrap_err(), DropReason::InvalidMac1);
+    let mut bad = init;
+    bad[116] ^= 1;
+    assert_eq!(n.to_b(A_ADDR, &bad, false).unwrap_err(), DropReason::InvalidMac1);
+}
+
+#[test]
+fn every_truncation_and_random_garbage_is_a_counted_drop() {
+    let mut n = net(14);
+    n.handshake();
+    n.a.initiate(n.a_peer);
+    n.advance(Duration::from_secs(6));
+    let init = n.poll_a().remove(0);
+    let data = n.seal_a(&[1u8; 100]).unwrap();
+    for msg in [&init, &data] {
+        for len in 0..msg.len() {
+            assert!(n.to_b(A_ADDR, &msg[..len], false).is_err(), "len {len} accepted");
+        }
+        let mut long = msg.clone();
+        long.push(0);
+        if msg.len() == INITIATION_LEN {
+            assert_eq!(n.to_b(A_ADDR, &long, false).unwrap_err(), DropReason::BadLength);
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(5);
+    for i in 0..20_000 {
+        let len = (rng.next_u32() % 200) as usize;
+        let mut junk = vec![0u8; len];
+        rng.fill_bytes(&mut junk);
+        if len >= 4 && i % 2 == 0 {
+            junk[0] = (i % 5) as u8;
+            junk[1..4].fill(0);
+        }
+        assert!(n.to_b(A_ADDR, &junk, i % 3 == 0).is_err());
+    }
+    // The session survived all of it.
+    let d = n.seal_a(b"still here").unwrap();
+    assert_eq!(&n.to_b(A_ADDR, &d, false).unwrap().1[..10], b"still here");
+}
+
+#[test]
+fn add_peer_refuses_duplicates_and_own_key() {
+    let mut n = net(15);
+    let own = *n.a.public_key();
+    let b = *n.b.public_key();
+    assert_eq!(n.a.add_peer(own, None, None, None), Err(AddPeerError::OwnKey));
+    assert_eq!(n.a.add_peer(b, None, None, None), Err(AddPeerError::Duplicate));
+}
+
+#[test]
+fn peer_without_endpoint_waits_for_it_to_dial_in() {
+    let mut rng = StdRng::seed_from_u64(16);
+    let mut a = Protocol::new(key(&mut rng));
+    let mut b = Protocol::new(key(&mut rng));
+    let a_peer = a.add_peer(*b.public_key(), None, Some(B_ADDR), None).unwrap();
+    let b_peer = b.add_peer(*a.public_key(), None, None, None).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(b.encapsulate(Duration::ZERO, b_peer, &mut buf, 0, 1420, &mut rng), Err(DropReason::NoEndpoint));
+    a.initiate(a_peer);
+    let mut out = [0u8; HANDSHAKE_BUF_LEN];
+    let t = a.poll_transmit(Duration::ZERO, WALL0, &mut rng, &mut out).unwrap();
+    let mut init = out[..t.len].to_vec();
+    b.handle_datagram(Duration::ZERO, A_ADDR, &mut init, false, &mut rng, &mut out).unwrap();
+    assert_eq!(b.peer(b_peer).unwrap().endpoint(), Some(A_ADDR));
+}
