@@ -38,7 +38,7 @@ fn pair(seed: u64, psk: Option<[u8; 32]>, bt_limit: Option<u64>) -> Pair {
     let bt_secret = x25519::StaticSecret::random_from_rng(&mut rng);
     let rovy_public = x25519::PublicKey::from(&rovy_secret);
     let bt_public = x25519::PublicKey::from(&bt_secret);
-    let mut rovy = Protocol::new(rovy_secret.to_bytes());
+    let mut rovy = Protocol::new(rovy_secret.to_bytes(), Duration::ZERO, &mut rng);
     let peer = rovy
         .add_peer(bt_public.to_bytes(), psk, Some(THEIRS), None)
         .unwrap();

@@ -113,13 +113,14 @@ impl std::fmt::Debug for Protocol {
 }
 
 impl Protocol {
-    /// A node with the given static private key and no peers.
-    pub fn new(private: [u8; 32]) -> Self {
+    /// A node with the given static private key and no peers. `now` and `rng` seed the
+    /// cookie secret.
+    pub fn new(private: [u8; 32], now: Duration, rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let public = PublicKey::from(&StaticSecret::from(private)).to_bytes();
         Protocol {
             private: Zeroizing::new(private),
             public,
-            checker: CookieChecker::new(MacKeys::new(&public)),
+            checker: CookieChecker::new(MacKeys::new(&public), now, rng),
             limiter: RateLimiter::new(),
             peers: Vec::new(),
             by_key: HashMap::new(),
@@ -207,7 +208,7 @@ impl Protocol {
         out: &mut [u8; HANDSHAKE_BUF_LEN],
     ) -> Result<bool, DropReason> {
         self.checker.rotate_if_due(now, rng);
-        match self.checker.check(now, msg, mac1_offset, src, under_load) {
+        match self.checker.check(msg, mac1_offset, src, under_load) {
             MacVerdict::InvalidMac1 => Err(DropReason::InvalidMac1),
             MacVerdict::Valid => Ok(true),
             MacVerdict::Mac2Valid => {
@@ -223,7 +224,7 @@ impl Protocol {
                 mac1.copy_from_slice(&msg[mac1_offset..mac1_offset + 16]);
                 let mut nonce = [0u8; 24];
                 rng.fill_bytes(&mut nonce);
-                let reply = self.checker.make_cookie_reply(now, sender, &mac1, src, nonce);
+                let reply = self.checker.make_cookie_reply(sender, &mac1, src, nonce);
                 out[..COOKIE_REPLY_LEN].copy_from_slice(&reply);
                 Ok(false)
             }
@@ -262,7 +263,9 @@ impl Protocol {
             .write_response(&psk, local_index, response)
             .map_err(|_: NoiseError| DropReason::HandshakeFailed)?;
         let peer = &mut self.peers[idx.0];
-        peer.jar.stamp(now, response, RESPONSE_MAC1);
+        peer.jar
+            .stamp(now, response, RESPONSE_MAC1)
+            .map_err(|_| DropReason::HandshakeFailed)?;
         peer.timestamps.accept(timestamp, now);
         peer.install(now, &keys, false);
         peer.endpoint = Some(src);
@@ -456,7 +459,9 @@ impl Protocol {
         ) else {
             return false;
         };
-        peer.jar.stamp(now, out, INITIATION_MAC1);
+        if peer.jar.stamp(now, out, INITIATION_MAC1).is_err() {
+            return false;
+        }
         peer.pending = Some(pending);
         peer.last_initiation_sent = Some(now);
         peer.timers.on_handshake_initiated(now, jitter(rng));

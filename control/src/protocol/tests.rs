@@ -27,8 +27,8 @@ fn key(rng: &mut StdRng) -> [u8; 32] {
 fn net(seed: u64) -> Net {
     let mut rng = StdRng::seed_from_u64(seed);
     let (ka, kb) = (key(&mut rng), key(&mut rng));
-    let mut a = Protocol::new(ka);
-    let mut b = Protocol::new(kb);
+    let mut a = Protocol::new(ka, Duration::ZERO, &mut rng);
+    let mut b = Protocol::new(kb, Duration::ZERO, &mut rng);
     let a_peer = a.add_peer(*b.public_key(), None, Some(B_ADDR), None).unwrap();
     let b_peer = b.add_peer(*a.public_key(), None, Some(A_ADDR), None).unwrap();
     Net { a, b, a_peer, b_peer, rng, now: Duration::from_secs(100), wall: WALL0 }
@@ -301,7 +301,7 @@ fn cookie_round_trip_between_rovy_nodes_then_rate_limit() {
 fn handshake_from_unknown_key_or_with_bad_mac1_is_dropped() {
     let mut n = net(13);
     let mut rng = StdRng::seed_from_u64(99);
-    let mut stranger = Protocol::new(key(&mut rng));
+    let mut stranger = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
     let sp = stranger.add_peer(*n.b.public_key(), None, Some(B_ADDR), None).unwrap();
     stranger.initiate(sp);
     let mut out = [0u8; HANDSHAKE_BUF_LEN];
@@ -362,8 +362,8 @@ fn add_peer_refuses_duplicates_and_own_key() {
 #[test]
 fn peer_without_endpoint_waits_for_it_to_dial_in() {
     let mut rng = StdRng::seed_from_u64(16);
-    let mut a = Protocol::new(key(&mut rng));
-    let mut b = Protocol::new(key(&mut rng));
+    let mut a = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
+    let mut b = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
     let a_peer = a.add_peer(*b.public_key(), None, Some(B_ADDR), None).unwrap();
     let b_peer = b.add_peer(*a.public_key(), None, None, None).unwrap();
     let mut buf = [0u8; 64];
