@@ -11,6 +11,7 @@
 pub mod counters;
 pub mod crypto;
 pub mod replay;
+pub mod route;
 pub mod session;
 pub mod wire;
 
