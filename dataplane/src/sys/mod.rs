@@ -1,0 +1,58 @@
+//! The operating-system layer: TUN queues, UDP sockets with batched I/O and segmentation
+//! offloads, interface configuration over rtnetlink, CPU pinning and network namespaces.
+//!
+//! This is the only module of the crate allowed to contain `unsafe` code. Everything here is a
+//! thin wrapper over Linux system calls (through `libc`) that the data path needs and that the
+//! standard library does not offer: `ioctl` on `/dev/net/tun`, `sendmmsg`/`recvmmsg` with
+//! control messages, raw netlink sockets, `sched_setaffinity`, `unshare`. Each `unsafe` block
+//! carries a `// SAFETY:` comment saying why the call is sound; every public function is safe,
+//! takes or returns owned file descriptors ([`std::os::fd::OwnedFd`]) and reports failures as
+//! [`std::io::Error`] whose message names the interface, address or core involved.
+//!
+//! Linux only; the functions that create or configure interfaces need `CAP_NET_ADMIN`.
+
+pub mod affinity;
+pub mod netif;
+pub mod netns;
+pub mod tun;
+pub mod udp;
+
+#[cfg(test)]
+mod netif_tests;
+#[cfg(test)]
+mod test_packets;
+#[cfg(test)]
+mod tun_tests;
+#[cfg(test)]
+mod udp_tests;
+
+pub use affinity::{allowed_cores, available_cores, pin_current_thread};
+pub use netif::{add_address, add_route, delete_link, index, set_mtu, set_up};
+pub use netns::enter_new_netns_for_current_thread;
+pub use tun::{TUN_VNET_HDR_LEN, Tun, TunOffloads, TunQueue};
+pub use udp::{
+    Datagram, MAX_BATCH, RecvBatch, RecvMeta, SendBatch, UdpSocketBuilder, enable_gro, probe_gso,
+};
+
+use std::fmt::Display;
+use std::io;
+
+/// The last OS error (`errno`), prefixed with what we were doing, e.g. `"TUNSETIFF rovy0"`.
+/// The [`io::ErrorKind`] is kept so callers can still tell "permission denied" from "exists".
+fn last_os_error(context: impl Display) -> io::Error {
+    with_context(io::Error::last_os_error(), context)
+}
+
+/// `err` with `context` prepended to its message, keeping its kind.
+fn with_context(err: io::Error, context: impl Display) -> io::Error {
+    io::Error::new(err.kind(), format!("{context}: {err}"))
+}
+
+/// Turns a libc return value into a result: `-1` becomes the last OS error with `context`.
+fn check(ret: libc::c_int, context: impl Display) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(last_os_error(context))
+    } else {
+        Ok(ret)
+    }
+}

@@ -1,0 +1,141 @@
+//! rtnetlink tests against the kernel: each runs in a network namespace of its own (needs
+//! root).
+
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::process::Command;
+
+use super::test_packets::{in_new_netns, parse_udp, read_udp_to};
+use super::{Tun, add_address, add_route, set_mtu, set_up};
+
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(out.status.success(), "ip {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ip_addr(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn routes_beyond_the_address_prefix_carry_traffic_into_the_tun() {
+    in_new_netns(|| {
+        let tun = Tun::create("rf-route", 1, false).unwrap();
+        let own = Ipv6Addr::new(0xfc89, 0x54a1, 0, 0, 0, 0, 0, 1);
+        add_address("rf-route", own.into(), 128).unwrap();
+        let err = add_route("rf-route", ip_addr("fc00::"), 8).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "add route fc00::/8 via rf-route: Network is down (os error 100); \
+             kernel says: Nexthop device is not up"
+        );
+        set_up("rf-route").unwrap();
+        add_route("rf-route", ip_addr("fc00::"), 8).unwrap();
+        add_route("rf-route", ip_addr("10.77.0.0"), 16).unwrap();
+
+        let v6 = ip(&["-6", "route", "show", "fc00::/8"]);
+        assert!(
+            v6.starts_with("fc00::/8 dev rf-route proto static "),
+            "{v6}"
+        );
+        let v4 = ip(&["route", "show", "10.77.0.0/16"]);
+        assert_eq!(v4, "10.77.0.0/16 dev rf-route proto static scope link \n");
+
+        let socket = UdpSocket::bind(SocketAddr::from((own, 0))).unwrap();
+        let overlay_peer = SocketAddr::from((Ipv6Addr::new(0xfc12, 0, 0, 0, 0, 0, 0, 5), 9));
+        socket.send_to(b"to the overlay", overlay_peer).unwrap();
+        let udp = parse_udp(&read_udp_to(&tun, 0, overlay_peer)).unwrap();
+        assert_eq!(udp.src, socket.local_addr().unwrap());
+        assert_eq!(udp.payload, b"to the overlay");
+
+        let err = add_route("rf-route", ip_addr("fc00::"), 8).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            err.to_string(),
+            "add route fc00::/8 via rf-route: File exists (os error 17)"
+        );
+    });
+}
+
+#[test]
+fn bad_prefixes_are_refused_with_the_reason() {
+    let cases = [
+        (
+            "fc00::1",
+            8,
+            "add route fc00::1/8 via rf-x: address has bits set past the prefix length",
+        ),
+        (
+            "10.77.0.1",
+            16,
+            "add route 10.77.0.1/16 via rf-x: address has bits set past the prefix length",
+        ),
+        (
+            "10.77.128.0",
+            17,
+            "add route 10.77.128.0/17 via rf-x: interface rf-x: no such interface",
+        ),
+        (
+            "10.77.128.0",
+            16,
+            "add route 10.77.128.0/16 via rf-x: address has bits set past the prefix length",
+        ),
+        (
+            "10.0.0.0",
+            33,
+            "add route 10.0.0.0/33 via rf-x: prefix length above 32",
+        ),
+        (
+            "::",
+            129,
+            "add route ::/129 via rf-x: prefix length above 128",
+        ),
+    ];
+    for (addr, len, message) in cases {
+        let err = in_new_netns(move || add_route("rf-x", ip_addr(addr), len).unwrap_err());
+        assert_eq!(err.to_string(), message);
+    }
+    let err = add_address("rf-x", ip_addr("10.0.0.1"), 33).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(
+        err.to_string(),
+        "add address 10.0.0.1/33 to rf-x: prefix length above 32"
+    );
+}
+
+#[test]
+fn kernel_refusals_name_the_interface_and_the_request() {
+    in_new_netns(|| {
+        let _tun = Tun::create("rf-addr", 1, false).unwrap();
+        add_address("rf-addr", ip_addr("10.99.0.1"), 24).unwrap();
+        let err = add_address("rf-addr", ip_addr("10.99.0.1"), 24).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            err.to_string(),
+            "add address 10.99.0.1/24 to rf-addr: File exists (os error 17); \
+             kernel says: ipv4: Address already assigned"
+        );
+
+        let err = set_mtu("rf-addr", 70000).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            err.to_string(),
+            "set MTU 70000 on rf-addr: Invalid argument (os error 22); \
+             kernel says: mtu greater than device maximum"
+        );
+
+        for err in [
+            set_mtu("rf-none", 1400).unwrap_err(),
+            set_up("rf-none").unwrap_err(),
+            add_address("rf-none", ip_addr("fd00::1"), 64).unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), io::ErrorKind::NotFound);
+            assert!(
+                err.to_string()
+                    .ends_with("interface rf-none: no such interface"),
+                "{err}"
+            );
+        }
+    });
+}
