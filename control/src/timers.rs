@@ -180,8 +180,7 @@ impl Timers {
         if fired(&mut self.new_handshake, now) {
             out.push(TimerAction::SendInitiation { retry: false });
         }
-        if fired(&mut self.persistent_keepalive, now) && !out.contains(TimerAction::SendKeepalive)
-        {
+        if fired(&mut self.persistent_keepalive, now) && !out.contains(TimerAction::SendKeepalive) {
             out.push(TimerAction::SendKeepalive);
         }
         if fired(&mut self.zero_key_material, now) {

@@ -3,10 +3,10 @@
 //! A ring of 128 blocks of 64 bits; the block holding the greatest counter seen so far is the
 //! head, and the other 127 blocks remember the counters just below it. Moving the window forward
 //! only clears the blocks it enters, so the cost of a jump is bounded by the ring size, never by
-//! the distance jumped. The window spans [`WINDOW_SIZE`] = 8128 counters, the greatest
-//! included: the ring size of wireguard-go and the Linux kernel, which additionally accept the
-//! one counter exactly 8128 below the greatest. The limit is local to the receiver, so the
-//! difference never shows on the wire.
+//! the distance jumped. A counter is accepted if unseen and at most [`WINDOW_SIZE`] = 8128 below
+//! the greatest, exactly as wireguard-go (`replay.go`) and the Linux kernel (`counter_validate`)
+//! decide: the block of `greatest - 8128` is always the 127th block behind the head, still in
+//! the ring.
 
 use std::fmt;
 
@@ -68,7 +68,7 @@ impl ReplayWindow {
         if counter > self.greatest {
             return true;
         }
-        if self.greatest - counter >= WINDOW_SIZE {
+        if self.greatest - counter > WINDOW_SIZE {
             return false;
         }
         let (slot, bit) = position(counter);
@@ -88,7 +88,7 @@ impl ReplayWindow {
                 self.blocks[((head + step) % BLOCKS as u64) as usize] = 0;
             }
             self.greatest = counter;
-        } else if self.greatest - counter >= WINDOW_SIZE {
+        } else if self.greatest - counter > WINDOW_SIZE {
             return false;
         }
         let (slot, bit) = position(counter);
@@ -120,7 +120,7 @@ mod tests {
                 && !self.seen.contains(&counter)
                 && self
                     .greatest
-                    .is_none_or(|g| counter > g || g - counter < 8128)
+                    .is_none_or(|g| counter > g || g - counter <= 8128)
         }
 
         fn mark(&mut self, counter: u64) -> bool {
@@ -195,7 +195,7 @@ mod tests {
     fn window_edge_is_exactly_8128_counters() {
         let mut window = ReplayWindow::new();
         assert!(window.mark(20_000));
-        let oldest = 20_000 - 8127;
+        let oldest = 20_000 - 8128;
         assert!(window.check(oldest));
         assert!(!window.check(oldest - 1));
         assert!(!window.mark(oldest - 1));
@@ -211,10 +211,10 @@ mod tests {
             assert!(window.mark(counter), "{counter}");
         }
         let greatest = total - 1;
-        for counter in greatest - 8127..=greatest {
+        for counter in greatest - 8128..=greatest {
             assert!(!window.check(counter), "replay of {counter}");
         }
-        assert!(!window.check(greatest - 8128));
+        assert!(!window.check(greatest - 8129));
         assert!(window.check(total));
     }
 
@@ -245,7 +245,7 @@ mod tests {
         let far = 1 << 50;
         assert!(window.mark(far));
         assert!(!window.check(99));
-        for counter in far - 8127..far {
+        for counter in far - 8128..far {
             assert!(window.check(counter));
         }
     }
@@ -261,8 +261,8 @@ mod tests {
         let last = REJECT_AFTER_MESSAGES - 1;
         assert!(window.mark(last));
         assert!(!window.mark(last));
-        assert!(window.mark(last - 8127));
-        assert!(!window.mark(last - 8128));
+        assert!(window.mark(last - 8128));
+        assert!(!window.mark(last - 8129));
         assert!(!window.mark(u64::MAX));
     }
 }

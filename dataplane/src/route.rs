@@ -133,7 +133,10 @@ mod tests {
         let mut t = RoutingTable::new();
         t.insert(ip("10.1.2.3"), 24, 1).unwrap();
         assert_eq!(t.lookup(ip("10.1.2.200")), Some(1));
-        assert_eq!(t.insert(ip("10.0.0.0"), 33, 1), Err(RouteError::BadPrefixLength));
+        assert_eq!(
+            t.insert(ip("10.0.0.0"), 33, 1),
+            Err(RouteError::BadPrefixLength)
+        );
         assert_eq!(t.insert(ip("::"), 129, 1), Err(RouteError::BadPrefixLength));
         assert_eq!(t.insert(ip("10.1.2.0"), 24, 2), Err(RouteError::Duplicate));
         assert_eq!(t.insert(ip("10.1.2.0"), 24, 1), Ok(()));
@@ -145,7 +148,10 @@ mod tests {
         t.insert(ip("10.0.0.2"), 32, 1).unwrap();
         t.insert(ip("10.0.0.0"), 24, 2).unwrap();
         assert!(t.allows_source(1, ip("10.0.0.2")));
-        assert!(!t.allows_source(2, ip("10.0.0.2")), "more specific route belongs to peer 1");
+        assert!(
+            !t.allows_source(2, ip("10.0.0.2")),
+            "more specific route belongs to peer 1"
+        );
         assert!(t.allows_source(2, ip("10.0.0.3")));
         assert!(!t.allows_source(1, ip("192.0.2.1")));
     }
@@ -158,8 +164,10 @@ mod tests {
         let mut model: Vec<(u32, u8, PeerSlot)> = Vec::new();
         for peer in 0..200u16 {
             let len = rng.gen_range(8..=32u8);
-            let addr = rng.gen_range(0x0a00_0000u32..0x0a10_0000) & (u32::MAX << (32 - u32::from(len)));
-            if t.insert(IpAddr::from(addr.to_be_bytes()), len, peer).is_ok()
+            let addr =
+                rng.gen_range(0x0a00_0000u32..0x0a10_0000) & (u32::MAX << (32 - u32::from(len)));
+            if t.insert(IpAddr::from(addr.to_be_bytes()), len, peer)
+                .is_ok()
                 && !model.iter().any(|(a, l, _)| *a == addr && *l == len)
             {
                 model.push((addr, len, peer));
@@ -172,7 +180,11 @@ mod tests {
                 .filter(|(a, l, _)| (dst & (u32::MAX << (32 - u32::from(*l)))) == *a)
                 .max_by_key(|(_, l, _)| *l)
                 .map(|(_, _, p)| *p);
-            assert_eq!(t.lookup(IpAddr::from(dst.to_be_bytes())), expect, "dst {dst:x}");
+            assert_eq!(
+                t.lookup(IpAddr::from(dst.to_be_bytes())),
+                expect,
+                "dst {dst:x}"
+            );
         }
     }
 }

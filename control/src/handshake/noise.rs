@@ -62,7 +62,9 @@ impl std::fmt::Debug for TransportKeys {
 
 fn params() -> NoiseParams {
     // The constant is a valid Noise name; parsing cannot fail for it.
-    CONSTRUCTION.parse().unwrap_or_else(|_| unreachable!("{CONSTRUCTION} parses"))
+    CONSTRUCTION
+        .parse()
+        .unwrap_or_else(|_| unreachable!("{CONSTRUCTION} parses"))
 }
 
 fn split(state: &mut snow::HandshakeState, local_index: u32, remote_index: u32) -> TransportKeys {
@@ -120,7 +122,8 @@ pub fn write_initiation(
         .map_err(|_| NoiseError::Setup)?;
     out.fill(0);
     let mut msg = Initiation::new_unchecked(&mut out[..]);
-    msg.fill_header(local_index);
+    msg.fill_header();
+    msg.set_sender_index(local_index);
     state
         .write_message(timestamp, &mut out[INITIATION_NOISE])
         .map_err(|_| NoiseError::Setup)?;
@@ -214,7 +217,9 @@ impl ReceivedInitiation {
             .map_err(|_| NoiseError::Setup)?;
         out.fill(0);
         let mut msg = Response::new_unchecked(&mut out[..]);
-        msg.fill_header(local_index, self.remote_index);
+        msg.fill_header();
+        msg.set_sender_index(local_index);
+        msg.set_receiver_index(self.remote_index);
         self.state
             .write_message(&[], &mut out[RESPONSE_NOISE])
             .map_err(|_| NoiseError::Setup)?;

@@ -250,12 +250,12 @@ impl Protocol {
             .peer_by_key(&received.peer_public)
             .ok_or(DropReason::HandshakeFailed)?;
         let timestamp = Tai64n::from_bytes(received.timestamp);
-        let peer = &self.peers[idx.0];
-        peer.timestamps
+        self.peers[idx.0]
+            .timestamps
             .check(&timestamp, now)
             .map_err(|_| DropReason::HandshakeReplayed)?;
         let local_index = self.fresh_index(rng);
-        let psk = peer.psk.clone();
+        let psk = self.peers[idx.0].psk.clone();
         let response: &mut [u8; RESPONSE_LEN] = (&mut out[..RESPONSE_LEN])
             .try_into()
             .map_err(|_| DropReason::BadLength)?;
@@ -294,7 +294,10 @@ impl Protocol {
         let receiver = wire::Response::new_unchecked(&msg[..]).receiver_index();
         let idx = self.pending_peer(receiver)?;
         let peer = &mut self.peers[idx.0];
-        let pending = peer.pending.as_mut().ok_or(DropReason::UnexpectedHandshake)?;
+        let pending = peer
+            .pending
+            .as_mut()
+            .ok_or(DropReason::UnexpectedHandshake)?;
         let keys = pending
             .read_response(msg)
             .map_err(|_| DropReason::HandshakeFailed)?;
@@ -420,7 +423,11 @@ impl Protocol {
             };
             if std::mem::take(&mut peer.want_keepalive) {
                 if let Ok((len, _)) = self.encapsulate(now, idx, &mut out[..], 0, 0, rng) {
-                    return Some(Transmit { peer: idx, dst, len });
+                    return Some(Transmit {
+                        peer: idx,
+                        dst,
+                        len,
+                    });
                 }
             }
             let peer = &mut self.peers[i];
@@ -472,7 +479,10 @@ impl Protocol {
 
     /// The earliest moment a timer of any peer fires.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.peers.iter().filter_map(|p| p.timers.next_deadline()).min()
+        self.peers
+            .iter()
+            .filter_map(|p| p.timers.next_deadline())
+            .min()
     }
 
     fn pending_peer(&self, receiver: u32) -> Result<PeerIdx, DropReason> {

@@ -129,7 +129,8 @@ impl Peer {
     /// After an authenticated receive: initiators re-key a session nearing REJECT_AFTER_TIME.
     pub(super) fn after_receive(&mut self, now: Duration) {
         if let Some(current) = self.sessions.current() {
-            if current.is_initiator() && now.saturating_sub(current.created()) >= REKEY_ON_RECEIVE_AGE
+            if current.is_initiator()
+                && now.saturating_sub(current.created()) >= REKEY_ON_RECEIVE_AGE
             {
                 self.request_initiation();
             }

@@ -4,8 +4,14 @@ use super::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-const A_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)), 1);
-const B_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)), 2);
+const A_ADDR: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
+    1,
+);
+const B_ADDR: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)),
+    2,
+);
 const WALL0: Duration = Duration::from_secs(1_700_000_000);
 
 struct Net {
@@ -29,9 +35,21 @@ fn net(seed: u64) -> Net {
     let (ka, kb) = (key(&mut rng), key(&mut rng));
     let mut a = Protocol::new(ka, Duration::ZERO, &mut rng);
     let mut b = Protocol::new(kb, Duration::ZERO, &mut rng);
-    let a_peer = a.add_peer(*b.public_key(), None, Some(B_ADDR), None).unwrap();
-    let b_peer = b.add_peer(*a.public_key(), None, Some(A_ADDR), None).unwrap();
-    Net { a, b, a_peer, b_peer, rng, now: Duration::from_secs(100), wall: WALL0 }
+    let a_peer = a
+        .add_peer(*b.public_key(), None, Some(B_ADDR), None)
+        .unwrap();
+    let b_peer = b
+        .add_peer(*a.public_key(), None, Some(A_ADDR), None)
+        .unwrap();
+    Net {
+        a,
+        b,
+        a_peer,
+        b_peer,
+        rng,
+        now: Duration::from_secs(100),
+        wall: WALL0,
+    }
 }
 
 impl Net {
@@ -44,7 +62,10 @@ impl Net {
     fn poll_a(&mut self) -> Vec<Vec<u8>> {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
         let mut sent = Vec::new();
-        while let Some(t) = self.a.poll_transmit(self.now, self.wall, &mut self.rng, &mut out) {
+        while let Some(t) = self
+            .a
+            .poll_transmit(self.now, self.wall, &mut self.rng, &mut out)
+        {
             assert_eq!(t.dst, B_ADDR);
             sent.push(out[..t.len].to_vec());
         }
@@ -54,23 +75,49 @@ impl Net {
     fn poll_b(&mut self) -> Vec<Vec<u8>> {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
         let mut sent = Vec::new();
-        while let Some(t) = self.b.poll_transmit(self.now, self.wall, &mut self.rng, &mut out) {
+        while let Some(t) = self
+            .b
+            .poll_transmit(self.now, self.wall, &mut self.rng, &mut out)
+        {
             sent.push(out[..t.len].to_vec());
         }
         sent
     }
 
-    fn to_b(&mut self, from: SocketAddr, msg: &[u8], under_load: bool) -> Result<(Received, Vec<u8>), DropReason> {
+    fn deliver_b(
+        &mut self,
+        from: SocketAddr,
+        msg: &[u8],
+        under_load: bool,
+    ) -> Result<(Received, Vec<u8>), DropReason> {
         let mut packet = msg.to_vec();
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
-        let r = self.b.handle_datagram(self.now, from, &mut packet, under_load, &mut self.rng, &mut out)?;
+        let r = self.b.handle_datagram(
+            self.now,
+            from,
+            &mut packet,
+            under_load,
+            &mut self.rng,
+            &mut out,
+        )?;
         Ok((r, reply(r, &out, &packet)))
     }
 
-    fn to_a(&mut self, msg: &[u8], under_load: bool) -> Result<(Received, Vec<u8>), DropReason> {
+    fn deliver_a(
+        &mut self,
+        msg: &[u8],
+        under_load: bool,
+    ) -> Result<(Received, Vec<u8>), DropReason> {
         let mut packet = msg.to_vec();
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
-        let r = self.a.handle_datagram(self.now, B_ADDR, &mut packet, under_load, &mut self.rng, &mut out)?;
+        let r = self.a.handle_datagram(
+            self.now,
+            B_ADDR,
+            &mut packet,
+            under_load,
+            &mut self.rng,
+            &mut out,
+        )?;
         Ok((r, reply(r, &out, &packet)))
     }
 
@@ -79,13 +126,28 @@ impl Net {
         self.a.initiate(self.a_peer);
         let init = self.poll_a();
         assert_eq!(init.len(), 1);
-        let (r, response) = self.to_b(A_ADDR, &init[0], false).unwrap();
-        assert_eq!(r, Received::HandshakeResponse { peer: self.b_peer, len: 92 });
-        assert_eq!(self.to_a(&response, false).unwrap().0, Received::HandshakeComplete { peer: self.a_peer });
+        let (r, response) = self.deliver_b(A_ADDR, &init[0], false).unwrap();
+        assert_eq!(
+            r,
+            Received::HandshakeResponse {
+                peer: self.b_peer,
+                len: 92
+            }
+        );
+        assert_eq!(
+            self.deliver_a(&response, false).unwrap().0,
+            Received::HandshakeComplete { peer: self.a_peer }
+        );
         let keepalive = self.poll_a();
         assert_eq!(keepalive.len(), 1);
         assert_eq!(keepalive[0].len(), 32);
-        assert_eq!(self.to_b(A_ADDR, &keepalive[0], false).unwrap().0, Received::Data { peer: self.b_peer, len: 0 });
+        assert_eq!(
+            self.deliver_b(A_ADDR, &keepalive[0], false).unwrap().0,
+            Received::Data {
+                peer: self.b_peer,
+                len: 0
+            }
+        );
     }
 
     fn seal_a(&mut self, payload: &[u8]) -> Result<Vec<u8>, DropReason> {
@@ -106,7 +168,13 @@ fn reply(r: Received, out: &[u8], packet: &[u8]) -> Vec<u8> {
     }
 }
 
-fn seal(p: &mut Protocol, peer: PeerIdx, now: Duration, payload: &[u8], rng: &mut StdRng) -> Result<Vec<u8>, DropReason> {
+fn seal(
+    p: &mut Protocol,
+    peer: PeerIdx,
+    now: Duration,
+    payload: &[u8],
+    rng: &mut StdRng,
+) -> Result<Vec<u8>, DropReason> {
     let mut buf = vec![0u8; 64 + payload.len()];
     buf[16..16 + payload.len()].copy_from_slice(payload);
     let (len, _) = p.encapsulate(now, peer, &mut buf, payload.len(), 1420, rng)?;
@@ -119,9 +187,9 @@ fn handshake_and_data_both_ways() {
     let mut n = net(1);
     n.handshake();
     let d = n.seal_a(b"hello b").unwrap();
-    assert_eq!(&n.to_b(A_ADDR, &d, false).unwrap().1[..7], b"hello b");
+    assert_eq!(&n.deliver_b(A_ADDR, &d, false).unwrap().1[..7], b"hello b");
     let d = n.seal_b(b"hello a").unwrap();
-    assert_eq!(&n.to_a(&d, false).unwrap().1[..7], b"hello a");
+    assert_eq!(&n.deliver_a(&d, false).unwrap().1[..7], b"hello a");
 }
 
 #[test]
@@ -129,11 +197,15 @@ fn responder_sends_only_after_key_confirmation() {
     let mut n = net(2);
     n.a.initiate(n.a_peer);
     let init = n.poll_a();
-    let (_, response) = n.to_b(A_ADDR, &init[0], false).unwrap();
-    assert_eq!(n.seal_b(b"early"), Err(DropReason::NoSession), "next keypair is not usable yet");
-    n.to_a(&response, false).unwrap();
+    let (_, response) = n.deliver_b(A_ADDR, &init[0], false).unwrap();
+    assert_eq!(
+        n.seal_b(b"early"),
+        Err(DropReason::NoSession),
+        "next keypair is not usable yet"
+    );
+    n.deliver_a(&response, false).unwrap();
     let d = n.seal_a(b"first").unwrap();
-    n.to_b(A_ADDR, &d, false).unwrap();
+    n.deliver_b(A_ADDR, &d, false).unwrap();
     assert!(n.seal_b(b"now").is_ok());
     assert_eq!(n.b.peer(n.b_peer).unwrap().last_handshake(), Some(n.now));
 }
@@ -143,22 +215,35 @@ fn replayed_initiation_and_too_frequent_initiations_are_refused() {
     let mut n = net(3);
     n.a.initiate(n.a_peer);
     let init = n.poll_a();
-    n.to_b(A_ADDR, &init[0], false).unwrap();
-    assert_eq!(n.to_b(A_ADDR, &init[0], false).unwrap_err(), DropReason::HandshakeReplayed);
+    n.deliver_b(A_ADDR, &init[0], false).unwrap();
+    assert_eq!(
+        n.deliver_b(A_ADDR, &init[0], false).unwrap_err(),
+        DropReason::HandshakeReplayed
+    );
 
     // A newer timestamp 10 ms later on b's clock: still too soon (20 ms rule).
     n.wall += Duration::from_millis(100);
     n.now += Duration::from_millis(10);
     let mut out = [0u8; HANDSHAKE_BUF_LEN];
     n.a.peers[n.a_peer.0].want_initiation = Some(true);
-    let t = n.a.poll_transmit(n.now, n.wall, &mut n.rng, &mut out).unwrap();
-    assert_eq!(n.to_b(A_ADDR, &out[..t.len], false).unwrap_err(), DropReason::HandshakeReplayed);
+    let t =
+        n.a.poll_transmit(n.now, n.wall, &mut n.rng, &mut out)
+            .unwrap();
+    assert_eq!(
+        n.deliver_b(A_ADDR, &out[..t.len], false).unwrap_err(),
+        DropReason::HandshakeReplayed
+    );
     // 20 ms after the last accepted one it is taken.
     n.now += Duration::from_millis(10);
     n.wall += Duration::from_millis(100);
     n.a.peers[n.a_peer.0].want_initiation = Some(true);
-    let t = n.a.poll_transmit(n.now, n.wall, &mut n.rng, &mut out).unwrap();
-    assert!(matches!(n.to_b(A_ADDR, &out[..t.len], false).unwrap().0, Received::HandshakeResponse { .. }));
+    let t =
+        n.a.poll_transmit(n.now, n.wall, &mut n.rng, &mut out)
+            .unwrap();
+    assert!(matches!(
+        n.deliver_b(A_ADDR, &out[..t.len], false).unwrap().0,
+        Received::HandshakeResponse { .. }
+    ));
 }
 
 #[test]
@@ -172,9 +257,13 @@ fn initiator_rekeys_on_send_after_120s_and_sessions_expire_at_180s() {
     let d = n.seal_a(b"x").unwrap();
     let sent = n.poll_a();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].len(), INITIATION_LEN, "rekey initiation after 120 s");
+    assert_eq!(
+        sent[0].len(),
+        INITIATION_LEN,
+        "rekey initiation after 120 s"
+    );
     // The responder never rekeys on send.
-    n.to_b(A_ADDR, &d, false).unwrap();
+    n.deliver_b(A_ADDR, &d, false).unwrap();
     n.seal_b(b"y").unwrap();
     assert!(n.poll_b().iter().all(|m| m.len() != INITIATION_LEN));
 
@@ -184,26 +273,44 @@ fn initiator_rekeys_on_send_after_120s_and_sessions_expire_at_180s() {
     let late = m.seal_a(b"late").unwrap();
     m.advance(Duration::from_secs(180));
     assert_eq!(m.seal_a(b"x"), Err(DropReason::NoSession));
-    assert_eq!(m.to_b(A_ADDR, &late, false).unwrap_err(), DropReason::SessionExpired);
+    assert_eq!(
+        m.deliver_b(A_ADDR, &late, false).unwrap_err(),
+        DropReason::SessionExpired
+    );
 }
 
 #[test]
 fn rekey_keeps_traffic_flowing_on_old_keys_until_confirmation() {
     let mut n = net(6);
     n.handshake();
-    let old_index = n.a.peer(n.a_peer).unwrap().sessions().current().unwrap().local_index();
+    let old_index =
+        n.a.peer(n.a_peer)
+            .unwrap()
+            .sessions()
+            .current()
+            .unwrap()
+            .local_index();
     n.advance(Duration::from_secs(121));
     let in_flight_from_b = n.seal_b(b"old keys").unwrap();
     n.seal_a(b"x").unwrap();
     let init = n.poll_a();
-    let (_, response) = n.to_b(A_ADDR, &init[0], false).unwrap();
-    n.to_a(&response, false).unwrap();
+    let (_, response) = n.deliver_b(A_ADDR, &init[0], false).unwrap();
+    n.deliver_a(&response, false).unwrap();
     // a now sends on the new session, and still accepts b's packet sealed with the old one.
-    let new_index = n.a.peer(n.a_peer).unwrap().sessions().current().unwrap().local_index();
+    let new_index =
+        n.a.peer(n.a_peer)
+            .unwrap()
+            .sessions()
+            .current()
+            .unwrap()
+            .local_index();
     assert_ne!(old_index, new_index);
-    assert!(matches!(n.to_a(&in_flight_from_b, false).unwrap().0, Received::Data { .. }));
+    assert!(matches!(
+        n.deliver_a(&in_flight_from_b, false).unwrap().0,
+        Received::Data { .. }
+    ));
     let d = n.seal_a(b"new keys").unwrap();
-    assert_eq!(&n.to_b(A_ADDR, &d, false).unwrap().1[..8], b"new keys");
+    assert_eq!(&n.deliver_b(A_ADDR, &d, false).unwrap().1[..8], b"new keys");
 }
 
 #[test]
@@ -228,7 +335,11 @@ fn unanswered_initiations_retry_every_5s_and_give_up() {
         n.advance(Duration::from_millis(100));
         initiations += n.poll_a().len();
     }
-    assert_eq!(initiations, 1 + 18, "first attempt plus MAX_TIMER_HANDSHAKES retries");
+    assert_eq!(
+        initiations,
+        1 + 18,
+        "first attempt plus MAX_TIMER_HANDSHAKES retries"
+    );
     assert!(!n.a.peer(n.a_peer).unwrap().handshake_in_flight());
 }
 
@@ -237,7 +348,7 @@ fn passive_keepalive_after_10s_of_one_way_traffic() {
     let mut n = net(9);
     n.handshake();
     let d = n.seal_a(b"ping").unwrap();
-    n.to_b(A_ADDR, &d, false).unwrap();
+    n.deliver_b(A_ADDR, &d, false).unwrap();
     n.advance(Duration::from_millis(9_999));
     assert!(n.poll_b().is_empty());
     n.advance(Duration::from_millis(1));
@@ -249,7 +360,9 @@ fn passive_keepalive_after_10s_of_one_way_traffic() {
 #[test]
 fn persistent_keepalive_is_sent_on_schedule() {
     let mut n = net(10);
-    n.a.peers[n.a_peer.0].timers.set_persistent_keepalive(n.now, Some(Duration::from_secs(25)));
+    n.a.peers[n.a_peer.0]
+        .timers
+        .set_persistent_keepalive(n.now, Some(Duration::from_secs(25)));
     n.handshake();
     n.advance(Duration::from_secs(25));
     let k = n.poll_a();
@@ -264,10 +377,13 @@ fn endpoint_roams_to_the_source_of_authenticated_data_only() {
     let roamed: SocketAddr = "10.0.0.99:4444".parse().unwrap();
     let mut forged = n.seal_a(b"x").unwrap();
     forged[20] ^= 1;
-    assert_eq!(n.to_b(roamed, &forged, false).unwrap_err(), DropReason::AuthFailed);
+    assert_eq!(
+        n.deliver_b(roamed, &forged, false).unwrap_err(),
+        DropReason::AuthFailed
+    );
     assert_eq!(n.b.peer(n.b_peer).unwrap().endpoint(), Some(A_ADDR));
     let d = n.seal_a(b"x").unwrap();
-    n.to_b(roamed, &d, false).unwrap();
+    n.deliver_b(roamed, &d, false).unwrap();
     assert_eq!(n.b.peer(n.b_peer).unwrap().endpoint(), Some(roamed));
 }
 
@@ -276,19 +392,28 @@ fn cookie_round_trip_between_rovy_nodes_then_rate_limit() {
     let mut n = net(12);
     n.a.initiate(n.a_peer);
     let init = n.poll_a();
-    let (r, cookie) = n.to_b(A_ADDR, &init[0], true).unwrap();
+    let (r, cookie) = n.deliver_b(A_ADDR, &init[0], true).unwrap();
     assert_eq!(r, Received::CookieReply);
-    assert_eq!(n.to_a(&cookie, false).unwrap().0, Received::CookieAccepted { peer: n.a_peer });
-    // A cookie reply for nothing in flight is refused.
-    assert_eq!(n.to_a(&cookie, false).unwrap_err(), DropReason::UnexpectedHandshake);
+    assert_eq!(
+        n.deliver_a(&cookie, false).unwrap().0,
+        Received::CookieAccepted { peer: n.a_peer }
+    );
+    // A replayed cookie reply cannot extend the cookie's life.
+    assert_eq!(
+        n.deliver_a(&cookie, false).unwrap_err(),
+        DropReason::InvalidCookieReply
+    );
     n.advance(Duration::from_millis(5400));
     let retry = n.poll_a();
     assert_eq!(retry.len(), 1);
-    assert!(matches!(n.to_b(A_ADDR, &retry[0], true).unwrap().0, Received::HandshakeResponse { .. }));
+    assert!(matches!(
+        n.deliver_b(A_ADDR, &retry[0], true).unwrap().0,
+        Received::HandshakeResponse { .. }
+    ));
     // The same source sending valid-mac2 messages faster than 20/s (burst 5) is limited.
     let mut limited = 0;
     for _ in 0..10 {
-        match n.to_b(A_ADDR, &retry[0], true) {
+        match n.deliver_b(A_ADDR, &retry[0], true) {
             Err(DropReason::RateLimited) => limited += 1,
             Err(DropReason::HandshakeReplayed) => {}
             other => panic!("{other:?}"),
@@ -302,18 +427,31 @@ fn handshake_from_unknown_key_or_with_bad_mac1_is_dropped() {
     let mut n = net(13);
     let mut rng = StdRng::seed_from_u64(99);
     let mut stranger = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
-    let sp = stranger.add_peer(*n.b.public_key(), None, Some(B_ADDR), None).unwrap();
+    let sp = stranger
+        .add_peer(*n.b.public_key(), None, Some(B_ADDR), None)
+        .unwrap();
     stranger.initiate(sp);
     let mut out = [0u8; HANDSHAKE_BUF_LEN];
-    let t = stranger.poll_transmit(n.now, n.wall, &mut rng, &mut out).unwrap();
+    let t = stranger
+        .poll_transmit(n.now, n.wall, &mut rng, &mut out)
+        .unwrap();
     let init = out[..t.len].to_vec();
-    assert_eq!(n.to_b(A_ADDR, &init, false).unwrap_err(), DropReason::HandshakeFailed);
+    assert_eq!(
+        n.deliver_b(A_ADDR, &init, false).unwrap_err(),
+        DropReason::HandshakeFailed
+    );
     let mut bad = init.clone();
     bad[40] ^= 1;
-    assert_eq!(n.to_b(A_ADDR, &bad, false).unwrap_err(), DropReason::InvalidMac1);
+    assert_eq!(
+        n.deliver_b(A_ADDR, &bad, false).unwrap_err(),
+        DropReason::InvalidMac1
+    );
     let mut bad = init;
     bad[116] ^= 1;
-    assert_eq!(n.to_b(A_ADDR, &bad, false).unwrap_err(), DropReason::InvalidMac1);
+    assert_eq!(
+        n.deliver_b(A_ADDR, &bad, false).unwrap_err(),
+        DropReason::InvalidMac1
+    );
 }
 
 #[test]
@@ -326,12 +464,18 @@ fn every_truncation_and_random_garbage_is_a_counted_drop() {
     let data = n.seal_a(&[1u8; 100]).unwrap();
     for msg in [&init, &data] {
         for len in 0..msg.len() {
-            assert!(n.to_b(A_ADDR, &msg[..len], false).is_err(), "len {len} accepted");
+            assert!(
+                n.deliver_b(A_ADDR, &msg[..len], false).is_err(),
+                "len {len} accepted"
+            );
         }
         let mut long = msg.clone();
         long.push(0);
         if msg.len() == INITIATION_LEN {
-            assert_eq!(n.to_b(A_ADDR, &long, false).unwrap_err(), DropReason::BadLength);
+            assert_eq!(
+                n.deliver_b(A_ADDR, &long, false).unwrap_err(),
+                DropReason::BadLength
+            );
         }
     }
     let mut rng = StdRng::seed_from_u64(5);
@@ -343,11 +487,14 @@ fn every_truncation_and_random_garbage_is_a_counted_drop() {
             junk[0] = (i % 5) as u8;
             junk[1..4].fill(0);
         }
-        assert!(n.to_b(A_ADDR, &junk, i % 3 == 0).is_err());
+        assert!(n.deliver_b(A_ADDR, &junk, i % 3 == 0).is_err());
     }
     // The session survived all of it.
     let d = n.seal_a(b"still here").unwrap();
-    assert_eq!(&n.to_b(A_ADDR, &d, false).unwrap().1[..10], b"still here");
+    assert_eq!(
+        &n.deliver_b(A_ADDR, &d, false).unwrap().1[..10],
+        b"still here"
+    );
 }
 
 #[test]
@@ -355,8 +502,14 @@ fn add_peer_refuses_duplicates_and_own_key() {
     let mut n = net(15);
     let own = *n.a.public_key();
     let b = *n.b.public_key();
-    assert_eq!(n.a.add_peer(own, None, None, None), Err(AddPeerError::OwnKey));
-    assert_eq!(n.a.add_peer(b, None, None, None), Err(AddPeerError::Duplicate));
+    assert_eq!(
+        n.a.add_peer(own, None, None, None),
+        Err(AddPeerError::OwnKey)
+    );
+    assert_eq!(
+        n.a.add_peer(b, None, None, None),
+        Err(AddPeerError::Duplicate)
+    );
 }
 
 #[test]
@@ -364,14 +517,22 @@ fn peer_without_endpoint_waits_for_it_to_dial_in() {
     let mut rng = StdRng::seed_from_u64(16);
     let mut a = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
     let mut b = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
-    let a_peer = a.add_peer(*b.public_key(), None, Some(B_ADDR), None).unwrap();
+    let a_peer = a
+        .add_peer(*b.public_key(), None, Some(B_ADDR), None)
+        .unwrap();
     let b_peer = b.add_peer(*a.public_key(), None, None, None).unwrap();
     let mut buf = [0u8; 64];
-    assert_eq!(b.encapsulate(Duration::ZERO, b_peer, &mut buf, 0, 1420, &mut rng), Err(DropReason::NoEndpoint));
+    assert_eq!(
+        b.encapsulate(Duration::ZERO, b_peer, &mut buf, 0, 1420, &mut rng),
+        Err(DropReason::NoEndpoint)
+    );
     a.initiate(a_peer);
     let mut out = [0u8; HANDSHAKE_BUF_LEN];
-    let t = a.poll_transmit(Duration::ZERO, WALL0, &mut rng, &mut out).unwrap();
+    let t = a
+        .poll_transmit(Duration::ZERO, WALL0, &mut rng, &mut out)
+        .unwrap();
     let mut init = out[..t.len].to_vec();
-    b.handle_datagram(Duration::ZERO, A_ADDR, &mut init, false, &mut rng, &mut out).unwrap();
+    b.handle_datagram(Duration::ZERO, A_ADDR, &mut init, false, &mut rng, &mut out)
+        .unwrap();
     assert_eq!(b.peer(b_peer).unwrap().endpoint(), Some(A_ADDR));
 }

@@ -47,7 +47,10 @@ fn retransmits_every_rekey_timeout_plus_jitter_then_gives_up_after_90s() {
     assert!(now - start >= REKEY_ATTEMPT_TIME);
     // Giving up schedules key erasure and nothing else.
     assert_eq!(t.next_deadline(), Some(now + ZERO_KEYS_AFTER));
-    assert_eq!(actions(&mut t, now + ZERO_KEYS_AFTER), [TimerAction::ZeroKeys]);
+    assert_eq!(
+        actions(&mut t, now + ZERO_KEYS_AFTER),
+        [TimerAction::ZeroKeys]
+    );
     assert_eq!(t.next_deadline(), None);
 }
 
@@ -62,7 +65,10 @@ fn jitter_is_capped() {
 fn completed_handshake_stops_retransmission_and_resets_attempts() {
     let mut t = Timers::new(None);
     t.on_handshake_initiated(s(0), ms(0));
-    assert_eq!(actions(&mut t, s(5)), [TimerAction::SendInitiation { retry: true }]);
+    assert_eq!(
+        actions(&mut t, s(5)),
+        [TimerAction::SendInitiation { retry: true }]
+    );
     t.on_handshake_initiated(s(5), ms(0));
     assert_eq!(t.handshake_attempts(), 1);
     t.on_handshake_complete();
@@ -78,7 +84,10 @@ fn keys_zeroed_540s_after_the_last_session_unless_renewed() {
     t.on_session_derived(s(10));
     assert!(actions(&mut t, s(549)).is_empty());
     t.on_session_derived(s(100));
-    assert!(actions(&mut t, s(550)).is_empty(), "renewed keys push erasure back");
+    assert!(
+        actions(&mut t, s(550)).is_empty(),
+        "renewed keys push erasure back"
+    );
     assert!(actions(&mut t, s(639)).is_empty());
     assert_eq!(actions(&mut t, s(640)), [TimerAction::ZeroKeys]);
 }
@@ -89,7 +98,10 @@ fn passive_keepalive_10s_after_receiving_without_sending() {
     t.on_data_received(s(1));
     assert!(actions(&mut t, ms(10_999)).is_empty());
     assert_eq!(actions(&mut t, s(11)), [TimerAction::SendKeepalive]);
-    assert!(actions(&mut t, s(30)).is_empty(), "one keepalive per receipt");
+    assert!(
+        actions(&mut t, s(30)).is_empty(),
+        "one keepalive per receipt"
+    );
 }
 
 #[test]

@@ -184,7 +184,7 @@ fn out_of_order_within_the_window_is_accepted_once() {
 #[test]
 fn one_past_the_window_edge_is_rejected() {
     let (alice, mut bob) = link(3, 4, true);
-    let newest = seal_at(&alice, WINDOW_SIZE);
+    let newest = seal_at(&alice, WINDOW_SIZE + 1);
     let oldest_kept = seal_at(&alice, 1);
     let one_past = seal_at(&alice, 0);
     assert_eq!(bob.decapsulate(T0, &mut newest.clone()), Ok(0));
