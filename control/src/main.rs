@@ -1,1 +1,180 @@
-fn main() {}
+//! `rovy-fast`: run a node, or manage its keys and config.
+//!
+//! Every failure is one line on stderr, `rovy-fast: <message>`, and exit status 1.
+#![forbid(unsafe_code)]
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rovy_control::config::{CORES_RANGE, Config, Listen, PeerKind};
+use rovy_control::keys::{PrivateKey, read_private_key_file, trim_key_line};
+
+/// Most stdin read for a key: a key and its newline are 45 bytes.
+const MAX_KEY_INPUT_LEN: u64 = 4096;
+
+/// Exit status while running a node is not built yet: distinct from a config error (1).
+const NOT_BUILT_STATUS: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rovy-fast",
+    version,
+    about = "rovy-fast: a WireGuard-compatible overlay network node",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    /// Worker threads, one per core (overrides the config's `cores`).
+    #[arg(long, value_name = "N", value_parser = cores_parser())]
+    cores: Option<u16>,
+    /// Config file of the node to run in the foreground.
+    #[arg(value_name = "CONFIG", required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a new private key (WireGuard's base64 form) that owns an fc00::/8 address.
+    Genkey,
+    /// Read a private key on stdin and print its public key, as `wg pubkey` does.
+    Pubkey,
+    /// Print the public key, PeerID and fc00::/8 address of a private key.
+    Id {
+        /// Private key file (mode 0600); stdin when absent.
+        keyfile: Option<PathBuf>,
+    },
+    /// Load and validate a config file and the key files it names.
+    Check {
+        /// Config file to check.
+        config: PathBuf,
+    },
+}
+
+fn cores_parser() -> clap::builder::RangedI64ValueParser<u16> {
+    clap::value_parser!(u16).range(i64::from(*CORES_RANGE.start())..=i64::from(*CORES_RANGE.end()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(status) => status,
+        Err(message) => {
+            let _ = writeln!(io::stderr(), "rovy-fast: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match (cli.command, cli.config) {
+        (Some(Command::Genkey), _) => {
+            let key = PrivateKey::generate(&mut rand_core::OsRng);
+            print_lines(&[key.to_base64().as_str()])?;
+        }
+        (Some(Command::Pubkey), _) => {
+            let key = read_key_from_stdin()?;
+            print_lines(&[&key.public_key().to_string()])?;
+        }
+        (Some(Command::Id { keyfile }), _) => {
+            let key = match keyfile {
+                Some(path) => read_private_key_file(&path).map_err(|error| error.to_string())?,
+                None => read_key_from_stdin()?,
+            };
+            print_identity(&key)?;
+        }
+        (Some(Command::Check { config }), _) => {
+            let config = Config::load(&config).map_err(|error| error.to_string())?;
+            print_lines(&[&summary(&config)])?;
+        }
+        (None, Some(config)) => return run_node(&config, cli.cores),
+        (None, None) => return Err("no CONFIG given (see rovy-fast --help)".to_owned()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validates what the node would run with; the node itself is not built yet.
+fn run_node(path: &Path, cores: Option<u16>) -> Result<ExitCode, String> {
+    let mut config = Config::load(path).map_err(|error| error.to_string())?;
+    config.interface.cores = cores.or(config.interface.cores);
+    let _ = writeln!(
+        io::stderr(),
+        "rovy-fast: running the node is not built yet (config OK)"
+    );
+    Ok(ExitCode::from(NOT_BUILT_STATUS))
+}
+
+/// Reads one base64 private key from stdin, tolerating trailing whitespace as `wg` does.
+fn read_key_from_stdin() -> Result<PrivateKey, String> {
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    io::stdin()
+        .lock()
+        .take(MAX_KEY_INPUT_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("stdin: {error}"))?;
+    if bytes.len() as u64 > MAX_KEY_INPUT_LEN {
+        return Err(format!(
+            "stdin: more than {MAX_KEY_INPUT_LEN} bytes; expected one key"
+        ));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    PrivateKey::from_base64(trim_key_line(&text)).map_err(|error| format!("stdin: {error}"))
+}
+
+fn print_identity(key: &PrivateKey) -> Result<(), String> {
+    let public = key.public_key();
+    let address = match public.address() {
+        Some(address) => address.to_string(),
+        None => r#"none (not an fc00::/8 key; usable as kind = "wireguard" peer only)"#.to_owned(),
+    };
+    print_lines(&[
+        &format!("public_key: {public}"),
+        &format!("peer_id: {}", public.peer_id()),
+        &format!("address: {address}"),
+    ])
+}
+
+/// One line saying what the node would be: interface, identity, listen addresses, peers.
+fn summary(config: &Config) -> String {
+    let interface = &config.interface;
+    let address = interface
+        .private_key
+        .public_key()
+        .address()
+        .map_or_else(|| "no fc00::/8 address".to_owned(), |a| a.to_string());
+    let listen = match &interface.listen {
+        Listen::AllAddresses { port } => format!("udp port {port}"),
+        Listen::Addresses(addresses) => addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let rovy = config
+        .peers
+        .iter()
+        .filter(|peer| peer.kind == PeerKind::Rovy)
+        .count();
+    let wireguard = config.peers.len() - rovy;
+    let peers = match config.peers.len() {
+        1 => "1 peer".to_owned(),
+        count => format!("{count} peers"),
+    };
+    format!(
+        "config OK: interface {}, address {address}, listening on {listen}, \
+         {peers} ({rovy} rovy, {wireguard} wireguard)",
+        interface.name
+    )
+}
+
+/// Writes lines to stdout, turning a closed pipe into an error instead of a panic.
+fn print_lines(lines: &[&str]) -> Result<(), String> {
+    let mut stdout = io::stdout().lock();
+    for line in lines {
+        writeln!(stdout, "{line}").map_err(|error| format!("stdout: {error}"))?;
+    }
+    stdout.flush().map_err(|error| format!("stdout: {error}"))
+}
