@@ -24,11 +24,7 @@ pub const MAX_TIMER_HANDSHAKES: u32 =
     (REKEY_ATTEMPT_TIME.as_secs() / REKEY_TIMEOUT.as_secs()) as u32;
 /// All key material is erased after this long without a new session.
 pub const ZERO_KEYS_AFTER: Duration = Duration::from_secs(REJECT_AFTER_TIME.as_secs() * 3);
-/// An initiator re-keys on receive when its session is older than this (so the session does
-/// not expire between the last send and the peer's reply).
-pub const REKEY_ON_RECEIVE_AGE: Duration = Duration::from_secs(
-    REJECT_AFTER_TIME.as_secs() - KEEPALIVE_TIMEOUT.as_secs() - REKEY_TIMEOUT.as_secs(),
-);
+pub use rovy_dataplane::session::REKEY_ON_RECEIVE_AGE;
 
 /// What a fired timer asks the peer to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,8 @@
 
 pub mod counters;
 pub mod crypto;
+pub mod index;
+pub mod peer;
 pub mod replay;
 pub mod route;
 pub mod session;

@@ -6,6 +6,7 @@
 //! enforce WireGuard's message and time limits on the `now` the caller passes in.
 
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ pub const REKEY_AFTER_MESSAGES: u64 = 1 << 60;
 pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
 /// The initiator starts a new handshake when sending on a keypair this old.
 pub const REKEY_AFTER_TIME: Duration = Duration::from_secs(120);
+/// An initiator re-keys on receive when its keypair is this old (REJECT_AFTER_TIME −
+/// KEEPALIVE_TIMEOUT − REKEY_TIMEOUT), so it does not expire between a send and the reply.
+pub const REKEY_ON_RECEIVE_AGE: Duration = Duration::from_secs(180 - 10 - 5);
 /// A keypair this old is neither used to send nor to receive.
 pub const REJECT_AFTER_TIME: Duration = Duration::from_secs(180);
 
@@ -73,7 +77,9 @@ pub struct Session {
     opening: OpeningKey,
     /// Next counter to send. Atomic so that several workers can seal on one session.
     send_counter: AtomicU64,
-    replay: ReplayWindow,
+    /// Behind a mutex so any worker can open with `&self`; packets of one flow land on one
+    /// worker, so the lock is uncontended in the common case.
+    replay: Mutex<ReplayWindow>,
 }
 
 impl Session {
@@ -94,7 +100,7 @@ impl Session {
             sealing: SealingKey::new(&send_key),
             opening: OpeningKey::new(&recv_key),
             send_counter: AtomicU64::new(0),
-            replay: ReplayWindow::new(),
+            replay: Mutex::new(ReplayWindow::new()),
         }
     }
 
@@ -186,7 +192,7 @@ impl Session {
     ///
     /// Header, index, age, counter limit and replay are all checked before the AEAD runs, and
     /// the replay window only records packets that authenticated.
-    pub fn decapsulate(&mut self, now: Duration, packet: &mut [u8]) -> Result<usize, DropReason> {
+    pub fn decapsulate(&self, now: Duration, packet: &mut [u8]) -> Result<usize, DropReason> {
         let header = DataHeader::new_checked(&*packet)?;
         let (receiver_index, counter) = (header.receiver_index(), header.counter());
         if receiver_index != self.local_index {
@@ -198,17 +204,25 @@ impl Session {
         if counter >= REJECT_AFTER_MESSAGES {
             return Err(DropReason::CounterExhausted);
         }
-        if !self.replay.check(counter) {
+        if !self.window().check(counter) {
             return Err(DropReason::Replayed);
         }
         let sealed = packet
             .get_mut(DATA_HEADER_LEN..)
             .ok_or(DropReason::Truncated)?;
         let plaintext_len = self.opening.open_in_place(counter, sealed)?;
-        if !self.replay.mark(counter) {
+        if !self.window().mark(counter) {
             return Err(DropReason::Replayed);
         }
         Ok(plaintext_len)
+    }
+
+    /// The replay window; a panic elsewhere while holding it cannot corrupt a bitmap, so a
+    /// poisoned lock is simply taken over.
+    fn window(&self) -> std::sync::MutexGuard<'_, ReplayWindow> {
+        self.replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -302,37 +316,45 @@ impl KeypairSlots {
     }
 
     /// Opens a data message with whichever keypair its receiver index names. A message that
-    /// authenticates on `next` promotes it: previous ← current, current ← next.
-    pub fn decapsulate(
-        &mut self,
-        now: Duration,
-        packet: &mut [u8],
-    ) -> Result<Received, DropReason> {
+    /// authenticates on `next` reports `confirmed_next`; the owner then calls
+    /// [`KeypairSlots::promote_next`] (which needs `&mut`, so shared owners take a write lock
+    /// only for that rare step).
+    pub fn decapsulate(&self, now: Duration, packet: &mut [u8]) -> Result<Received, DropReason> {
         let local_index = DataHeader::new_checked(&*packet)?.receiver_index();
-        let names_it = |slot: &Option<Session>| {
-            slot.as_ref()
-                .is_some_and(|s| s.local_index() == local_index)
-        };
-        let (slot, is_next) = if names_it(&self.current) {
-            (&mut self.current, false)
-        } else if names_it(&self.next) {
-            (&mut self.next, true)
-        } else if names_it(&self.previous) {
-            (&mut self.previous, false)
+        fn names_it(slot: &Option<Session>, local_index: u32) -> Option<&Session> {
+            slot.as_ref().filter(|s| s.local_index() == local_index)
+        }
+        let (session, is_next) = if let Some(s) = names_it(&self.current, local_index) {
+            (s, false)
+        } else if let Some(s) = names_it(&self.next, local_index) {
+            (s, true)
+        } else if let Some(s) = names_it(&self.previous, local_index) {
+            (s, false)
         } else {
             return Err(DropReason::UnknownIndex);
         };
-        let session = slot.as_mut().ok_or(DropReason::UnknownIndex)?;
         let plaintext_len = session.decapsulate(now, packet)?;
-        if is_next {
-            self.previous = self.current.take();
-            self.current = self.next.take();
-        }
         Ok(Received {
             plaintext_len,
             local_index,
             confirmed_next: is_next,
         })
+    }
+
+    /// Key confirmation: if `next` is still the keypair with `local_index`, it becomes current
+    /// and the old current becomes previous. Returns whether it did.
+    pub fn promote_next(&mut self, local_index: u32) -> bool {
+        if self
+            .next
+            .as_ref()
+            .is_some_and(|s| s.local_index() == local_index)
+        {
+            self.previous = self.current.take();
+            self.current = self.next.take();
+            true
+        } else {
+            false
+        }
     }
 }
 

@@ -13,10 +13,13 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::{CryptoRng, RngCore};
 use rovy_dataplane::DropReason;
+use rovy_dataplane::index::IndexTable;
+use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::wire::{self, COOKIE_REPLY_LEN, INITIATION_LEN, MessageType, RESPONSE_LEN};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -89,6 +92,9 @@ pub enum AddPeerError {
     /// The key is this node's own.
     #[error("the peer's public key is this node's own")]
     OwnKey,
+    /// More than 65536 peers.
+    #[error("too many peers")]
+    TooMany,
 }
 
 /// One node's WireGuard protocol state.
@@ -99,8 +105,9 @@ pub struct Protocol {
     limiter: RateLimiter,
     peers: Vec<Peer>,
     by_key: HashMap<[u8; 32], PeerIdx>,
-    by_index: HashMap<u32, PeerIdx>,
-    /// Indices each peer holds in `by_index`, to drop them when its sessions rotate.
+    /// Receiver index → peer, shared with the workers.
+    index: Arc<IndexTable>,
+    /// Indices each peer holds in `index`, to drop them when its sessions rotate.
     indices: Vec<Vec<u32>>,
 }
 
@@ -124,7 +131,7 @@ impl Protocol {
             limiter: RateLimiter::new(),
             peers: Vec::new(),
             by_key: HashMap::new(),
-            by_index: HashMap::new(),
+            index: Arc::new(IndexTable::new()),
             indices: Vec::new(),
         }
     }
@@ -134,7 +141,13 @@ impl Protocol {
         &self.public
     }
 
-    /// Adds a peer. `psk` = None means no preshared key (WireGuard's all-zero key).
+    /// The receiver-index table, for the workers.
+    pub fn index_table(&self) -> Arc<IndexTable> {
+        Arc::clone(&self.index)
+    }
+
+    /// Adds a peer. `psk` = None means no preshared key (WireGuard's all-zero key). Peers get
+    /// slots 0, 1, … in the order they are added (at most 65536).
     pub fn add_peer(
         &mut self,
         public: [u8; 32],
@@ -148,9 +161,11 @@ impl Protocol {
         if self.by_key.contains_key(&public) {
             return Err(AddPeerError::Duplicate);
         }
+        let slot = u16::try_from(self.peers.len()).map_err(|_| AddPeerError::TooMany)?;
         let idx = PeerIdx(self.peers.len());
+        let shared = Arc::new(PeerShared::new(slot, endpoint));
         self.peers
-            .push(Peer::new(public, psk, endpoint, persistent_keepalive));
+            .push(Peer::new(public, psk, shared, persistent_keepalive));
         self.indices.push(Vec::new());
         self.by_key.insert(public, idx);
         Ok(idx)
@@ -190,7 +205,7 @@ impl Protocol {
             }
             MessageType::Response => self.handle_response(now, src, packet, under_load, rng, out),
             MessageType::CookieReply => self.handle_cookie_reply(now, packet),
-            MessageType::Data => self.handle_data(now, src, packet),
+            MessageType::Data => self.handle_data(now, src, packet, rng),
         }
     }
 
@@ -268,7 +283,7 @@ impl Protocol {
             .map_err(|_| DropReason::HandshakeFailed)?;
         peer.timestamps.accept(timestamp, now);
         peer.install(now, &keys, false);
-        peer.endpoint = Some(src);
+        peer.shared.set_endpoint(src);
         peer.timers.on_authenticated_received(now);
         peer.timers.on_authenticated_sent(now);
         self.sync_indices(idx);
@@ -303,7 +318,7 @@ impl Protocol {
             .map_err(|_| DropReason::HandshakeFailed)?;
         peer.pending = None;
         peer.install(now, &keys, true);
-        peer.endpoint = Some(src);
+        peer.shared.set_endpoint(src);
         peer.timers.on_authenticated_received(now);
         // Key confirmation for the responder: a keepalive unless queued data goes first.
         peer.want_keepalive = true;
@@ -330,31 +345,29 @@ impl Protocol {
         now: Duration,
         src: SocketAddr,
         packet: &mut [u8],
+        rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Received, DropReason> {
         let receiver = wire::DataHeader::new_checked(&packet[..])?.receiver_index();
-        let idx = *self
-            .by_index
-            .get(&receiver)
-            .ok_or(DropReason::UnknownIndex)?;
-        let peer = &mut self.peers[idx.0];
-        let received = peer.sessions.decapsulate(now, packet)?;
-        if received.confirmed_next {
-            peer.timers.on_handshake_complete();
-            peer.last_handshake = Some(now);
-        }
-        peer.endpoint = Some(src);
-        peer.timers.on_authenticated_received(now);
-        if received.plaintext_len > 0 {
-            peer.timers.on_data_received(now);
-        }
-        peer.after_receive(now);
-        if received.confirmed_next {
-            self.sync_indices(idx);
-        }
+        let (slot, received) = self
+            .index
+            .with(receiver, |peer| {
+                peer.decapsulate(now, src, packet).map(|r| (peer.slot(), r))
+            })
+            .ok_or(DropReason::UnknownIndex)??;
+        let idx = PeerIdx(usize::from(slot));
+        self.sync_activity(idx, rng);
         Ok(Received::Data {
             peer: idx,
             len: received.plaintext_len,
         })
+    }
+
+    /// Replays the data path's activity for `idx` into its timers (see `Peer::sync_activity`).
+    fn sync_activity(&mut self, idx: PeerIdx, rng: &mut (impl RngCore + CryptoRng)) {
+        let jitter = jitter(rng);
+        if self.peers[idx.0].sync_activity(jitter) {
+            self.sync_indices(idx);
+        }
     }
 
     /// Seals `buf[16..16 + payload_len]` for `peer` in place; returns the datagram length and
@@ -371,24 +384,10 @@ impl Protocol {
         mtu: usize,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<(usize, SocketAddr), DropReason> {
-        let peer = self.peers.get_mut(idx.0).ok_or(DropReason::NoRoute)?;
-        let dst = peer.endpoint.ok_or(DropReason::NoEndpoint)?;
-        let len = match peer.sessions.encapsulate(now, buf, payload_len, mtu) {
-            Ok(len) => len,
-            Err(_) => {
-                peer.request_initiation();
-                return Err(DropReason::NoSession);
-            }
-        };
-        peer.timers.on_authenticated_sent(now);
-        peer.want_keepalive = false;
-        if payload_len > 0 {
-            peer.timers.on_data_sent(now, jitter(rng));
-        }
-        if peer.sessions.current().is_some_and(|s| s.needs_rekey(now)) {
-            peer.request_initiation();
-        }
-        Ok((len, dst))
+        let peer = self.peers.get(idx.0).ok_or(DropReason::NoRoute)?;
+        let sent = peer.shared.encapsulate(now, buf, payload_len, mtu);
+        self.sync_activity(idx, rng);
+        sent
     }
 
     /// Asks for a handshake with `peer` now (e.g. at start-up for peers with an endpoint).
@@ -411,18 +410,18 @@ impl Protocol {
         self.limiter.gc(now);
         for i in 0..self.peers.len() {
             let idx = PeerIdx(i);
-            let peer = &mut self.peers[i];
-            if peer.fire_timers(now) {
+            self.sync_activity(idx, rng);
+            if self.peers[i].fire_timers(now) {
                 self.sync_indices(idx);
             }
             let peer = &mut self.peers[i];
-            let Some(dst) = peer.endpoint else {
+            let Some(dst) = peer.shared.endpoint() else {
                 peer.want_initiation = None;
                 peer.want_keepalive = false;
                 continue;
             };
             if std::mem::take(&mut peer.want_keepalive) {
-                if let Ok((len, _)) = self.encapsulate(now, idx, &mut out[..], 0, 0, rng) {
+                if let Ok((len, _)) = peer.shared.encapsulate(now, &mut out[..], 0, 0) {
                     return Some(Transmit {
                         peer: idx,
                         dst,
@@ -430,7 +429,6 @@ impl Protocol {
                     });
                 }
             }
-            let peer = &mut self.peers[i];
             if let Some(retry) = peer.want_initiation.take() {
                 if peer.may_initiate(now, retry) && self.write_initiation(now, wall, idx, rng, out)
                 {
@@ -485,10 +483,12 @@ impl Protocol {
             .min()
     }
 
+    /// The peer whose handshake in flight has local index `receiver` (pending indices are in
+    /// the index table too, so this is one lookup).
     fn pending_peer(&self, receiver: u32) -> Result<PeerIdx, DropReason> {
-        let idx = *self
-            .by_index
-            .get(&receiver)
+        let idx = self
+            .index
+            .with(receiver, |p| PeerIdx(usize::from(p.slot())))
             .ok_or(DropReason::UnexpectedHandshake)?;
         match &self.peers[idx.0].pending {
             Some(p) if p.local_index() == receiver => Ok(idx),
@@ -500,7 +500,7 @@ impl Protocol {
     fn fresh_index(&mut self, rng: &mut (impl RngCore + CryptoRng)) -> u32 {
         loop {
             let candidate = rng.next_u32();
-            if !self.by_index.contains_key(&candidate) {
+            if !self.index.contains(candidate) {
                 return candidate;
             }
         }
@@ -515,15 +515,17 @@ impl Protocol {
             .as_ref()
             .map(|p| p.local_index())
             .into_iter()
-            .chain(peer.sessions.local_indices())
+            .chain(peer.shared.sessions().local_indices())
             .collect();
         for old in &self.indices[idx.0] {
             if !live.contains(old) {
-                self.by_index.remove(old);
+                self.index.remove(*old);
             }
         }
         for new in &live {
-            self.by_index.insert(*new, idx);
+            if !self.indices[idx.0].contains(new) {
+                self.index.insert(*new, Arc::clone(&peer.shared));
+            }
         }
         self.indices[idx.0] = live;
     }

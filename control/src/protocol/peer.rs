@@ -4,15 +4,17 @@
 //! concern a single peer (when to initiate, how a session is installed, what a timer does).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLockReadGuard};
 use std::time::Duration;
 
+use rovy_dataplane::peer::{Activity, PeerShared};
 use rovy_dataplane::session::{KeypairSlots, Session};
 use zeroize::Zeroizing;
 
 use crate::handshake::cookie::{CookieJar, MacKeys};
 use crate::handshake::noise::{PendingInitiation, TransportKeys};
 use crate::handshake::tai64n::TimestampGuard;
-use crate::timers::{REKEY_ON_RECEIVE_AGE, REKEY_TIMEOUT, TimerAction, Timers};
+use crate::timers::{REKEY_TIMEOUT, TimerAction, Timers};
 
 /// Index of a peer in its [`super::Protocol`]; stable for the protocol's lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,9 +28,11 @@ pub struct Peer {
     pub(super) timestamps: TimestampGuard,
     pub(super) pending: Option<PendingInitiation>,
     pub(super) last_initiation_sent: Option<Duration>,
-    pub(super) sessions: KeypairSlots,
+    /// Keypairs, endpoint and activity, shared with the workers.
+    pub(super) shared: Arc<PeerShared>,
+    /// The activity already replayed into `timers`.
+    pub(super) seen: Activity,
     pub(super) timers: Timers,
-    pub(super) endpoint: Option<SocketAddr>,
     pub(super) last_handshake: Option<Duration>,
     /// An initiation the next [`super::Protocol::poll_transmit`] should send (`Some(retry)`).
     pub(super) want_initiation: Option<bool>,
@@ -38,7 +42,7 @@ pub struct Peer {
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Peer")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.shared.endpoint())
             .field("last_handshake", &self.last_handshake)
             .finish_non_exhaustive()
     }
@@ -48,7 +52,7 @@ impl Peer {
     pub(super) fn new(
         public: [u8; 32],
         psk: Option<[u8; 32]>,
-        endpoint: Option<SocketAddr>,
+        shared: Arc<PeerShared>,
         persistent_keepalive: Option<Duration>,
     ) -> Self {
         Peer {
@@ -58,9 +62,9 @@ impl Peer {
             timestamps: TimestampGuard::default(),
             pending: None,
             last_initiation_sent: None,
-            sessions: KeypairSlots::default(),
+            shared,
+            seen: Activity::default(),
             timers: Timers::new(persistent_keepalive),
-            endpoint,
             last_handshake: None,
             want_initiation: None,
             want_keepalive: false,
@@ -74,7 +78,7 @@ impl Peer {
 
     /// Where packets to this peer go: configured, or roamed to its latest authenticated source.
     pub fn endpoint(&self) -> Option<SocketAddr> {
-        self.endpoint
+        self.shared.endpoint()
     }
 
     /// When the last handshake completed (on the protocol's clock).
@@ -83,8 +87,13 @@ impl Peer {
     }
 
     /// The peer's sessions (previous/current/next).
-    pub fn sessions(&self) -> &KeypairSlots {
-        &self.sessions
+    pub fn sessions(&self) -> RwLockReadGuard<'_, KeypairSlots> {
+        self.shared.sessions()
+    }
+
+    /// The state the workers share for this peer.
+    pub fn shared(&self) -> &Arc<PeerShared> {
+        &self.shared
     }
 
     /// Whether an initiation is waiting for its response.
@@ -118,7 +127,7 @@ impl Peer {
             initiator,
             now,
         );
-        self.sessions.install(session);
+        self.shared.install(session);
         self.timers.on_session_derived(now);
         if initiator {
             self.timers.on_handshake_complete();
@@ -126,15 +135,42 @@ impl Peer {
         }
     }
 
-    /// After an authenticated receive: initiators re-key a session nearing REJECT_AFTER_TIME.
-    pub(super) fn after_receive(&mut self, now: Duration) {
-        if let Some(current) = self.sessions.current() {
-            if current.is_initiator()
-                && now.saturating_sub(current.created()) >= REKEY_ON_RECEIVE_AGE
-            {
-                self.request_initiation();
+    /// Replays what the data path did since the last call into the timers, oldest first, and
+    /// picks up its handshake requests. `jitter` is drawn by the caller for `on_data_sent`.
+    pub(super) fn sync_activity(&mut self, jitter: Duration) -> bool {
+        let now = self.shared.activity();
+        let newer = |new: Option<Duration>, old: Option<Duration>| new.filter(|n| Some(*n) > old);
+        let mut events: [(Option<Duration>, u8); 5] = [
+            (newer(now.any_received, self.seen.any_received), 0),
+            (newer(now.data_received, self.seen.data_received), 1),
+            (newer(now.confirmed, self.seen.confirmed), 2),
+            (newer(now.any_sent, self.seen.any_sent), 3),
+            (newer(now.data_sent, self.seen.data_sent), 4),
+        ];
+        events.sort_by_key(|(at, kind)| (*at, *kind));
+        let mut confirmed = false;
+        for (at, kind) in events {
+            let Some(at) = at else { continue };
+            match kind {
+                0 => self.timers.on_authenticated_received(at),
+                1 => self.timers.on_data_received(at),
+                2 => {
+                    self.timers.on_handshake_complete();
+                    self.last_handshake = Some(at);
+                    confirmed = true;
+                }
+                3 => {
+                    self.timers.on_authenticated_sent(at);
+                    self.want_keepalive = false;
+                }
+                _ => self.timers.on_data_sent(at, jitter),
             }
         }
+        self.seen = now;
+        if self.shared.take_handshake_request() {
+            self.request_initiation();
+        }
+        confirmed
     }
 
     /// Applies fired timers; transmissions they ask for are picked up by `poll_transmit`.
@@ -162,7 +198,7 @@ impl Peer {
 
     /// Erases every session and the handshake state.
     pub(super) fn zero_keys(&mut self) {
-        self.sessions.clear();
+        self.shared.clear();
         self.pending = None;
         self.want_initiation = None;
         self.want_keepalive = false;

@@ -59,7 +59,7 @@ fn payload(len: usize) -> Vec<u8> {
 
 #[test]
 fn round_trip_pads_to_sixteen_capped_by_mtu() {
-    let (alice, mut bob) = link(7, 9, true);
+    let (alice, bob) = link(7, 9, true);
     for (len, padded) in [(0, 0), (1, 16), (15, 16), (16, 16), (17, 32), (1420, 1420)] {
         let data = payload(len);
         let mut packet = seal(&alice, &data);
@@ -83,7 +83,7 @@ fn padding_never_exceeds_mtu_nor_pads_oversized_payloads() {
     assert_eq!(padded_len(1500, 1420), 1500);
     assert_eq!(padded_len(17, 0), 17);
 
-    let (alice, mut bob) = link(1, 2, true);
+    let (alice, bob) = link(1, 2, true);
     let mut buf = vec![0xaa; 1100];
     buf[16..1016].copy_from_slice(&payload(1000));
     let len = alice.encapsulate(T0, &mut buf, 1000, 1001).unwrap();
@@ -119,7 +119,7 @@ fn data_message_is_byte_exact_wireguard() {
 
 #[test]
 fn tampering_with_any_byte_is_rejected_without_moving_the_window() {
-    let (alice, mut bob) = link(5, 6, true);
+    let (alice, bob) = link(5, 6, true);
     let original = seal(&alice, &payload(17));
     for at in 0..original.len() {
         let mut packet = original.clone();
@@ -137,7 +137,7 @@ fn tampering_with_any_byte_is_rejected_without_moving_the_window() {
 
 #[test]
 fn truncated_and_foreign_packets_are_rejected() {
-    let (alice, mut bob) = link(5, 6, true);
+    let (alice, bob) = link(5, 6, true);
     let packet = seal(&alice, b"");
     for len in 0..KEEPALIVE_LEN {
         let mut short = packet[..len].to_vec();
@@ -157,7 +157,7 @@ fn truncated_and_foreign_packets_are_rejected() {
 
 #[test]
 fn a_replayed_packet_is_rejected() {
-    let (alice, mut bob) = link(3, 4, true);
+    let (alice, bob) = link(3, 4, true);
     let packet = seal(&alice, b"hello");
     assert_eq!(bob.decapsulate(T0, &mut packet.clone()), Ok(16));
     assert_eq!(
@@ -168,7 +168,7 @@ fn a_replayed_packet_is_rejected() {
 
 #[test]
 fn out_of_order_within_the_window_is_accepted_once() {
-    let (alice, mut bob) = link(3, 4, true);
+    let (alice, bob) = link(3, 4, true);
     let packets: Vec<_> = (0..200).map(|_| seal(&alice, b"x")).collect();
     for packet in packets.iter().rev() {
         assert_eq!(bob.decapsulate(T0, &mut packet.clone()), Ok(16));
@@ -183,7 +183,7 @@ fn out_of_order_within_the_window_is_accepted_once() {
 
 #[test]
 fn one_past_the_window_edge_is_rejected() {
-    let (alice, mut bob) = link(3, 4, true);
+    let (alice, bob) = link(3, 4, true);
     let newest = seal_at(&alice, WINDOW_SIZE + 1);
     let oldest_kept = seal_at(&alice, 1);
     let one_past = seal_at(&alice, 0);
@@ -197,7 +197,7 @@ fn one_past_the_window_edge_is_rejected() {
 
 #[test]
 fn expires_at_reject_after_time() {
-    let (alice, mut bob) = link(3, 4, true);
+    let (alice, bob) = link(3, 4, true);
     let just_before = T0 + REJECT_AFTER_TIME - Duration::from_nanos(1);
     let at = T0 + REJECT_AFTER_TIME;
     assert!(!alice.is_expired(just_before));
@@ -235,7 +235,7 @@ fn a_buffer_too_small_uses_no_counter() {
 
 #[test]
 fn send_counter_stops_at_reject_after_messages() {
-    let (alice, mut bob) = link(3, 4, true);
+    let (alice, bob) = link(3, 4, true);
     let last = seal_at(&alice, REJECT_AFTER_MESSAGES - 1);
     assert_eq!(alice.next_send_counter(), REJECT_AFTER_MESSAGES);
     let mut buf = [0u8; 64];
@@ -312,7 +312,7 @@ fn responder_keypair_waits_in_next_until_the_initiator_uses_it() {
     let len = slots.encapsulate(T0, &mut buf, 0, MTU).unwrap();
     assert_eq!(buf[4..8], 101u32.to_le_bytes());
     assert_eq!(slots.current().unwrap().next_send_counter(), 1);
-    let mut old_peer = old_peer;
+    let old_peer = old_peer;
     assert_eq!(old_peer.decapsulate(T0, &mut buf[..len]), Ok(0));
 
     let received = slots
@@ -326,6 +326,16 @@ fn responder_keypair_waits_in_next_until_the_initiator_uses_it() {
             confirmed_next: true
         }
     );
+    assert_eq!(
+        indices(&slots),
+        [None, Some(1), Some(2)],
+        "opening alone promotes nothing"
+    );
+    assert!(
+        !slots.promote_next(1),
+        "only the keypair in next can be promoted"
+    );
+    assert!(slots.promote_next(2));
     assert_eq!(indices(&slots), [Some(1), Some(2), None]);
 
     // Late packets on the old keypair still open, and confirm nothing.
@@ -340,7 +350,7 @@ fn responder_keypair_waits_in_next_until_the_initiator_uses_it() {
     );
     let len = slots.encapsulate(T0, &mut buf, 0, MTU).unwrap();
     assert_eq!(buf[4..8], 102u32.to_le_bytes());
-    let mut fresh_peer = fresh_peer;
+    let fresh_peer = fresh_peer;
     assert_eq!(fresh_peer.decapsulate(T0, &mut buf[..len]), Ok(0));
 }
 
