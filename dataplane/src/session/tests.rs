@@ -312,7 +312,6 @@ fn responder_keypair_waits_in_next_until_the_initiator_uses_it() {
     let len = slots.encapsulate(T0, &mut buf, 0, MTU).unwrap();
     assert_eq!(buf[4..8], 101u32.to_le_bytes());
     assert_eq!(slots.current().unwrap().next_send_counter(), 1);
-    let old_peer = old_peer;
     assert_eq!(old_peer.decapsulate(T0, &mut buf[..len]), Ok(0));
 
     let received = slots
@@ -350,7 +349,6 @@ fn responder_keypair_waits_in_next_until_the_initiator_uses_it() {
     );
     let len = slots.encapsulate(T0, &mut buf, 0, MTU).unwrap();
     assert_eq!(buf[4..8], 102u32.to_le_bytes());
-    let fresh_peer = fresh_peer;
     assert_eq!(fresh_peer.decapsulate(T0, &mut buf[..len]), Ok(0));
 }
 
