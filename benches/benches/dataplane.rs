@@ -87,7 +87,7 @@ fn session(c: &mut Criterion) {
 
         // Every packet carries a fresh counter from the sender, sealed outside the timed part,
         // so the receiver's replay window accepts each and the full open is measured.
-        let (sender, mut receiver) = session_pair();
+        let (sender, receiver) = session_pair();
         group.bench_function(BenchmarkId::new("decapsulate", size), |b| {
             b.iter_batched_ref(
                 || {
