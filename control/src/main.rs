@@ -9,13 +9,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rovy_control::config::{CORES_RANGE, Config, Listen, PeerKind};
+use rovy_control::daemon::{self, Backend, RunOptions};
 use rovy_control::keys::{PrivateKey, read_private_key_file, trim_key_line};
 
 /// Most stdin read for a key: a key and its newline are 45 bytes.
 const MAX_KEY_INPUT_LEN: u64 = 4096;
 
-/// Exit status while running a node is not built yet: distinct from a config error (1).
-const NOT_BUILT_STATUS: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,11 +28,20 @@ struct Cli {
     /// Worker threads, one per core (overrides the config's `cores`).
     #[arg(long, value_name = "N", value_parser = cores_parser())]
     cores: Option<u16>,
+    /// Worker I/O backend; `auto` picks the best this kernel allows. Also `ROVY_BACKEND`.
+    #[arg(long, value_name = "auto|epoll", env = "ROVY_BACKEND", default_value = "auto")]
+    backend: BackendChoice,
     /// Config file of the node to run in the foreground.
     #[arg(value_name = "CONFIG", required = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BackendChoice {
+    Auto,
+    Epoll,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,21 +98,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let config = Config::load(&config).map_err(|error| error.to_string())?;
             print_lines(&[&summary(&config)])?;
         }
-        (None, Some(config)) => return run_node(&config, cli.cores),
+        (None, Some(config)) => return run_node(&config, cli.cores, cli.backend),
         (None, None) => return Err("no CONFIG given (see rovy-fast --help)".to_owned()),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Validates what the node would run with; the node itself is not built yet.
-fn run_node(path: &Path, cores: Option<u16>) -> Result<ExitCode, String> {
-    let mut config = Config::load(path).map_err(|error| error.to_string())?;
-    config.interface.cores = cores.or(config.interface.cores);
-    let _ = writeln!(
-        io::stderr(),
-        "rovy-fast: running the node is not built yet (config OK)"
-    );
-    Ok(ExitCode::from(NOT_BUILT_STATUS))
+/// Runs the node in the foreground until SIGINT or SIGTERM.
+fn run_node(path: &Path, cores: Option<u16>, backend: BackendChoice) -> Result<ExitCode, String> {
+    let config = Config::load(path).map_err(|error| error.to_string())?;
+    let backend = match backend {
+        BackendChoice::Auto | BackendChoice::Epoll => Backend::Epoll,
+    };
+    daemon::run(config, RunOptions { cores, backend })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads one base64 private key from stdin, tolerating trailing whitespace as `wg` does.

@@ -2,6 +2,8 @@
 //!
 //! Packets are never logged one by one; each rejected packet bumps exactly one counter here.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// Why a packet was dropped. Each variant is one counter, so the set is part of the
 /// observable interface (`status`, metrics): add variants, do not repurpose them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,11 +51,13 @@ pub enum DropReason {
     NoEndpoint,
     /// A bounded queue between threads was full.
     QueueFull,
+    /// The kernel refused or could not take an outgoing datagram or TUN write.
+    SendFailed,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -75,6 +79,7 @@ impl DropReason {
         DropReason::NoSession,
         DropReason::NoEndpoint,
         DropReason::QueueFull,
+        DropReason::SendFailed,
     ];
 
     /// Stable snake_case name used in status output and metrics.
@@ -101,6 +106,7 @@ impl DropReason {
             DropReason::NoSession => "no_session",
             DropReason::NoEndpoint => "no_endpoint",
             DropReason::QueueFull => "queue_full",
+            DropReason::SendFailed => "send_failed",
         }
     }
 }
@@ -133,6 +139,42 @@ impl DropCounters {
             .iter()
             .map(|r| (r.name(), self.get(*r)))
             .filter(|(_, n)| *n > 0)
+    }
+}
+
+/// Per-worker traffic and drop counters: written by one worker with relaxed atomics (plain
+/// stores on x86), read by the control thread for status.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    /// Datagrams received from the network.
+    pub rx_packets: AtomicU64,
+    /// Datagrams sent to the network.
+    pub tx_packets: AtomicU64,
+    /// Bytes of datagrams received.
+    pub rx_bytes: AtomicU64,
+    /// Bytes of datagrams sent.
+    pub tx_bytes: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl WorkerCounters {
+    /// Counts one dropped packet.
+    pub fn count_drop(&self, reason: DropReason) {
+        self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to a traffic counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A copy of the drop counters.
+    pub fn drops(&self) -> DropCounters {
+        let mut copy = DropCounters::default();
+        for (slot, count) in copy.counts.iter_mut().zip(&self.drops) {
+            *slot = count.load(Ordering::Relaxed);
+        }
+        copy
     }
 }
 

@@ -12,11 +12,13 @@ pub mod counters;
 pub mod crypto;
 pub mod index;
 pub mod peer;
+pub mod pipeline;
 pub mod replay;
 pub mod route;
 pub mod session;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod wire;
+pub mod worker;
 
-pub use counters::{DropCounters, DropReason};
+pub use counters::{DropCounters, DropReason, WorkerCounters};

@@ -14,6 +14,7 @@
 pub mod affinity;
 pub mod netif;
 pub mod netns;
+pub mod poll;
 pub mod tun;
 pub mod udp;
 
@@ -29,6 +30,7 @@ mod udp_tests;
 pub use affinity::{allowed_cores, available_cores, pin_current_thread};
 pub use netif::{add_address, add_route, delete_link, index, set_mtu, set_up};
 pub use netns::enter_new_netns_for_current_thread;
+pub use poll::{Epoll, EventFd, SignalFd, block_signals};
 pub use tun::{TUN_VNET_HDR_LEN, Tun, TunOffloads, TunQueue};
 pub use udp::{
     Datagram, MAX_BATCH, RecvBatch, RecvMeta, SendBatch, UdpSocketBuilder, enable_gro, probe_gso,

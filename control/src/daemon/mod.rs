@@ -1,0 +1,289 @@
+//! The node: `rovy-fast [--cores N] CONFIG` in the foreground.
+//!
+//! The main thread becomes the control thread: an epoll loop over signals, the workers'
+//! wake-ups and a 100 ms tick, running the sans-IO protocol core. Workers (one pinned thread per
+//! core, see `rovy_dataplane::worker`) carry the data; they hand handshake messages over a
+//! bounded queue and publish activity that the tick turns into timer events.
+
+mod setup;
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand_core::OsRng;
+use rovy_dataplane::counters::WorkerCounters;
+use rovy_dataplane::pipeline::Dataplane;
+use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
+use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
+use rovy_dataplane::DropReason;
+
+use crate::config::Config;
+use crate::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
+
+/// Handshake messages waiting for control, at most (wireguard-go: 1024).
+const HANDSHAKE_QUEUE: usize = 1024;
+/// Past this many queued handshakes the node is under load and demands cookies.
+const UNDER_LOAD_QUEUED: usize = HANDSHAKE_QUEUE / 8;
+/// Once under load, stay so for this long (as wireguard-go and the kernel do).
+const UNDER_LOAD_STICKY: Duration = Duration::from_secs(1);
+/// Timer resolution of the control loop.
+const TICK: Duration = Duration::from_millis(100);
+
+const TOKEN_SIGNAL: u64 = 0;
+const TOKEN_WAKE: u64 = 1;
+
+/// Which worker loop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// epoll with recvmmsg/sendmmsg.
+    Epoll,
+}
+
+impl Backend {
+    /// The name used in logs and status.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Epoll => "epoll",
+        }
+    }
+}
+
+/// How to run the node, from the command line.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker threads (`--cores`), else the config's, else every available core.
+    pub cores: Option<u16>,
+    /// The backend to use.
+    pub backend: Backend,
+}
+
+struct WorkerHandle {
+    thread: JoinHandle<std::io::Result<()>>,
+    wake: Arc<EventFd>,
+    counters: Arc<WorkerCounters>,
+}
+
+/// Runs the node until SIGINT or SIGTERM. Start-up failures are one line for the user.
+pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
+    let origin = Instant::now();
+    let cores = sys::allowed_cores().unwrap_or_else(|_| vec![0]);
+    let workers = options
+        .cores
+        .or(config.interface.cores)
+        .map_or(cores.len(), usize::from)
+        .max(1);
+    sys::block_signals(&[libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| format!("cannot set up signal handling: {e}"))?;
+
+    let (mut protocol, routes) = setup::protocol_and_routes(&config, origin.elapsed())?;
+    let (listen, sockets) = setup::bind_sockets(&config.interface.listen, workers)?;
+    let queues = setup::create_interface(&config, workers)?;
+    let name = config.interface.name.clone();
+
+    let peers = (0..protocol.peer_count())
+        .filter_map(|i| protocol.peer(crate::protocol::PeerIdx(i)))
+        .map(|p| Arc::clone(p.shared()))
+        .collect();
+    let dataplane = Arc::new(Dataplane::new(
+        protocol.index_table(),
+        routes,
+        peers,
+        usize::from(config.interface.mtu),
+    ));
+    let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
+    let (tx, rx) = sync_channel(HANDSHAKE_QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let control_sockets = sockets.first().cloned().unwrap_or_default();
+    let socket_is_v6: Vec<bool> = listen.iter().map(SocketAddr::is_ipv6).collect();
+
+    let mut handles = Vec::with_capacity(workers);
+    for (i, (tun, sockets)) in queues.into_iter().zip(sockets).enumerate() {
+        let wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
+        let counters = Arc::new(WorkerCounters::default());
+        let core = cores.get(i % cores.len().max(1)).copied();
+        let worker = Worker {
+            dataplane: Arc::clone(&dataplane),
+            tun,
+            sockets,
+            socket_is_v6: socket_is_v6.clone(),
+            counters: Arc::clone(&counters),
+            control: ControlLink {
+                handshakes: tx.clone(),
+                queued: Arc::clone(&queued),
+                wake: Arc::clone(&control_wake),
+            },
+            shutdown: Arc::clone(&shutdown),
+            wake: Arc::clone(&wake),
+            origin,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("rovy-worker-{i}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    if let Err(e) = sys::pin_current_thread(core) {
+                        eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
+                    }
+                }
+                worker.run()
+            })
+            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+        handles.push(WorkerHandle { thread, wake, counters });
+    }
+    drop(tx);
+
+    for i in 0..protocol.peer_count() {
+        let idx = crate::protocol::PeerIdx(i);
+        if protocol.peer(idx).and_then(|p| p.endpoint()).is_some() {
+            protocol.initiate(idx);
+        }
+    }
+    let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
+    eprintln!(
+        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s), listening on {}, {} peer(s)",
+        options.backend.name(),
+        listening.join(" "),
+        protocol.peer_count()
+    );
+
+    let mut control = Control {
+        protocol,
+        origin,
+        handshakes: rx,
+        queued,
+        sockets: control_sockets,
+        socket_is_v6,
+        send: SendBatch::new(4),
+        under_load_until: None,
+        drops: Arc::new(WorkerCounters::default()),
+    };
+    let result = control.run(&signals, &control_wake);
+
+    shutdown.store(true, Ordering::Relaxed);
+    for h in &handles {
+        h.wake.notify();
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("rovy-fast: worker {i} failed: {e}"),
+            Err(_) => eprintln!("rovy-fast: worker {i} panicked"),
+        }
+        let _ = h.counters;
+    }
+    drop(control);
+    let _ = sys::delete_link(&name);
+    eprintln!("rovy-fast: {name} down");
+    result
+}
+
+/// The control thread's state.
+struct Control {
+    protocol: Protocol,
+    origin: Instant,
+    handshakes: Receiver<HandshakeMsg>,
+    queued: Arc<AtomicUsize>,
+    sockets: Vec<Arc<OwnedFd>>,
+    socket_is_v6: Vec<bool>,
+    send: SendBatch,
+    under_load_until: Option<Duration>,
+    drops: Arc<WorkerCounters>,
+}
+
+impl Control {
+    fn run(&mut self, signals: &SignalFd, wake: &EventFd) -> Result<(), String> {
+        let mut epoll = Epoll::new(4).map_err(|e| format!("epoll: {e}"))?;
+        epoll
+            .add_readable(signals, TOKEN_SIGNAL)
+            .and_then(|()| epoll.add_readable(wake, TOKEN_WAKE))
+            .map_err(|e| format!("epoll: {e}"))?;
+        loop {
+            let tokens: Vec<u64> = epoll
+                .wait(TICK.as_millis() as i32)
+                .map_err(|e| format!("control loop: {e}"))?
+                .collect();
+            if tokens.contains(&TOKEN_SIGNAL) && signals.read().is_some() {
+                return Ok(());
+            }
+            if tokens.contains(&TOKEN_WAKE) {
+                wake.drain();
+            }
+            self.drain_handshakes();
+            self.transmit();
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn under_load(&mut self, now: Duration) -> bool {
+        if self.queued.load(Ordering::Relaxed) > UNDER_LOAD_QUEUED {
+            self.under_load_until = Some(now + UNDER_LOAD_STICKY);
+        }
+        self.under_load_until.is_some_and(|until| now < until)
+    }
+
+    fn drain_handshakes(&mut self) {
+        let mut out = [0u8; HANDSHAKE_BUF_LEN];
+        while let Ok(mut msg) = self.handshakes.try_recv() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            let now = self.now();
+            let under_load = self.under_load(now);
+            let packet = &mut msg.bytes[..msg.len];
+            match self
+                .protocol
+                .handle_datagram(now, msg.src, packet, under_load, &mut OsRng, &mut out)
+            {
+                Ok(Received::HandshakeResponse { len, .. }) => {
+                    self.send_to(msg.socket, msg.src, &out[..len]);
+                }
+                Ok(Received::CookieReply) => {
+                    self.drops.count_drop(DropReason::CookieRequired);
+                    self.send_to(msg.socket, msg.src, &out[..64]);
+                }
+                Ok(_) => {}
+                Err(reason) => self.drops.count_drop(reason),
+            }
+        }
+    }
+
+    fn transmit(&mut self) {
+        let mut out = [0u8; HANDSHAKE_BUF_LEN];
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let now = self.now();
+        while let Some(t) = self.protocol.poll_transmit(now, wall, &mut OsRng, &mut out) {
+            let socket = self
+                .socket_is_v6
+                .iter()
+                .position(|v6| *v6 == t.dst.is_ipv6());
+            match socket {
+                Some(socket) => self.send_to(socket, t.dst, &out[..t.len]),
+                None => self.drops.count_drop(DropReason::SendFailed),
+            }
+        }
+    }
+
+    fn send_to(&mut self, socket: usize, dst: SocketAddr, bytes: &[u8]) {
+        let Some(fd) = self.sockets.get(socket) else {
+            return;
+        };
+        let datagram = [Datagram {
+            payload: bytes,
+            dst,
+            segment_size: None,
+        }];
+        if self.send.send_batch(&**fd, &datagram).is_err() {
+            self.drops.count_drop(DropReason::SendFailed);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Start-up: the TUN interface, the UDP listeners, the protocol core and the routing table,
+//! each failure turned into one line a person can act on.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand_core::OsRng;
+use rovy_dataplane::route::RoutingTable;
+use rovy_dataplane::sys::{self, TunQueue, UdpSocketBuilder};
+
+use crate::config::{Config, Endpoint, Listen, PeerKind};
+use crate::protocol::Protocol;
+
+/// Socket buffers large enough to ride out scheduling hiccups at gigabit rates.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// The interface, configured and up.
+pub fn create_interface(config: &Config, queues: usize) -> Result<Vec<TunQueue>, String> {
+    let iface = &config.interface;
+    let name = iface.name.as_str();
+    let tun = sys::Tun::create(name, queues, false).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot create interface {name}: permission denied (run as root, or grant CAP_NET_ADMIN)"
+        ),
+        _ => format!("cannot create interface {name}: {e}"),
+    })?;
+    let configure = || -> io::Result<()> {
+        sys::set_mtu(name, u32::from(iface.mtu))?;
+        sys::set_up(name)?;
+        for prefix in &iface.addresses {
+            sys::add_address(name, prefix.addr(), prefix.prefix_len())?;
+        }
+        if let Some(own) = iface.private_key.public_key().address() {
+            sys::add_address(name, IpAddr::V6(own), 8)?;
+        }
+        Ok(())
+    };
+    configure().map_err(|e| format!("cannot configure interface {name}: {e}"))?;
+    Ok(tun)
+}
+
+/// The addresses to listen on.
+pub fn listen_addresses(listen: &Listen) -> Vec<SocketAddr> {
+    match listen {
+        Listen::AllAddresses { port } => vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *port),
+        ],
+        Listen::Addresses(list) => list.clone(),
+    }
+}
+
+/// One SO_REUSEPORT socket per worker per listen address: `result[worker][address]`.
+/// A port some other process holds is refused up front (SO_REUSEPORT would otherwise share it
+/// with any process of the same user). With `listen_port`, a host without IPv6 only loses the
+/// IPv6 listener.
+pub fn bind_sockets(
+    listen: &Listen,
+    workers: usize,
+) -> Result<(Vec<SocketAddr>, Vec<Vec<Arc<OwnedFd>>>), String> {
+    let mut addrs = Vec::new();
+    for addr in listen_addresses(listen) {
+        match UdpSocketBuilder::new().bind(addr) {
+            Ok(probe) => {
+                drop(probe);
+                addrs.push(addr);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                return Err(format!("cannot listen on {addr}: the port is already in use"));
+            }
+            Err(e) if matches!(listen, Listen::AllAddresses { .. }) && addr.is_ipv6() => {
+                eprintln!("rovy-fast: not listening on {addr}: {e}");
+            }
+            Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+        }
+    }
+    if addrs.is_empty() {
+        return Err("no address to listen on".into());
+    }
+    let mut per_worker = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let mut sockets = Vec::with_capacity(addrs.len());
+        for addr in &addrs {
+            let fd = UdpSocketBuilder::new()
+                .reuseport(true)
+                .nonblocking(true)
+                .recv_buffer(SOCKET_BUFFER)
+                .send_buffer(SOCKET_BUFFER)
+                .bind(*addr)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            sockets.push(Arc::new(fd));
+        }
+        per_worker.push(sockets);
+    }
+    Ok((addrs, per_worker))
+}
+
+/// Resolves a configured endpoint (host names once, at start).
+fn resolve(endpoint: &Endpoint) -> Result<SocketAddr, String> {
+    match endpoint {
+        Endpoint::Addr(addr) => Ok(*addr),
+        Endpoint::Host { host, port } => (host.as_str(), *port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve endpoint {host}:{port}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("endpoint {host}:{port} resolves to no address")),
+    }
+}
+
+/// The protocol core with every configured peer, and the routing table of their allowed IPs
+/// (plus each rovy peer's own fc00 address).
+pub fn protocol_and_routes(config: &Config, now: Duration) -> Result<(Protocol, RoutingTable), String> {
+    let mut protocol = Protocol::new(*config.interface.private_key.as_bytes(), now, &mut OsRng);
+    let mut routes = RoutingTable::new();
+    for (i, peer) in config.peers.iter().enumerate() {
+        let endpoint = peer.endpoint.as_ref().map(resolve).transpose()?;
+        let psk = peer.preshared_key.as_ref().map(|k| *k.as_bytes());
+        let idx = protocol
+            .add_peer(peer.public_key.0, psk, endpoint, peer.persistent_keepalive)
+            .map_err(|e| format!("peer[{i}]: {e}"))?;
+        let slot = u16::try_from(idx.0).map_err(|_| format!("peer[{i}]: too many peers"))?;
+        for prefix in &peer.allowed_ips {
+            routes
+                .insert(prefix.addr(), prefix.prefix_len(), slot)
+                .map_err(|e| format!("peer[{i}].allowed_ips: {prefix}: {e:?}"))?;
+        }
+        if peer.kind == PeerKind::Rovy {
+            if let Some(addr) = peer.public_key.address() {
+                routes
+                    .insert(IpAddr::V6(addr), 128, slot)
+                    .map_err(|e| format!("peer[{i}]: its fc00 address {addr}: {e:?}"))?;
+            }
+        }
+    }
+    Ok((protocol, routes))
+}

@@ -1,0 +1,128 @@
+//! The per-packet pipeline, free of I/O: a TUN packet becomes a sealed datagram for its peer,
+//! a datagram becomes a packet for the TUN (or a handshake for control). Workers run it between
+//! their reads and writes; benchmarks run it in memory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::DropReason;
+use crate::index::IndexTable;
+use crate::peer::PeerShared;
+use crate::route::{PeerSlot, RoutingTable};
+use crate::wire::{self, DATA_HEADER_LEN, MessageType, TAG_LEN, ip};
+
+/// Bytes kept free before a TUN packet so it is sealed in place behind the data header.
+pub const HEADROOM: usize = DATA_HEADER_LEN;
+
+/// Size of one packet buffer for `mtu`: headroom, the packet (padding never passes the MTU),
+/// the tag; generous enough for any datagram a peer may send us with that MTU.
+pub fn buffer_len(mtu: usize) -> usize {
+    HEADROOM + mtu + TAG_LEN + 64
+}
+
+/// What a datagram from the network turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound {
+    /// Write `buf[HEADROOM..HEADROOM + len]` to the TUN.
+    Deliver {
+        /// Length of the IP packet (padding stripped).
+        len: usize,
+    },
+    /// An authenticated keepalive: nothing to deliver.
+    Keepalive,
+    /// A handshake message or cookie reply: hand it to control as it is.
+    Handshake,
+}
+
+/// A sealed datagram ready to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outbound {
+    /// Datagram length at the start of the buffer.
+    pub len: usize,
+    /// Where to send it.
+    pub dst: SocketAddr,
+    /// The peer it is for.
+    pub peer: PeerSlot,
+}
+
+/// What every worker shares: peers, their index table and the routing table.
+#[derive(Debug)]
+pub struct Dataplane {
+    index: Arc<IndexTable>,
+    routes: RoutingTable,
+    peers: Vec<Arc<PeerShared>>,
+    mtu: usize,
+}
+
+impl Dataplane {
+    /// A data plane over `peers` (indexed by slot), routed by `routes`.
+    pub fn new(
+        index: Arc<IndexTable>,
+        routes: RoutingTable,
+        peers: Vec<Arc<PeerShared>>,
+        mtu: usize,
+    ) -> Self {
+        Dataplane {
+            index,
+            routes,
+            peers,
+            mtu,
+        }
+    }
+
+    /// The TUN MTU.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// The peers, by slot.
+    pub fn peers(&self) -> &[Arc<PeerShared>] {
+        &self.peers
+    }
+
+    /// Seals the TUN packet at `buf[HEADROOM..HEADROOM + len]` for the peer that routes its
+    /// destination; the datagram is then `buf[..Outbound::len]`.
+    pub fn outbound(&self, now: Duration, buf: &mut [u8], len: usize) -> Result<Outbound, DropReason> {
+        let packet = buf
+            .get(HEADROOM..HEADROOM + len)
+            .ok_or(DropReason::InvalidInnerPacket)?;
+        let info = ip::parse(packet)?;
+        let slot = self.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
+        let peer = self
+            .peers
+            .get(usize::from(slot))
+            .ok_or(DropReason::NoRoute)?;
+        let (len, dst) = peer.encapsulate(now, buf, len, self.mtu)?;
+        Ok(Outbound {
+            len,
+            dst,
+            peer: slot,
+        })
+    }
+
+    /// Opens the datagram in `buf` from `src`. Data is decrypted in place and delivered only if
+    /// its inner source is allowed for the peer that sealed it.
+    pub fn inbound(&self, now: Duration, src: SocketAddr, buf: &mut [u8]) -> Result<Inbound, DropReason> {
+        if wire::message_type(buf)? != MessageType::Data {
+            return Ok(Inbound::Handshake);
+        }
+        let receiver = wire::DataHeader::new_checked(&*buf)?.receiver_index();
+        self.index
+            .with(receiver, |peer| {
+                let received = peer.decapsulate(now, src, buf)?;
+                if received.plaintext_len == 0 {
+                    return Ok(Inbound::Keepalive);
+                }
+                let plaintext = buf
+                    .get(HEADROOM..HEADROOM + received.plaintext_len)
+                    .ok_or(DropReason::InvalidInnerPacket)?;
+                let info = ip::parse(plaintext)?;
+                if !self.routes.allows_source(peer.slot(), info.src) {
+                    return Err(DropReason::SourceNotAllowed);
+                }
+                Ok(Inbound::Deliver { len: info.len })
+            })
+            .ok_or(DropReason::UnknownIndex)?
+    }
+}

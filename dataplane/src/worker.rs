@@ -1,0 +1,310 @@
+//! The per-core worker: TUN → seal → UDP and UDP → open → TUN, in batches, on one pinned
+//! thread. This is the readiness backend (epoll + `recvmmsg`/`sendmmsg`): one `sendmmsg` per
+//! batch of sealed packets and one `recvmmsg` per batch of datagrams; TUN reads and writes are
+//! one syscall each (the TUN has no batch interface without offloads).
+//!
+//! Buffers are allocated once at start; the steady path allocates nothing. Handshake messages
+//! are copied into fixed-size messages on a bounded queue to the control thread; when it is
+//! full they are dropped and counted, which is the "under load" signal for cookies.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::Instant;
+
+use crate::counters::WorkerCounters;
+use crate::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
+use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
+use crate::wire::INITIATION_LEN;
+use crate::DropReason;
+
+/// Packets per batch.
+pub const BATCH: usize = 64;
+/// Batches taken from one readable fd before looking at the others again (fairness).
+const ROUNDS_PER_WAKE: usize = 8;
+
+const TOKEN_TUN: u64 = 0;
+const TOKEN_WAKE: u64 = 1;
+const TOKEN_UDP: u64 = 2;
+
+/// A handshake message on its way to control.
+#[derive(Debug, Clone, Copy)]
+pub struct HandshakeMsg {
+    /// Where it came from.
+    pub src: SocketAddr,
+    /// Which listen socket it arrived on (index into the listen list).
+    pub socket: usize,
+    /// Its length in `bytes`.
+    pub len: usize,
+    /// The message (handshake messages are at most 148 bytes).
+    pub bytes: [u8; INITIATION_LEN],
+}
+
+/// The handshake queue to control and its fill level (read by control for "under load").
+#[derive(Debug, Clone)]
+pub struct ControlLink {
+    /// Bounded queue of handshake messages.
+    pub handshakes: SyncSender<HandshakeMsg>,
+    /// Messages queued and not yet taken by control.
+    pub queued: Arc<AtomicUsize>,
+    /// Wakes the control loop.
+    pub wake: Arc<EventFd>,
+}
+
+/// Everything one worker owns.
+#[derive(Debug)]
+pub struct Worker {
+    /// Shared routing and peers.
+    pub dataplane: Arc<Dataplane>,
+    /// This worker's TUN queue.
+    pub tun: TunQueue,
+    /// This worker's UDP sockets, one per listen address (SO_REUSEPORT siblings).
+    pub sockets: Vec<Arc<OwnedFd>>,
+    /// The family of each socket: true = IPv6.
+    pub socket_is_v6: Vec<bool>,
+    /// This worker's counters.
+    pub counters: Arc<WorkerCounters>,
+    /// Handshakes go here.
+    pub control: ControlLink,
+    /// Set to stop; `wake` makes the worker notice at once.
+    pub shutdown: Arc<AtomicBool>,
+    /// Wakes this worker.
+    pub wake: Arc<EventFd>,
+    /// The clock's origin, shared with control so `now` means the same everywhere.
+    pub origin: Instant,
+}
+
+impl Worker {
+    /// Runs until `shutdown` is set. Errors only for failures of the loop itself (epoll).
+    pub fn run(self) -> io::Result<()> {
+        let mut epoll = Epoll::new(2 + self.sockets.len())?;
+        self.tun.set_nonblocking(true)?;
+        epoll.add_readable(&self.tun, TOKEN_TUN)?;
+        epoll.add_readable(&*self.wake, TOKEN_WAKE)?;
+        for (i, socket) in self.sockets.iter().enumerate() {
+            epoll.add_readable(&**socket, TOKEN_UDP + i as u64)?;
+        }
+        let buf_len = buffer_len(self.dataplane.mtu());
+        let mut io = BatchIo {
+            pool: vec![0u8; BATCH * buf_len],
+            buf_len,
+            recv: RecvBatch::new(BATCH),
+            send: SendBatch::new(BATCH),
+            sealed: [None; BATCH],
+        };
+        let mut ready = [0u64; 16];
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let mut n = 0;
+            for token in epoll.wait(1000)? {
+                if let Some(slot) = ready.get_mut(n) {
+                    *slot = token;
+                    n += 1;
+                }
+            }
+            for &token in &ready[..n] {
+                match token {
+                    TOKEN_TUN => self.from_tun(&mut io),
+                    TOKEN_WAKE => self.wake.drain(),
+                    t => self.from_udp(&mut io, (t - TOKEN_UDP) as usize),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> std::time::Duration {
+        self.origin.elapsed()
+    }
+
+    /// Reads TUN packets in batches, seals them, sends each batch with one `sendmmsg` per run
+    /// of same-family destinations.
+    fn from_tun(&self, io: &mut BatchIo) {
+        for _ in 0..ROUNDS_PER_WAKE {
+            let now = self.now();
+            let mut read = 0;
+            let mut drained = false;
+            while read < BATCH {
+                let buf = io.buf(read);
+                let room = buf.len() - HEADROOM - crate::wire::TAG_LEN - 16;
+                match self.tun.read(&mut buf[HEADROOM..HEADROOM + room]) {
+                    Ok(len) => {
+                        io.sealed[read] = match self.dataplane.outbound(now, buf, len) {
+                            Ok(out) => Some((out.len, out.dst)),
+                            Err(reason) => {
+                                self.drop_packet(reason);
+                                None
+                            }
+                        };
+                        read += 1;
+                    }
+                    Err(_) => {
+                        drained = true;
+                        break;
+                    }
+                }
+            }
+            self.send_sealed(io, read);
+            if drained {
+                return;
+            }
+        }
+    }
+
+    fn send_sealed(&self, io: &mut BatchIo, count: usize) {
+        let BatchIo {
+            pool,
+            buf_len,
+            send,
+            sealed,
+            ..
+        } = io;
+        let buf_len = *buf_len;
+        let mut start = 0;
+        while start < count {
+            let Some(first) = sealed[start..count].iter().position(Option::is_some) else {
+                return;
+            };
+            start += first;
+            let v6 = sealed[start].is_some_and(|(_, dst)| dst.is_ipv6());
+            let run = sealed[start..count]
+                .iter()
+                .take_while(|s| s.is_some_and(|(_, dst)| dst.is_ipv6() == v6))
+                .count();
+            let datagrams: [Datagram<'_>; BATCH] = std::array::from_fn(|i| {
+                let (len, dst) = sealed
+                    .get(start + i)
+                    .copied()
+                    .flatten()
+                    .unwrap_or((0, SocketAddr::from(([0, 0, 0, 0], 0))));
+                let at = (start + i).min(BATCH - 1) * buf_len;
+                Datagram {
+                    payload: &pool[at..at + len],
+                    dst,
+                    segment_size: None,
+                }
+            });
+            match self.socket_for(v6) {
+                Some(socket) => self.send_run(send, socket, &datagrams[..run]),
+                None => (0..run).for_each(|_| self.drop_packet(DropReason::SendFailed)),
+            }
+            start += run;
+        }
+    }
+
+    fn send_run(&self, send: &mut SendBatch, socket: &OwnedFd, datagrams: &[Datagram<'_>]) {
+        let mut sent = 0;
+        while sent < datagrams.len() {
+            match send.send_batch(socket, &datagrams[sent..]) {
+                Ok(n) if n > 0 => {
+                    let bytes: usize = datagrams[sent..sent + n].iter().map(|d| d.payload.len()).sum();
+                    WorkerCounters::add(&self.counters.tx_packets, n as u64);
+                    WorkerCounters::add(&self.counters.tx_bytes, bytes as u64);
+                    sent += n;
+                }
+                _ => {
+                    // The kernel refused the head of the batch: count it and go on with the rest.
+                    self.drop_packet(DropReason::SendFailed);
+                    sent += 1;
+                }
+            }
+        }
+    }
+
+    fn socket_for(&self, v6: bool) -> Option<&OwnedFd> {
+        self.socket_is_v6
+            .iter()
+            .position(|is_v6| *is_v6 == v6)
+            .and_then(|i| self.sockets.get(i))
+            .map(|s| &**s)
+    }
+
+    /// Receives datagrams in batches from socket `index`, opens them and writes the packets
+    /// to the TUN; handshakes go to control.
+    fn from_udp(&self, io: &mut BatchIo, index: usize) {
+        let Some(socket) = self.sockets.get(index) else {
+            return;
+        };
+        for _ in 0..ROUNDS_PER_WAKE {
+            let buf_len = io.buf_len;
+            let mut chunks = io.pool.chunks_mut(buf_len);
+            let mut bufs: [&mut [u8]; BATCH] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
+            let Ok(metas) = io.recv.recv_batch(&**socket, &mut bufs) else {
+                return;
+            };
+            let received = metas.len();
+            let now = self.now();
+            for (meta, buf) in metas.iter().zip(bufs.iter_mut()) {
+                WorkerCounters::add(&self.counters.rx_packets, 1);
+                WorkerCounters::add(&self.counters.rx_bytes, meta.len as u64);
+                if meta.truncated {
+                    self.drop_packet(DropReason::BadLength);
+                    continue;
+                }
+                let datagram = &mut buf[..meta.len];
+                match self.dataplane.inbound(now, meta.src, datagram) {
+                    Ok(Inbound::Deliver { len }) => {
+                        if self.tun.write(&datagram[HEADROOM..HEADROOM + len]).is_err() {
+                            self.drop_packet(DropReason::SendFailed);
+                        }
+                    }
+                    Ok(Inbound::Keepalive) => {}
+                    Ok(Inbound::Handshake) => self.to_control(meta.src, index, datagram),
+                    Err(reason) => self.drop_packet(reason),
+                }
+            }
+            if received < BATCH {
+                return;
+            }
+        }
+    }
+
+    fn to_control(&self, src: SocketAddr, socket: usize, message: &[u8]) {
+        let mut msg = HandshakeMsg {
+            src,
+            socket,
+            len: message.len(),
+            bytes: [0; INITIATION_LEN],
+        };
+        let Some(slot) = msg.bytes.get_mut(..message.len()) else {
+            self.drop_packet(DropReason::BadLength);
+            return;
+        };
+        slot.copy_from_slice(message);
+        match self.control.handshakes.try_send(msg) {
+            Ok(()) => {
+                if self.control.queued.fetch_add(1, Ordering::Relaxed) == 0 {
+                    self.control.wake.notify();
+                }
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.drop_packet(DropReason::QueueFull)
+            }
+        }
+    }
+
+    fn drop_packet(&self, reason: DropReason) {
+        self.counters.count_drop(reason);
+        if reason == DropReason::NoSession {
+            self.control.wake.notify();
+        }
+    }
+}
+
+/// The worker's preallocated buffers.
+struct BatchIo {
+    pool: Vec<u8>,
+    buf_len: usize,
+    recv: RecvBatch,
+    send: SendBatch,
+    sealed: [Option<(usize, SocketAddr)>; BATCH],
+}
+
+impl BatchIo {
+    fn buf(&mut self, i: usize) -> &mut [u8] {
+        let at = i * self.buf_len;
+        &mut self.pool[at..at + self.buf_len]
+    }
+}
