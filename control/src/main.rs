@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rovy_control::api;
 use rovy_control::config::{CORES_RANGE, Config, Listen, PeerKind};
 use rovy_control::keys::{PrivateKey, read_private_key_file, trim_key_line};
 
@@ -52,6 +53,18 @@ enum Command {
         /// Config file to check.
         config: PathBuf,
     },
+    /// Show the status of the node running on this host: peers, traffic, workers, drops.
+    Status {
+        /// The node's status socket (default: /run/rovy/INTERFACE.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Print the status as one line of JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Interface of the node to ask, when no socket is given.
+        #[arg(long, default_value = "rovy0")]
+        interface: String,
+    },
 }
 
 fn cores_parser() -> clap::builder::RangedI64ValueParser<u16> {
@@ -90,6 +103,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let config = Config::load(&config).map_err(|error| error.to_string())?;
             print_lines(&[&summary(&config)])?;
         }
+        (
+            Some(Command::Status {
+                socket,
+                json,
+                interface,
+            }),
+            _,
+        ) => print_lines(&[&api::status_command(socket, &interface, json)?])?,
         (None, Some(config)) => return run_node(&config, cli.cores),
         (None, None) => return Err("no CONFIG given (see rovy-fast --help)".to_owned()),
     }
