@@ -58,7 +58,11 @@ BUDGET=600
 
 if [ "$self_check" = 0 ] && [ "$build" = 1 ]; then
   rf_log "building rovy-fast (cargo build --release -p rovy-control)"
-  (cd "$RF_REPO" && timeout 1800 cargo build --release --locked -p rovy-control)
+  if ! (cd "$RF_REPO" && timeout 1800 cargo build --release --locked -p rovy-control); then
+    echo "FAIL build: cargo build --release -p rovy-control failed"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
 fi
 if [ "$self_check" = 0 ] && [ ! -x "$ROVY_FAST_BIN" ]; then
   echo "FAIL setup: rovy-fast not built at $ROVY_FAST_BIN"

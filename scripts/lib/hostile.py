@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Captures real WireGuard datagrams on an interface and throws hostile input at a listen port.
 
-  hostile.py capture --iface IF --port P --count N --seconds S --out FILE
-      Sniffs UDP datagrams to or from port P on IF (AF_PACKET, needs root), keeps those whose
+  hostile.py capture --iface IF --port P --count N --seconds S --out FILE --ready FLAG
+      Writes FLAG once it listens, then sniffs UDP datagrams to or from port P on IF (AF_PACKET, needs root), keeps those whose
       first byte is a WireGuard message type (1-4), and writes one JSON object per line:
       {"dst": "<ip>", "hex": "<payload>"}. Stops after N datagrams or S seconds.
 
@@ -60,6 +60,8 @@ def udp_payload(frame):
 def capture(args):
     sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sniffer.bind((args.iface, 0))
+    with open(args.ready, "w", encoding="ascii") as flag:
+        flag.write("capturing\n")
     deadline = time.monotonic() + args.seconds
     kept = 0
     with sniffer, open(args.out, "w", encoding="ascii") as out:
@@ -166,6 +168,7 @@ def main():
     cap.add_argument("--count", type=int, required=True)
     cap.add_argument("--seconds", type=float, required=True)
     cap.add_argument("--out", required=True)
+    cap.add_argument("--ready", required=True)
     att = sub.add_parser("attack")
     att.add_argument("--target", required=True)
     att.add_argument("--port", type=int, required=True)

@@ -36,9 +36,9 @@ rf_alive() {
   [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
-# Stops every process started by `start_bg` (TERM, then KILL after 5 s), deletes the
-# namespaces created here and the temporary directory. Safe to call more than once.
-rf_cleanup() {
+# stop_all_started: stops every process started by `start_bg` that still runs (TERM, then KILL
+# after 5 s) and forgets them all.
+stop_all_started() {
   local pid deadline
   for pid in "${RF_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
@@ -52,6 +52,12 @@ rf_cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   RF_PIDS=()
+}
+
+# Stops every process started by `start_bg`, deletes the namespaces created here and the
+# temporary directory. Safe to call more than once.
+rf_cleanup() {
+  stop_all_started
   local ns
   for ns in "${RF_NAMESPACES[@]}"; do
     ip netns del "$ns" 2>/dev/null || true

@@ -13,6 +13,8 @@ FAIL_REASON=""
 TRANSFER_PORT=5001
 TRANSFER_SEQ=0
 BUDGET_START=0
+# Set once the remaining scenarios cannot run; each is then reported as failed with this reason.
+NOT_RUN_REASON=""
 
 info() {
   echo "  $*"
@@ -29,24 +31,32 @@ need() {
   return 1
 }
 
+# budget_start: starts the time budget of one suite (one backend, or the self-check).
 budget_start() {
   BUDGET_START=$SECONDS
+  if [ "$NOT_RUN_REASON" = "the time budget of $BUDGET s was used up" ]; then
+    NOT_RUN_REASON=""
+  fi
 }
 
 # run_scenario NAME FUNCTION ARGS…: runs one scenario, prints PASS/FAIL, then stops both
-# nodes and puts the underlay back, whatever happened.
+# nodes and everything else it started and puts the underlay back, whatever happened.
 run_scenario() {
   local name="$1"
   shift
   if [ $((SECONDS - BUDGET_START)) -ge "$BUDGET" ]; then
-    echo "FAIL $name: not run, the time budget of $BUDGET s was used up"
+    NOT_RUN_REASON="the time budget of $BUDGET s was used up"
+  fi
+  if [ -n "$NOT_RUN_REASON" ]; then
+    echo "FAIL $name: not run, $NOT_RUN_REASON"
     FAILED=$((FAILED + 1))
     return 0
   fi
   FAIL_REASON=""
   local started=$SECONDS
   if "$@" && nodes_still_alive; then
-    echo "PASS $name ($((SECONDS - started)) s)"
+    info "took $((SECONDS - started)) s"
+    echo "PASS $name"
     PASSED=$((PASSED + 1))
   else
     echo "FAIL $name: ${FAIL_REASON:-no reason recorded}"
@@ -59,8 +69,14 @@ run_scenario() {
     done
   fi
   nodes_stop_all
+  # Helpers a failed scenario left behind (a transfer, the attacker) would hold ports.
+  stop_all_started
   NODE_LOG=()
-  rf_restore_underlay_b4
+  if ! rf_restore_underlay_b4; then
+    echo "FAIL $name: could not restore B's underlay address"
+    FAILED=$((FAILED + 1))
+    NOT_RUN_REASON="B's underlay address could not be restored"
+  fi
 }
 
 # nodes_still_alive: both nodes of the scenario still run (a crash fails the scenario).
@@ -215,8 +231,14 @@ scenario_roaming() {
   info "traffic resumed $((SECONDS - moved)) s after the move"
   transfer_finish || return 1
   local endpoint
-  endpoint="$(peer_endpoint_seen_by A)"
-  need "A holds endpoint '$endpoint' for B, not 10.201.0.3:$RF_PORT" test "$endpoint" = "10.201.0.3:$RF_PORT"
+  endpoint="$(peer_endpoint_seen_by A)" || endpoint="unknown"
+  case "$endpoint" in
+    "10.201.0.3:$RF_PORT" | "[::ffff:10.201.0.3]:$RF_PORT") ;;
+    *)
+      FAIL_REASON="A holds endpoint '$endpoint' for B, not 10.201.0.3:$RF_PORT"
+      return 1
+      ;;
+  esac
 }
 
 # iface_gone NS IFNAME: true when the interface no longer exists in NS.
@@ -251,11 +273,14 @@ scenario_restart() {
 scenario_hostile() {
   start_pair "$1" "$2" || return 1
   local captures="$RF_TMP/captures.jsonl" stop="$RF_TMP/attack.stop" report="$RF_TMP/attack.json"
-  rm -f "$captures" "$stop" "$report"
+  rm -f "$captures" "$stop" "$report" "$captures.ready"
   start_bg "${PAIR_NS[B]}" "$RF_TMP/capture.log" timeout 30 python3 "$RF_LIB/hostile.py" capture \
-    --iface "$RF_VETH_B" --port "$RF_PORT" --count 48 --seconds 20 --out "$captures"
+    --iface "$RF_VETH_B" --port "$RF_PORT" --count 48 --seconds 20 --out "$captures" --ready "$captures.ready"
   local capture_pid="$RF_LAST_PID"
-  sleep 0.5
+  if ! wait_for 10 test -s "$captures.ready"; then
+    FAIL_REASON="capturing datagrams did not start: $(tail -n1 "$RF_TMP/capture.log" 2>/dev/null)"
+    return 1
+  fi
   pings_both_ways A || return 1
   transfer_start B A "$RF_TMP/data-main" "$HOSTILE_RATE" 90 || return 1
   if ! wait_pid "$capture_pid" 25; then
