@@ -166,5 +166,5 @@ start_rovy() {
 
 # rovy_status NS SOCKET OUTFILE: writes `rovy-fast status` JSON of the node behind SOCKET.
 rovy_status() {
-  run_in "$1" timeout 10 "$ROVY_FAST_BIN" status --socket "$2" >"$3"
+  run_in "$1" timeout 10 "$ROVY_FAST_BIN" status --json --socket "$2" >"$3"
 }
