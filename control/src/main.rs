@@ -15,7 +15,6 @@ use rovy_control::keys::{PrivateKey, read_private_key_file, trim_key_line};
 /// Most stdin read for a key: a key and its newline are 45 bytes.
 const MAX_KEY_INPUT_LEN: u64 = 4096;
 
-
 #[derive(Debug, Parser)]
 #[command(
     name = "rovy-fast",
@@ -29,7 +28,12 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = cores_parser())]
     cores: Option<u16>,
     /// Worker I/O backend; `auto` picks the best this kernel allows. Also `ROVY_BACKEND`.
-    #[arg(long, value_name = "auto|epoll", env = "ROVY_BACKEND", default_value = "auto")]
+    #[arg(
+        long,
+        value_name = "auto|uring|epoll",
+        env = "ROVY_BACKEND",
+        default_value = "auto"
+    )]
     backend: BackendChoice,
     /// Config file of the node to run in the foreground.
     #[arg(value_name = "CONFIG", required = true)]
@@ -41,6 +45,7 @@ struct Cli {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum BackendChoice {
     Auto,
+    Uring,
     Epoll,
 }
 
@@ -108,7 +113,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 fn run_node(path: &Path, cores: Option<u16>, backend: BackendChoice) -> Result<ExitCode, String> {
     let config = Config::load(path).map_err(|error| error.to_string())?;
     let backend = match backend {
-        BackendChoice::Auto | BackendChoice::Epoll => Backend::Epoll,
+        BackendChoice::Epoll => Backend::Epoll,
+        BackendChoice::Uring => Backend::probe_uring()
+            .map_err(|reason| format!("backend uring is not available: {reason}"))?,
+        BackendChoice::Auto => Backend::probe_uring().unwrap_or_else(|reason| {
+            eprintln!("rovy-fast: io_uring not available ({reason}); using epoll");
+            Backend::Epoll
+        }),
     };
     daemon::run(config, RunOptions { cores, backend })?;
     Ok(ExitCode::SUCCESS)

@@ -9,18 +9,18 @@ mod setup;
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
+use rovy_dataplane::DropReason;
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
 use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
-use rovy_dataplane::DropReason;
 
 use crate::config::Config;
 use crate::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
@@ -40,6 +40,8 @@ const TOKEN_WAKE: u64 = 1;
 /// Which worker loop runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// One io_uring per worker.
+    Uring,
     /// epoll with recvmmsg/sendmmsg.
     Epoll,
 }
@@ -48,8 +50,18 @@ impl Backend {
     /// The name used in logs and status.
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Uring => "io_uring",
             Backend::Epoll => "epoll",
         }
+    }
+
+    /// [`Backend::Uring`] if this kernel allows it (see [`sys::uring::probe`]), else why not:
+    /// io_uring may be missing, switched off (`kernel.io_uring_disabled`) or filtered by
+    /// seccomp.
+    pub fn probe_uring() -> Result<Backend, String> {
+        sys::uring::probe()
+            .map(|()| Backend::Uring)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -124,6 +136,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             wake: Arc::clone(&wake),
             origin,
         };
+        let backend = options.backend;
         let thread = std::thread::Builder::new()
             .name(format!("rovy-worker-{i}"))
             .spawn(move || {
@@ -132,10 +145,17 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
                         eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
                     }
                 }
-                worker.run()
+                match backend {
+                    Backend::Uring => worker.run_uring(),
+                    Backend::Epoll => worker.run(),
+                }
             })
             .map_err(|e| format!("cannot start worker {i}: {e}"))?;
-        handles.push(WorkerHandle { thread, wake, counters });
+        handles.push(WorkerHandle {
+            thread,
+            wake,
+            counters,
+        });
     }
     drop(tx);
 

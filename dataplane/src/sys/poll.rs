@@ -153,7 +153,7 @@ impl SignalFd {
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         // SAFETY: reads at most `size` bytes into a live signalfd_siginfo from a valid fd.
         let n = unsafe { libc::read(self.0.as_raw_fd(), (&raw mut info).cast(), size) };
-        (n == size as isize).then(|| info.ssi_signo as i32)
+        (n == size as isize).then_some(info.ssi_signo as i32)
     }
 }
 
