@@ -29,6 +29,8 @@ mod test_packets;
 mod tun_tests;
 #[cfg(test)]
 mod udp_tests;
+#[cfg(test)]
+mod uring_tests;
 
 pub use affinity::{allowed_cores, available_cores, pin_current_thread};
 pub use alloc_count::CountingAllocator;
