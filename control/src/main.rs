@@ -31,7 +31,7 @@ struct Cli {
     /// Worker I/O backend; `auto` picks the best this kernel allows. Also `ROVY_BACKEND`.
     #[arg(
         long,
-        value_name = "auto|epoll",
+        value_name = "auto|uring|epoll",
         env = "ROVY_BACKEND",
         default_value = "auto"
     )]
@@ -49,6 +49,7 @@ struct Cli {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum BackendChoice {
     Auto,
+    Uring,
     Epoll,
 }
 
@@ -141,7 +142,13 @@ fn run_node(
 ) -> Result<ExitCode, String> {
     let config = Config::load(path).map_err(|error| error.to_string())?;
     let backend = match backend {
-        BackendChoice::Auto | BackendChoice::Epoll => Backend::Epoll,
+        BackendChoice::Epoll => Backend::Epoll,
+        BackendChoice::Uring => Backend::probe_uring()
+            .map_err(|reason| format!("backend uring is not available: {reason}"))?,
+        BackendChoice::Auto => Backend::probe_uring().unwrap_or_else(|reason| {
+            eprintln!("rovy-fast: io_uring not available ({reason}); using epoll");
+            Backend::Epoll
+        }),
     };
     daemon::run(
         config,

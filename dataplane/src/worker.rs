@@ -1,7 +1,8 @@
 //! The per-core worker: TUN → seal → UDP and UDP → open → TUN, in batches, on one pinned
-//! thread. This is the readiness backend (epoll + `recvmmsg`/`sendmmsg`): one `sendmmsg` per
-//! batch of sealed packets and one `recvmmsg` per batch of datagrams; TUN reads and writes are
-//! one syscall each (the TUN has no batch interface without offloads).
+//! thread. Two backends run the same pipeline: io_uring ([`Worker::run_uring`], in `uring`)
+//! and, here, the readiness backend ([`Worker::run`]: epoll + `recvmmsg`/`sendmmsg`): one
+//! `sendmmsg` per batch of sealed packets and one `recvmmsg` per batch of datagrams; TUN reads
+//! and writes are one syscall each (the TUN has no batch interface without offloads).
 //!
 //! Buffers are allocated once at start; the steady path allocates nothing. Handshake messages
 //! are copied into fixed-size messages on a bounded queue to the control thread; when it is
@@ -20,6 +21,8 @@ use crate::counters::WorkerCounters;
 use crate::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
 use crate::wire::INITIATION_LEN;
+
+mod uring;
 
 /// Packets per batch.
 pub const BATCH: usize = 64;
@@ -106,9 +109,9 @@ impl Worker {
             }
             for &token in &ready[..n] {
                 match token {
-                    TOKEN_TUN => self.drain_tun(&mut io),
+                    TOKEN_TUN => self.tun_to_udp(&mut io),
                     TOKEN_WAKE => self.wake.drain(),
-                    t => self.drain_udp(&mut io, (t - TOKEN_UDP) as usize),
+                    t => self.udp_to_tun(&mut io, (t - TOKEN_UDP) as usize),
                 }
             }
         }
@@ -121,7 +124,7 @@ impl Worker {
 
     /// Reads TUN packets in batches, seals them, sends each batch with one `sendmmsg` per run
     /// of same-family destinations.
-    fn drain_tun(&self, io: &mut BatchIo) {
+    fn tun_to_udp(&self, io: &mut BatchIo) {
         for _ in 0..ROUNDS_PER_WAKE {
             let now = self.now();
             let mut read = 0;
@@ -217,16 +220,19 @@ impl Worker {
     }
 
     fn socket_for(&self, v6: bool) -> Option<&OwnedFd> {
-        self.socket_is_v6
-            .iter()
-            .position(|is_v6| *is_v6 == v6)
+        self.socket_index_for(v6)
             .and_then(|i| self.sockets.get(i))
             .map(|s| &**s)
     }
 
+    /// The index of the first socket of the family (true = IPv6).
+    fn socket_index_for(&self, v6: bool) -> Option<usize> {
+        self.socket_is_v6.iter().position(|is_v6| *is_v6 == v6)
+    }
+
     /// Receives datagrams in batches from socket `index`, opens them and writes the packets
     /// to the TUN; handshakes go to control.
-    fn drain_udp(&self, io: &mut BatchIo, index: usize) {
+    fn udp_to_tun(&self, io: &mut BatchIo, index: usize) {
         let Some(socket) = self.sockets.get(index) else {
             return;
         };

@@ -43,6 +43,8 @@ const TOKEN_API: u64 = 2;
 /// Which worker loop runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// One io_uring per worker.
+    Uring,
     /// epoll with recvmmsg/sendmmsg.
     Epoll,
 }
@@ -51,8 +53,18 @@ impl Backend {
     /// The name used in logs and status.
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Uring => "uring",
             Backend::Epoll => "epoll",
         }
+    }
+
+    /// [`Backend::Uring`] if this kernel allows it (see [`sys::uring::probe`]), else why not:
+    /// io_uring may be missing, switched off (`kernel.io_uring_disabled`) or filtered by
+    /// seccomp.
+    pub fn probe_uring() -> Result<Backend, String> {
+        sys::uring::probe()
+            .map(|()| Backend::Uring)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -137,6 +149,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             wake: Arc::clone(&wake),
             origin,
         };
+        let backend = options.backend;
         let thread = std::thread::Builder::new()
             .name(format!("rovy-worker-{i}"))
             .spawn(move || {
@@ -145,7 +158,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
                         eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
                     }
                 }
-                worker.run()
+                match backend {
+                    Backend::Uring => worker.run_uring(),
+                    Backend::Epoll => worker.run(),
+                }
             })
             .map_err(|e| format!("cannot start worker {i}: {e}"))?;
         handles.push(WorkerHandle { thread, wake });

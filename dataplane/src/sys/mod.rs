@@ -4,7 +4,8 @@
 //! This is the only module of the crate allowed to contain `unsafe` code. Everything here is a
 //! thin wrapper over Linux system calls (through `libc`) that the data path needs and that the
 //! standard library does not offer: `ioctl` on `/dev/net/tun`, `sendmmsg`/`recvmmsg` with
-//! control messages, raw netlink sockets, `sched_setaffinity`, `unshare`. Each `unsafe` block
+//! control messages, raw netlink sockets, `sched_setaffinity`, `unshare`, and io_uring (through
+//! the `io-uring` crate, whose submissions are `unsafe`). Each `unsafe` block
 //! carries a `// SAFETY:` comment saying why the call is sound; every public function is safe,
 //! takes or returns owned file descriptors ([`std::os::fd::OwnedFd`]) and reports failures as
 //! [`std::io::Error`] whose message names the interface, address or core involved.
@@ -12,11 +13,13 @@
 //! Linux only; the functions that create or configure interfaces need `CAP_NET_ADMIN`.
 
 pub mod affinity;
+pub mod alloc_count;
 pub mod netif;
 pub mod netns;
 pub mod poll;
 pub mod tun;
 pub mod udp;
+pub mod uring;
 
 #[cfg(test)]
 mod netif_tests;
@@ -26,8 +29,11 @@ mod test_packets;
 mod tun_tests;
 #[cfg(test)]
 mod udp_tests;
+#[cfg(test)]
+mod uring_tests;
 
 pub use affinity::{allowed_cores, available_cores, pin_current_thread};
+pub use alloc_count::CountingAllocator;
 pub use netif::{add_address, add_route, delete_link, index, set_mtu, set_up};
 pub use netns::enter_new_netns_for_current_thread;
 pub use poll::{Epoll, EventFd, SignalFd, block_signals};

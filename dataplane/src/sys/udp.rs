@@ -185,10 +185,19 @@ struct ControlBuf([u8; CONTROL_LEN]);
 /// Socket-address storage written by us (`v4`/`v6`) or by the kernel (`storage`).
 #[repr(C)]
 #[derive(Clone, Copy)]
-union SockAddr {
+pub(super) union SockAddr {
     v4: libc::sockaddr_in,
     v6: libc::sockaddr_in6,
     storage: libc::sockaddr_storage,
+}
+
+impl SockAddr {
+    /// The IP socket address the kernel wrote here (`len` bytes), if it is one.
+    pub(super) fn written(&self, len: libc::socklen_t) -> Option<SocketAddr> {
+        // SAFETY: every variant is plain data; reading the storage variant views the bytes the
+        // kernel wrote without assuming a family.
+        socket_addr_from(unsafe { &self.storage }, len)
+    }
 }
 
 /// The arrays one `recvmmsg`/`sendmmsg` call needs, allocated once.
@@ -456,7 +465,7 @@ fn write_gso_cmsg(control: &mut ControlBuf, size: u16) {
 }
 
 /// `addr` as the kernel's socket address, and its length.
-fn sockaddr_from(addr: SocketAddr) -> (SockAddr, libc::socklen_t) {
+pub(super) fn sockaddr_from(addr: SocketAddr) -> (SockAddr, libc::socklen_t) {
     match addr {
         SocketAddr::V4(v4) => {
             // SAFETY: sockaddr_in is plain data; all-zero is valid and zeroes sin_zero.

@@ -1,0 +1,210 @@
+//! The io_uring backend of the worker: the same pipeline as the readiness backend, with the
+//! system calls replaced by operations on one ring.
+//!
+//! Reads on the TUN and receives on every UDP socket are kept outstanding; each completion is
+//! handled in place in its buffer and turned into the next operation on that same buffer: a TUN
+//! packet is sealed and sent, a datagram is opened and written to the TUN. A buffer goes back
+//! to the pool when its last operation completes, and the next round re-arms reads and receives
+//! from the pool. Everything queued while handling completions goes to the kernel with one
+//! `io_uring_enter` per loop iteration, which also waits for the next completion.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::Ordering;
+
+use super::Worker;
+use crate::DropReason;
+use crate::counters::WorkerCounters;
+use crate::pipeline::{HEADROOM, Inbound, buffer_len};
+use crate::sys::RecvMeta;
+use crate::sys::uring::{Buf, Completion, PacketRing};
+use crate::wire::TAG_LEN;
+
+/// TUN reads kept outstanding.
+const TUN_READS: usize = 32;
+/// Receives kept outstanding per UDP socket.
+const RECVS_PER_SOCKET: usize = 32;
+/// Buffers beyond the outstanding reads and receives: the sends and TUN writes in flight.
+const SPARE_BUFFERS: usize = 64;
+
+/// Registered file slots: the TUN queue, the wake-up eventfd, then the sockets in order.
+const TUN_FILE: u32 = 0;
+const WAKE_FILE: u32 = 1;
+const FIRST_SOCKET_FILE: u32 = 2;
+
+/// How many reads and receives are outstanding now.
+struct Armed {
+    tun_reads: usize,
+    /// Per socket, by index.
+    recvs: Vec<usize>,
+}
+
+impl Worker {
+    /// Runs the io_uring loop until `shutdown` is set. Errors only for failures of the loop
+    /// itself: the ring cannot be set up or entered, or the TUN fails for good.
+    pub fn run_uring(self) -> io::Result<()> {
+        // A non-blocking file makes io_uring report EAGAIN instead of waiting for data.
+        self.tun.set_nonblocking(false)?;
+        let mut files: Vec<BorrowedFd<'_>> = vec![self.tun.as_fd(), self.wake.as_fd()];
+        files.extend(self.sockets.iter().map(|socket| socket.as_fd()));
+        let buffers = TUN_READS + RECVS_PER_SOCKET * self.sockets.len() + SPARE_BUFFERS;
+        let mut ring = PacketRing::new(&files, buffers, buffer_len(self.dataplane.mtu()))?;
+        let mut armed = Armed {
+            tun_reads: 0,
+            recvs: vec![0; self.sockets.len()],
+        };
+        ring.poll_readable(WAKE_FILE)?;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            self.arm(&mut ring, &mut armed)?;
+            ring.submit_and_wait(1)?;
+            while let Some(completion) = ring.completion() {
+                self.complete(&mut ring, &mut armed, completion)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tops up the outstanding TUN reads and receives from the free buffers, in turn, so a
+    /// short pool is shared rather than taken by one side.
+    fn arm(&self, ring: &mut PacketRing, armed: &mut Armed) -> io::Result<()> {
+        let room = ring.buf_len() - HEADROOM - TAG_LEN - 16;
+        loop {
+            let mut armed_any = false;
+            if armed.tun_reads < TUN_READS {
+                let Some(buf) = ring.alloc() else {
+                    return Ok(());
+                };
+                ring.read(TUN_FILE, buf, HEADROOM..HEADROOM + room)?;
+                armed.tun_reads += 1;
+                armed_any = true;
+            }
+            for (socket, recvs) in armed.recvs.iter_mut().enumerate() {
+                if *recvs < RECVS_PER_SOCKET {
+                    let Some(buf) = ring.alloc() else {
+                        return Ok(());
+                    };
+                    ring.recv(FIRST_SOCKET_FILE + socket as u32, buf)?;
+                    *recvs += 1;
+                    armed_any = true;
+                }
+            }
+            if !armed_any {
+                return Ok(());
+            }
+        }
+    }
+
+    fn complete(
+        &self,
+        ring: &mut PacketRing,
+        armed: &mut Armed,
+        completion: Completion,
+    ) -> io::Result<()> {
+        match completion {
+            Completion::Read { buf, result } => {
+                armed.tun_reads = armed.tun_reads.saturating_sub(1);
+                match result {
+                    Ok(len) => self.seal_and_send(ring, buf, len)?,
+                    Err(err) => {
+                        ring.release(buf);
+                        if !is_transient(&err) {
+                            return Err(io::Error::new(
+                                err.kind(),
+                                format!("read TUN {}: {err}", self.tun.name()),
+                            ));
+                        }
+                    }
+                }
+            }
+            Completion::Recv { file, buf, result } => {
+                let socket = file.saturating_sub(FIRST_SOCKET_FILE) as usize;
+                if let Some(recvs) = armed.recvs.get_mut(socket) {
+                    *recvs = recvs.saturating_sub(1);
+                }
+                match result {
+                    Ok(meta) => self.open_and_deliver(ring, socket, buf, meta)?,
+                    Err(_) => ring.release(buf),
+                }
+            }
+            Completion::Send { buf, result } => {
+                match result {
+                    Ok(bytes) => {
+                        WorkerCounters::add(&self.counters.tx_packets, 1);
+                        WorkerCounters::add(&self.counters.tx_bytes, bytes as u64);
+                    }
+                    Err(_) => self.drop_packet(DropReason::SendFailed),
+                }
+                ring.release(buf);
+            }
+            Completion::Write { buf, result } => {
+                if result.is_err() {
+                    self.drop_packet(DropReason::SendFailed);
+                }
+                ring.release(buf);
+            }
+            Completion::Poll { .. } => {
+                self.wake.drain();
+                ring.poll_readable(WAKE_FILE)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the TUN packet of `len` bytes read into `buf` and sends it from the socket of its
+    /// destination's family.
+    fn seal_and_send(&self, ring: &mut PacketRing, buf: Buf, len: usize) -> io::Result<()> {
+        let sealed = self.dataplane.outbound(self.now(), ring.buf_mut(&buf), len);
+        match sealed {
+            Ok(out) => match self.socket_index_for(out.dst.is_ipv6()) {
+                Some(socket) => {
+                    return ring.send(FIRST_SOCKET_FILE + socket as u32, buf, out.len, out.dst);
+                }
+                None => self.drop_packet(DropReason::SendFailed),
+            },
+            Err(reason) => self.drop_packet(reason),
+        }
+        ring.release(buf);
+        Ok(())
+    }
+
+    /// Opens the datagram received into `buf` on socket `socket` and writes its packet to the
+    /// TUN from the same buffer; handshakes go to control.
+    fn open_and_deliver(
+        &self,
+        ring: &mut PacketRing,
+        socket: usize,
+        buf: Buf,
+        meta: RecvMeta,
+    ) -> io::Result<()> {
+        WorkerCounters::add(&self.counters.rx_packets, 1);
+        WorkerCounters::add(&self.counters.rx_bytes, meta.len as u64);
+        if meta.truncated {
+            self.drop_packet(DropReason::BadLength);
+            ring.release(buf);
+            return Ok(());
+        }
+        let Some(datagram) = ring.buf_mut(&buf).get_mut(..meta.len) else {
+            self.drop_packet(DropReason::BadLength);
+            ring.release(buf);
+            return Ok(());
+        };
+        match self.dataplane.inbound(self.now(), meta.src, datagram) {
+            Ok(Inbound::Deliver { len }) => {
+                return ring.write(TUN_FILE, buf, HEADROOM..HEADROOM + len);
+            }
+            Ok(Inbound::Keepalive) => {}
+            Ok(Inbound::Handshake) => self.to_control(meta.src, socket, datagram),
+            Err(reason) => self.drop_packet(reason),
+        }
+        ring.release(buf);
+        Ok(())
+    }
+}
+
+/// Errors after which a TUN read is simply tried again.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EAGAIN | libc::EINTR | libc::ECANCELED | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

@@ -1,0 +1,94 @@
+//! Both worker backends carry UDP through a real TUN pair both ways, hand handshakes to
+//! control and count what they drop, the same way (needs root).
+#![forbid(unsafe_code)]
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+
+use common::{A_UNDERLAY, Backend, Stopped, TwoNodes, in_new_netns};
+use rovy_dataplane::DropReason;
+
+/// Sealed sizes of the round-trip payloads below: 32 bytes of header and tag around the inner
+/// packet (28 bytes of IPv4 and UDP headers plus payload) padded to 16, but not past the MTU.
+const PAYLOAD_LENS: [usize; 3] = [5, 1000, 1392];
+const SEALED_BYTES: u64 = (32 + 48) + (32 + 1040) + (32 + 1420);
+
+fn junk_at_a() -> [Vec<u8>; 4] {
+    let mut initiation = vec![0x77; 148];
+    initiation[..4].copy_from_slice(&1u32.to_le_bytes());
+    let mut unknown_index = vec![0; 32];
+    unknown_index[..4].copy_from_slice(&4u32.to_le_bytes());
+    unknown_index[4..8].copy_from_slice(&0xdead_u32.to_le_bytes());
+    [
+        vec![4, 0, 0],
+        b"\x09\0\0\0junk".to_vec(),
+        unknown_index,
+        initiation,
+    ]
+}
+
+fn carries_counts_and_hands_over(backend: Backend) {
+    let [a, b] = in_new_netns(move || {
+        let nodes = TwoNodes::start(backend);
+        let junk_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for datagram in junk_at_a() {
+            junk_socket.send_to(&datagram, A_UNDERLAY).unwrap();
+        }
+        let unrouted = SocketAddr::from(([10, 71, 1, 3], 9));
+        nodes.a_app.send_to(b"nowhere", unrouted).unwrap();
+        let mut buf = [0u8; 2048];
+        for (i, len) in PAYLOAD_LENS.into_iter().enumerate() {
+            let payload: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+            nodes.round_trip(&payload, &mut buf);
+        }
+        let junk_src = junk_socket.local_addr().unwrap();
+        let stopped = nodes.stop();
+        let initiation = &stopped[0].handshakes;
+        assert_eq!(initiation.len(), 1, "{backend:?}");
+        assert_eq!(initiation[0].src, junk_src);
+        assert_eq!(initiation[0].socket, 0);
+        assert_eq!(
+            &initiation[0].bytes[..initiation[0].len],
+            &junk_at_a()[3][..]
+        );
+        stopped
+    });
+    let count = |s: &Stopped, reason| s.counters.drops().get(reason);
+    assert_eq!(
+        a.counters.tx_packets.load(Ordering::Relaxed),
+        3,
+        "{backend:?}"
+    );
+    assert_eq!(a.counters.rx_packets.load(Ordering::Relaxed), 3 + 4);
+    assert_eq!(a.counters.tx_bytes.load(Ordering::Relaxed), SEALED_BYTES);
+    let junk_bytes: u64 = junk_at_a().iter().map(|j| j.len() as u64).sum();
+    assert_eq!(
+        a.counters.rx_bytes.load(Ordering::Relaxed),
+        SEALED_BYTES + junk_bytes
+    );
+    assert_eq!(count(&a, DropReason::Truncated), 1);
+    assert_eq!(count(&a, DropReason::UnknownType), 1);
+    assert_eq!(count(&a, DropReason::UnknownIndex), 1);
+    assert_eq!(count(&a, DropReason::NoRoute), 1);
+    assert_eq!(a.counters.drops().total(), 4);
+
+    assert_eq!(b.counters.tx_packets.load(Ordering::Relaxed), 3);
+    assert_eq!(b.counters.rx_packets.load(Ordering::Relaxed), 3);
+    assert_eq!(b.counters.tx_bytes.load(Ordering::Relaxed), SEALED_BYTES);
+    assert_eq!(b.counters.rx_bytes.load(Ordering::Relaxed), SEALED_BYTES);
+    assert_eq!(b.counters.drops().total(), 0);
+    assert!(b.handshakes.is_empty());
+}
+
+#[test]
+fn epoll_backend_carries_counts_and_hands_over() {
+    carries_counts_and_hands_over(Backend::Epoll);
+}
+
+#[test]
+fn uring_backend_carries_counts_and_hands_over() {
+    rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
+    carries_counts_and_hands_over(Backend::Uring);
+}
