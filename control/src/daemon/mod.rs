@@ -99,7 +99,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot set up signal handling: {e}"))?;
 
     let (mut protocol, routes) = setup::protocol_and_routes(&config, origin.elapsed())?;
-    let (listen, sockets) = setup::bind_sockets(&config.interface.listen, workers)?;
+    let setup::Listeners {
+        addrs: listen,
+        sockets,
+    } = setup::bind_sockets(&config.interface.listen, workers)?;
     let socket_path = options
         .socket
         .clone()

@@ -53,14 +53,20 @@ pub fn listen_addresses(listen: &Listen) -> Vec<SocketAddr> {
     }
 }
 
-/// One SO_REUSEPORT socket per worker per listen address: `result[worker][address]`.
+/// The listen addresses actually bound, and each worker's sockets for them
+/// (`sockets[worker][address]`).
+pub struct Listeners {
+    /// Addresses bound, in order.
+    pub addrs: Vec<SocketAddr>,
+    /// One SO_REUSEPORT socket per worker per address.
+    pub sockets: Vec<Vec<Arc<OwnedFd>>>,
+}
+
+/// One SO_REUSEPORT socket per worker per listen address.
 /// A port some other process holds is refused up front (SO_REUSEPORT would otherwise share it
 /// with any process of the same user). With `listen_port`, a host without IPv6 only loses the
 /// IPv6 listener.
-pub fn bind_sockets(
-    listen: &Listen,
-    workers: usize,
-) -> Result<(Vec<SocketAddr>, Vec<Vec<Arc<OwnedFd>>>), String> {
+pub fn bind_sockets(listen: &Listen, workers: usize) -> Result<Listeners, String> {
     let mut addrs = Vec::new();
     for addr in listen_addresses(listen) {
         match UdpSocketBuilder::new().bind(addr) {
@@ -97,7 +103,10 @@ pub fn bind_sockets(
         }
         per_worker.push(sockets);
     }
-    Ok((addrs, per_worker))
+    Ok(Listeners {
+        addrs,
+        sockets: per_worker,
+    })
 }
 
 /// Resolves a configured endpoint (host names once, at start).
