@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond a Rust toolchain: wireguard-tools (`wg`, to check
-# that `rovy-fast pubkey` matches `wg pubkey`) and iproute2. Idempotent; needs root for apt.
+# that `rovy-fast pubkey` matches `wg pubkey`) and iproute2, then the peers and tools of the
+# end-to-end tests (install-peers.sh). Idempotent; needs root for apt.
 set -euo pipefail
 
 need=()
@@ -16,3 +17,4 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+"$(dirname "$0")/install-peers.sh"

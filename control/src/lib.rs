@@ -6,6 +6,7 @@
 //! what to send. Only `main.rs` (and later the daemon loop) touches clocks, files and sockets.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod handshake;

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rovy_control::api;
 use rovy_control::config::{CORES_RANGE, Config, Listen, PeerKind};
 use rovy_control::daemon::{self, Backend, RunOptions};
 use rovy_control::keys::{PrivateKey, read_private_key_file, trim_key_line};
 
 /// Most stdin read for a key: a key and its newline are 45 bytes.
 const MAX_KEY_INPUT_LEN: u64 = 4096;
-
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,8 +29,16 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = cores_parser())]
     cores: Option<u16>,
     /// Worker I/O backend; `auto` picks the best this kernel allows. Also `ROVY_BACKEND`.
-    #[arg(long, value_name = "auto|epoll", env = "ROVY_BACKEND", default_value = "auto")]
+    #[arg(
+        long,
+        value_name = "auto|epoll",
+        env = "ROVY_BACKEND",
+        default_value = "auto"
+    )]
     backend: BackendChoice,
+    /// The node's local API socket (default /run/rovy/NAME.sock).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
     /// Config file of the node to run in the foreground.
     #[arg(value_name = "CONFIG", required = true)]
     config: Option<PathBuf>,
@@ -59,6 +67,18 @@ enum Command {
     Check {
         /// Config file to check.
         config: PathBuf,
+    },
+    /// Show the status of the node running on this host: peers, traffic, workers, drops.
+    Status {
+        /// The node's status socket (default: /run/rovy/INTERFACE.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Print the status as one line of JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Interface of the node to ask, when no socket is given.
+        #[arg(long, default_value = "rovy0")]
+        interface: String,
     },
 }
 
@@ -98,19 +118,39 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let config = Config::load(&config).map_err(|error| error.to_string())?;
             print_lines(&[&summary(&config)])?;
         }
-        (None, Some(config)) => return run_node(&config, cli.cores, cli.backend),
+        (
+            Some(Command::Status {
+                socket,
+                json,
+                interface,
+            }),
+            _,
+        ) => print_lines(&[&api::status_command(socket, &interface, json)?])?,
+        (None, Some(config)) => return run_node(&config, cli.cores, cli.backend, cli.socket),
         (None, None) => return Err("no CONFIG given (see rovy-fast --help)".to_owned()),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the node in the foreground until SIGINT or SIGTERM.
-fn run_node(path: &Path, cores: Option<u16>, backend: BackendChoice) -> Result<ExitCode, String> {
+fn run_node(
+    path: &Path,
+    cores: Option<u16>,
+    backend: BackendChoice,
+    socket: Option<PathBuf>,
+) -> Result<ExitCode, String> {
     let config = Config::load(path).map_err(|error| error.to_string())?;
     let backend = match backend {
         BackendChoice::Auto | BackendChoice::Epoll => Backend::Epoll,
     };
-    daemon::run(config, RunOptions { cores, backend })?;
+    daemon::run(
+        config,
+        RunOptions {
+            cores,
+            backend,
+            socket,
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

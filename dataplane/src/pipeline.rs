@@ -83,7 +83,12 @@ impl Dataplane {
 
     /// Seals the TUN packet at `buf[HEADROOM..HEADROOM + len]` for the peer that routes its
     /// destination; the datagram is then `buf[..Outbound::len]`.
-    pub fn outbound(&self, now: Duration, buf: &mut [u8], len: usize) -> Result<Outbound, DropReason> {
+    pub fn outbound(
+        &self,
+        now: Duration,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Outbound, DropReason> {
         let packet = buf
             .get(HEADROOM..HEADROOM + len)
             .ok_or(DropReason::InvalidInnerPacket)?;
@@ -103,7 +108,12 @@ impl Dataplane {
 
     /// Opens the datagram in `buf` from `src`. Data is decrypted in place and delivered only if
     /// its inner source is allowed for the peer that sealed it.
-    pub fn inbound(&self, now: Duration, src: SocketAddr, buf: &mut [u8]) -> Result<Inbound, DropReason> {
+    pub fn inbound(
+        &self,
+        now: Duration,
+        src: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<Inbound, DropReason> {
         if wire::message_type(buf)? != MessageType::Data {
             return Ok(Inbound::Handshake);
         }

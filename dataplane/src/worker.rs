@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
+use crate::DropReason;
 use crate::counters::WorkerCounters;
 use crate::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
 use crate::wire::INITIATION_LEN;
-use crate::DropReason;
 
 /// Packets per batch.
 pub const BATCH: usize = 64;
@@ -106,9 +106,9 @@ impl Worker {
             }
             for &token in &ready[..n] {
                 match token {
-                    TOKEN_TUN => self.from_tun(&mut io),
+                    TOKEN_TUN => self.drain_tun(&mut io),
                     TOKEN_WAKE => self.wake.drain(),
-                    t => self.from_udp(&mut io, (t - TOKEN_UDP) as usize),
+                    t => self.drain_udp(&mut io, (t - TOKEN_UDP) as usize),
                 }
             }
         }
@@ -121,7 +121,7 @@ impl Worker {
 
     /// Reads TUN packets in batches, seals them, sends each batch with one `sendmmsg` per run
     /// of same-family destinations.
-    fn from_tun(&self, io: &mut BatchIo) {
+    fn drain_tun(&self, io: &mut BatchIo) {
         for _ in 0..ROUNDS_PER_WAKE {
             let now = self.now();
             let mut read = 0;
@@ -199,7 +199,10 @@ impl Worker {
         while sent < datagrams.len() {
             match send.send_batch(socket, &datagrams[sent..]) {
                 Ok(n) if n > 0 => {
-                    let bytes: usize = datagrams[sent..sent + n].iter().map(|d| d.payload.len()).sum();
+                    let bytes: usize = datagrams[sent..sent + n]
+                        .iter()
+                        .map(|d| d.payload.len())
+                        .sum();
                     WorkerCounters::add(&self.counters.tx_packets, n as u64);
                     WorkerCounters::add(&self.counters.tx_bytes, bytes as u64);
                     sent += n;
@@ -223,14 +226,15 @@ impl Worker {
 
     /// Receives datagrams in batches from socket `index`, opens them and writes the packets
     /// to the TUN; handshakes go to control.
-    fn from_udp(&self, io: &mut BatchIo, index: usize) {
+    fn drain_udp(&self, io: &mut BatchIo, index: usize) {
         let Some(socket) = self.sockets.get(index) else {
             return;
         };
         for _ in 0..ROUNDS_PER_WAKE {
             let buf_len = io.buf_len;
             let mut chunks = io.pool.chunks_mut(buf_len);
-            let mut bufs: [&mut [u8]; BATCH] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
+            let mut bufs: [&mut [u8]; BATCH] =
+                std::array::from_fn(|_| chunks.next().unwrap_or_default());
             let Ok(metas) = io.recv.recv_batch(&**socket, &mut bufs) else {
                 return;
             };

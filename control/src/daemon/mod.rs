@@ -6,22 +6,24 @@
 //! bounded queue and publish activity that the tick turns into timer events.
 
 mod setup;
+mod status;
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
+use rovy_dataplane::DropReason;
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
 use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
-use rovy_dataplane::DropReason;
 
+use crate::api::{self, ApiServer};
 use crate::config::Config;
 use crate::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
 
@@ -36,6 +38,7 @@ const TICK: Duration = Duration::from_millis(100);
 
 const TOKEN_SIGNAL: u64 = 0;
 const TOKEN_WAKE: u64 = 1;
+const TOKEN_API: u64 = 2;
 
 /// Which worker loop runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +63,13 @@ pub struct RunOptions {
     pub cores: Option<u16>,
     /// The backend to use.
     pub backend: Backend,
+    /// The local API socket; default `/run/rovy/NAME.sock`.
+    pub socket: Option<std::path::PathBuf>,
 }
 
 struct WorkerHandle {
     thread: JoinHandle<std::io::Result<()>>,
     wake: Arc<EventFd>,
-    counters: Arc<WorkerCounters>,
 }
 
 /// Runs the node until SIGINT or SIGTERM. Start-up failures are one line for the user.
@@ -84,8 +88,15 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
 
     let (mut protocol, routes) = setup::protocol_and_routes(&config, origin.elapsed())?;
     let (listen, sockets) = setup::bind_sockets(&config.interface.listen, workers)?;
+    let socket_path = options
+        .socket
+        .clone()
+        .unwrap_or_else(|| api::default_socket_path(&config.interface.name));
+    let api = ApiServer::bind(&socket_path)
+        .map_err(|e| format!("cannot open the API socket {}: {e}", socket_path.display()))?;
     let queues = setup::create_interface(&config, workers)?;
     let name = config.interface.name.clone();
+    let static_status = status::StaticStatus::new(&config, options.backend.name(), &listen);
 
     let peers = (0..protocol.peer_count())
         .filter_map(|i| protocol.peer(crate::protocol::PeerIdx(i)))
@@ -105,9 +116,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let socket_is_v6: Vec<bool> = listen.iter().map(SocketAddr::is_ipv6).collect();
 
     let mut handles = Vec::with_capacity(workers);
+    let mut counters_all = Vec::with_capacity(workers);
     for (i, (tun, sockets)) in queues.into_iter().zip(sockets).enumerate() {
         let wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
         let counters = Arc::new(WorkerCounters::default());
+        counters_all.push(Arc::clone(&counters));
         let core = cores.get(i % cores.len().max(1)).copied();
         let worker = Worker {
             dataplane: Arc::clone(&dataplane),
@@ -135,7 +148,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
                 worker.run()
             })
             .map_err(|e| format!("cannot start worker {i}: {e}"))?;
-        handles.push(WorkerHandle { thread, wake, counters });
+        handles.push(WorkerHandle { thread, wake });
     }
     drop(tx);
 
@@ -162,9 +175,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         socket_is_v6,
         send: SendBatch::new(4),
         under_load_until: None,
-        drops: Arc::new(WorkerCounters::default()),
+        drops: WorkerCounters::default(),
+        workers: counters_all,
+        status: static_status,
     };
-    let result = control.run(&signals, &control_wake);
+    let result = control.run(&signals, &control_wake, &api);
+    drop(api);
 
     shutdown.store(true, Ordering::Relaxed);
     for h in &handles {
@@ -176,7 +192,6 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             Ok(Err(e)) => eprintln!("rovy-fast: worker {i} failed: {e}"),
             Err(_) => eprintln!("rovy-fast: worker {i} panicked"),
         }
-        let _ = h.counters;
     }
     drop(control);
     let _ = sys::delete_link(&name);
@@ -194,15 +209,19 @@ struct Control {
     socket_is_v6: Vec<bool>,
     send: SendBatch,
     under_load_until: Option<Duration>,
-    drops: Arc<WorkerCounters>,
+    /// Drops decided on the control thread (handshakes).
+    drops: WorkerCounters,
+    workers: Vec<Arc<WorkerCounters>>,
+    status: status::StaticStatus,
 }
 
 impl Control {
-    fn run(&mut self, signals: &SignalFd, wake: &EventFd) -> Result<(), String> {
+    fn run(&mut self, signals: &SignalFd, wake: &EventFd, api: &ApiServer) -> Result<(), String> {
         let mut epoll = Epoll::new(4).map_err(|e| format!("epoll: {e}"))?;
         epoll
             .add_readable(signals, TOKEN_SIGNAL)
             .and_then(|()| epoll.add_readable(wake, TOKEN_WAKE))
+            .and_then(|()| epoll.add_readable(api, TOKEN_API))
             .map_err(|e| format!("epoll: {e}"))?;
         loop {
             let tokens: Vec<u64> = epoll
@@ -217,6 +236,16 @@ impl Control {
             }
             self.drain_handshakes();
             self.transmit();
+            if tokens.contains(&TOKEN_API) {
+                let now = self.now();
+                let snapshot = || {
+                    self.status
+                        .snapshot(now, &self.protocol, &self.workers, &self.drops)
+                };
+                if let Err(e) = api.handle_ready(snapshot) {
+                    eprintln!("rovy-fast: API socket: {e}");
+                }
+            }
         }
     }
 

@@ -69,7 +69,9 @@ pub fn bind_sockets(
                 addrs.push(addr);
             }
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                return Err(format!("cannot listen on {addr}: the port is already in use"));
+                return Err(format!(
+                    "cannot listen on {addr}: the port is already in use"
+                ));
             }
             Err(e) if matches!(listen, Listen::AllAddresses { .. }) && addr.is_ipv6() => {
                 eprintln!("rovy-fast: not listening on {addr}: {e}");
@@ -112,7 +114,10 @@ fn resolve(endpoint: &Endpoint) -> Result<SocketAddr, String> {
 
 /// The protocol core with every configured peer, and the routing table of their allowed IPs
 /// (plus each rovy peer's own fc00 address).
-pub fn protocol_and_routes(config: &Config, now: Duration) -> Result<(Protocol, RoutingTable), String> {
+pub fn protocol_and_routes(
+    config: &Config,
+    now: Duration,
+) -> Result<(Protocol, RoutingTable), String> {
     let mut protocol = Protocol::new(*config.interface.private_key.as_bytes(), now, &mut OsRng);
     let mut routes = RoutingTable::new();
     for (i, peer) in config.peers.iter().enumerate() {

@@ -18,7 +18,10 @@ impl Epoll {
     /// A new epoll instance able to report `capacity` ready fds per wait.
     pub fn new(capacity: usize) -> io::Result<Epoll> {
         // SAFETY: epoll_create1 takes no pointers; a non-negative result is a new fd we own.
-        let raw = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }, "epoll_create1")?;
+        let raw = check(
+            unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) },
+            "epoll_create1",
+        )?;
         Ok(Epoll {
             // SAFETY: `raw` was just returned by epoll_create1 and is owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(raw) },
@@ -153,7 +156,7 @@ impl SignalFd {
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         // SAFETY: reads at most `size` bytes into a live signalfd_siginfo from a valid fd.
         let n = unsafe { libc::read(self.0.as_raw_fd(), (&raw mut info).cast(), size) };
-        (n == size as isize).then(|| info.ssi_signo as i32)
+        (n == size as isize).then_some(info.ssi_signo as i32)
     }
 }
 

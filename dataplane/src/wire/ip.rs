@@ -39,8 +39,12 @@ pub fn parse(buf: &[u8]) -> Result<IpInfo, DropReason> {
                 .get(..40)
                 .and_then(|h| h.try_into().ok())
                 .ok_or(DropReason::InvalidInnerPacket)?;
-            let src: [u8; 16] = h[8..24].try_into().map_err(|_| DropReason::InvalidInnerPacket)?;
-            let dst: [u8; 16] = h[24..40].try_into().map_err(|_| DropReason::InvalidInnerPacket)?;
+            let src: [u8; 16] = h[8..24]
+                .try_into()
+                .map_err(|_| DropReason::InvalidInnerPacket)?;
+            let dst: [u8; 16] = h[24..40]
+                .try_into()
+                .map_err(|_| DropReason::InvalidInnerPacket)?;
             let len = 40 + usize::from(u16::from_be_bytes([h[4], h[5]]));
             (
                 IpAddr::V6(Ipv6Addr::from(src)),
@@ -93,7 +97,11 @@ mod tests {
     fn rejects_every_truncation_bad_version_and_lying_lengths() {
         let p = v4(40);
         for len in 0..40 {
-            assert_eq!(parse(&p[..len]), Err(DropReason::InvalidInnerPacket), "len {len}");
+            assert_eq!(
+                parse(&p[..len]),
+                Err(DropReason::InvalidInnerPacket),
+                "len {len}"
+            );
         }
         let mut bad = p.clone();
         bad[0] = 0x55;

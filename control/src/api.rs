@@ -1,0 +1,124 @@
+//! The node's local status API (DESIGN §4): what a running node reports about itself, the
+//! server the control thread runs on `/run/rovy/NAME.sock`, and the client behind
+//! `rovy-fast status`.
+//!
+//! The protocol is HTTP/1.0 over a Unix stream socket, one request per connection, so `curl
+//! --unix-socket /run/rovy/rovy0.sock http://node/v0/status` works as well as the CLI does:
+//! - `GET /v0/status` → `200`, `application/json`: a [`Status`], serialized on one line;
+//! - `GET /v0/ping` → `200`, `text/plain`: `ok`;
+//! - any other path → `404`, another method → `405`, a malformed or oversized request → `400`,
+//!   a request not complete within [`CLIENT_DEADLINE`] → `408`.
+//!
+//! The socket is root-only (mode 0600): the status names every peer, its endpoint and traffic.
+
+mod client;
+mod render;
+mod server;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{FETCH_TIMEOUT, fetch_status, status_command};
+pub use render::render_status;
+pub use server::{ApiServer, CLIENT_DEADLINE, MAX_REQUEST_HEAD_LEN};
+
+/// Directory of the per-interface status sockets.
+pub const SOCKET_DIR: &str = "/run/rovy";
+
+/// Request path of the node's [`Status`].
+pub const STATUS_PATH: &str = "/v0/status";
+
+/// Request path answered `ok` by a live node.
+pub const PING_PATH: &str = "/v0/ping";
+
+/// The status socket of the node running interface `interface`: one socket per interface, so
+/// several nodes on one host never collide.
+#[must_use]
+pub fn default_socket_path(interface: &str) -> PathBuf {
+    PathBuf::from(SOCKET_DIR).join(format!("{interface}.sock"))
+}
+
+/// A snapshot of a running node, as `GET /v0/status` returns it.
+///
+/// Keys are WireGuard's base64 form; addresses and endpoints are in the config's notation, so a
+/// status reads like the config that made it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// TUN interface name.
+    pub interface: String,
+    /// The node's public key.
+    pub public_key: String,
+    /// The node's fc00::/8 overlay address; `None` for a key that owns none.
+    pub address: Option<String>,
+    /// Worker I/O backend: `"uring"` or `"epoll"`.
+    pub backend: String,
+    /// UDP listen addresses.
+    pub listen: Vec<String>,
+    /// Offloads in use on the TUN and UDP sockets (e.g. `"gso"`, `"gro"`).
+    pub offloads: Vec<String>,
+    /// One entry per worker, in core order.
+    pub workers: Vec<WorkerStatus>,
+    /// Drops by reason summed over the workers, non-zero reasons only; see
+    /// [`Status::drops_from_workers`].
+    pub drops: BTreeMap<String, u64>,
+    /// Sum of `drops`.
+    pub drops_total: u64,
+    /// Configured peers, in config order.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// Counters of one worker thread.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkerStatus {
+    /// The core the worker is pinned to.
+    pub core: usize,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Packets dropped, by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// What the node knows about one peer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The peer's public key.
+    pub public_key: String,
+    /// `"rovy"` or `"wireguard"`, as in the config.
+    pub kind: String,
+    /// Current endpoint (configured, or roamed to); `None` until the peer is heard from when
+    /// none is configured.
+    pub endpoint: Option<String>,
+    pub allowed_ips: Vec<String>,
+    /// Seconds since the latest completed handshake; `None` if there has been none.
+    pub last_handshake_secs_ago: Option<u64>,
+    /// Bytes received from and sent to the peer.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Persistent keepalive interval in seconds, when configured.
+    pub persistent_keepalive: Option<u64>,
+}
+
+impl Status {
+    /// Sets [`Status::drops`] and [`Status::drops_total`] from the workers' counters: each
+    /// reason summed over the workers, reasons that sum to zero left out. Sums saturate rather
+    /// than wrap, so a status never shows fewer drops than happened.
+    pub fn drops_from_workers(&mut self) {
+        let mut drops = BTreeMap::new();
+        for worker in &self.workers {
+            for (reason, &count) in &worker.drops {
+                if count != 0 {
+                    let sum: &mut u64 = drops.entry(reason.clone()).or_default();
+                    *sum = sum.saturating_add(count);
+                }
+            }
+        }
+        self.drops_total = drops
+            .values()
+            .fold(0, |total: u64, &count| total.saturating_add(count));
+        self.drops = drops;
+    }
+}

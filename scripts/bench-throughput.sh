@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Throughput of rovy-fast, boringtun-cli and wireguard-go through the same two namespaces, in
+# one run: the same implementation at both ends of a veth pair, iperf3 client in A, server in B.
+#
+#   sudo scripts/bench-throughput.sh [--quick] [--only NAME,NAME…]
+#
+# Implementations: rovy-c1, rovy-c2 (rovy-fast --cores 1/2), boringtun-t1, boringtun-t2
+# (boringtun-cli --threads 1/2), wireguard-go. A rovy row reads "not built" until
+# target/release/rovy-fast exists (cargo build --release -p rovy-control).
+# Measures:
+#   TCP   iperf3 -c 10.202.0.2 -t 10, one stream, 3 runs: median and min–max Gbit/s received
+#   UDP   paced capacity: offered 20/40/60/80/120/160/240 k pkt/s (-u -l SIZE -b RATE -w 4M -t 5)
+#         at 64 and 1392 bytes; the figure is the highest offered rate with under 1 % loss
+#         (the sweep stops at the first step with more)
+#   CPU   utime+stime of both tunnel daemons from /proc/PID/stat, in % of one core, per run
+# --quick: 1 TCP run and the steps 20/40/80/160 k pkt/s. Prints the raw runs as it goes and
+# one markdown table at the end, with rovy-fast's ratio to each other implementation.
+set -euo pipefail
+
+RF_SCRIPTS="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib/netns.sh
+source "$RF_SCRIPTS/lib/netns.sh"
+# shellcheck source=lib/peers.sh
+source "$RF_SCRIPTS/lib/peers.sh"
+# shellcheck source=lib/pair.sh
+source "$RF_SCRIPTS/lib/pair.sh"
+
+usage() {
+  awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"
+  exit 2
+}
+
+command_line="scripts/bench-throughput.sh${*:+ $*}"
+all=(rovy-c1 rovy-c2 boringtun-t1 boringtun-t2 wireguard-go)
+selected=("${all[@]}")
+tcp_runs=3
+rates=(20 40 60 80 120 160 240)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick)
+      tcp_runs=1
+      rates=(20 40 80 160)
+      shift
+      ;;
+    --only)
+      [ $# -ge 2 ] || usage
+      IFS=, read -r -a selected <<<"$2"
+      shift 2
+      ;;
+    *) usage ;;
+  esac
+done
+for name in "${selected[@]}"; do
+  case " ${all[*]} " in
+    *" $name "*) ;;
+    *) echo "unknown implementation '$name' (known: ${all[*]})" >&2 && exit 2 ;;
+  esac
+done
+
+command -v iperf3 >/dev/null || { echo "iperf3 missing: run scripts/install-peers.sh" >&2 && exit 1; }
+rf_netns_setup
+pair_init
+results="$RF_TMP/results.tsv"
+: >"$results"
+clk_tck="$(getconf CLK_TCK)"
+server_pid=""
+
+# daemon_ticks: utime+stime of both running daemons, in clock ticks.
+daemon_ticks() {
+  echo $(($(rf_cpu_ticks "${NODE_PID[A]}") + $(rf_cpu_ticks "${NODE_PID[B]}")))
+}
+
+# measure OUTFILE IPERF3-ARGS…: one iperf3 client run from A (JSON in OUTFILE, its stderr in
+# OUTFILE.err); prints the daemons' CPU time during the run in % of one core.
+measure() {
+  local out="$1"
+  shift
+  local ticks0 ticks1 t0 t1
+  ticks0="$(daemon_ticks)"
+  t0="$(date +%s.%N)"
+  run_in "$RF_NS_A" timeout 40 iperf3 -c "${PAIR_IN4[B]}" -J "$@" >"$out" 2>"$out.err" || true
+  t1="$(date +%s.%N)"
+  ticks1="$(daemon_ticks)"
+  awk -v d="$((ticks1 - ticks0))" -v hz="$clk_tck" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.0f\n", 100 * d / hz / (t1 - t0) }'
+}
+
+# tcp_listening NS PORT: something listens on TCP PORT in NS.
+tcp_listening() {
+  run_in "$1" ss -Hltn "sport = :$2" | grep -q .
+}
+
+# bench_one NAME: starts the pair for NAME, runs TCP and the UDP sweeps, appends to results.
+bench_one() {
+  local name="$1" impl args=()
+  case "$name" in
+    rovy-c*) impl=rovy args=(--cores "${name#rovy-c}") ;;
+    boringtun-t*) impl=boringtun args=(--threads "${name#boringtun-t}") ;;
+    wireguard-go) impl=wireguard-go ;;
+  esac
+  if [ "$impl" = rovy ] && [ ! -x "$ROVY_FAST_BIN" ]; then
+    printf '%s\tstatus\tnot built\n' "$name" >>"$results"
+    return 0
+  fi
+  pair_set "$impl" "$impl"
+  if ! node_start A "${args[@]}" || ! node_start B "${args[@]}"; then
+    printf '%s\tstatus\tfailed to start\n' "$name" >>"$results"
+    return 0
+  fi
+  if ! wait_for 10 run_in "$RF_NS_A" ping -c1 -W1 "${PAIR_IN4[B]}"; then
+    printf '%s\tstatus\tno handshake\n' "$name" >>"$results"
+    return 0
+  fi
+  start_bg "$RF_NS_B" "$RF_TMP/iperf3-server-$name.log" iperf3 -s -B "${PAIR_IN4[B]}"
+  server_pid="$RF_LAST_PID"
+  if ! wait_for 10 tcp_listening "$RF_NS_B" 5201; then
+    printf '%s\tstatus\tiperf3 server did not start\n' "$name" >>"$results"
+    return 0
+  fi
+  local run cpu tcp json
+  for run in $(seq 1 "$tcp_runs"); do
+    json="$RF_TMP/$name-tcp-$run.json"
+    cpu="$(measure "$json" -t 10)"
+    if tcp="$(python3 "$RF_LIB/json_report.py" tcp "$json")"; then
+      rf_log "$name TCP run $run: Gbit/s, retransmits: $tcp; daemon CPU $cpu %"
+      printf '%s\ttcp\t%s %s\n' "$name" "$tcp" "$cpu" | tr ' ' '\t' >>"$results"
+    else
+      rf_log "$name TCP run $run failed: $(head -c 300 "$json")"
+    fi
+    sleep 1
+  done
+  local size rate bps udp loss
+  for size in 64 1392; do
+    for rate in "${rates[@]}"; do
+      bps=$((rate * 1000 * size * 8))
+      json="$RF_TMP/$name-udp$size-$rate.json"
+      cpu="$(measure "$json" -u -l "$size" -b "$bps" -w 4M -t 5)"
+      if ! udp="$(python3 "$RF_LIB/json_report.py" udp "$json")"; then
+        rf_log "$name UDP $size B at $rate k pkt/s failed: $(head -c 300 "$json")"
+        break
+      fi
+      rf_log "$name UDP $size B offered $rate k pkt/s: loss %, received pkt/s, sent: $udp; daemon CPU $cpu %"
+      printf '%s\tudp%s\t%s %s %s\n' "$name" "$size" "$rate" "$udp" "$cpu" | tr ' ' '\t' >>"$results"
+      loss="${udp%% *}"
+      awk -v l="$loss" 'BEGIN { exit !(l < 1) }' || break
+      sleep 1
+    done
+  done
+}
+
+echo "command: $command_line"
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
+for name in "${selected[@]}"; do
+  rf_log "== $name"
+  bench_one "$name"
+  if [ -n "$server_pid" ]; then
+    stop_pid "$server_pid" || true
+    server_pid=""
+  fi
+  nodes_stop_all
+  sleep 1
+done
+python3 "$RF_LIB/bench_table.py" "$results"

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Captures real WireGuard datagrams on an interface and throws hostile input at a listen port.
+
+  hostile.py capture --iface IF --port P --count N --seconds S --out FILE --ready FLAG
+      Writes FLAG once it listens, then sniffs UDP datagrams to or from port P on IF (AF_PACKET, needs root), keeps those whose
+      first byte is a WireGuard message type (1-4), and writes one JSON object per line:
+      {"dst": "<ip>", "hex": "<payload>"}. Stops after N datagrams or S seconds.
+
+  hostile.py attack --target IP --port P --captures FILE --stop-file F --max-seconds S --report R
+      Sends rounds of hostile datagrams at IP:P until F exists or S seconds pass, then writes a
+      JSON report to R ({"rounds": n, "datagrams": n, "kinds": {...}}). Each round has:
+        garbage      random bytes of random sizes (0-1400)
+        bad_length   type 1/2/3 headers with a length that is not the message's exact size
+        short_data   type 4 headers shorter than header + tag
+        bad_mac1     exact-size initiations/responses with random content (mac1 cannot verify)
+        cookie       exact-size cookie replies with random content
+        unknown_idx  type 4 with a random receiver index
+        bad_tag      type 4 with a captured real receiver index and random ciphertext
+        truncated    captured real messages cut short
+        replayed     captured real messages sent again verbatim
+"""
+
+import argparse
+import json
+import os
+import random
+import socket
+import struct
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+HANDSHAKE_SIZES = {1: 148, 2: 92, 3: 64}
+DATA_MIN = 32  # type/reserved (4) + receiver (4) + counter (8) + tag (16)
+
+
+def udp_payload(frame):
+    """Returns (dst ip, src port, dst port, payload) for an Ethernet/IPv4|IPv6/UDP frame, else None."""
+    if len(frame) < 14:
+        return None
+    ethertype = struct.unpack_from("!H", frame, 12)[0]
+    if ethertype == 0x0800 and len(frame) >= 34:
+        ihl = (frame[14] & 0x0F) * 4
+        if frame[23] != 17 or len(frame) < 14 + ihl + 8:
+            return None
+        dst = socket.inet_ntop(socket.AF_INET, frame[30:34])
+        udp = 14 + ihl
+    elif ethertype == 0x86DD and len(frame) >= 62:
+        if frame[20] != 17:
+            return None
+        dst = socket.inet_ntop(socket.AF_INET6, frame[38:54])
+        udp = 54
+    else:
+        return None
+    sport, dport, length = struct.unpack_from("!HHH", frame, udp)
+    payload = frame[udp + 8 : udp + max(length, 8)]
+    return dst, sport, dport, payload
+
+
+def capture(args):
+    sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sniffer.bind((args.iface, 0))
+    with open(args.ready, "w", encoding="ascii") as flag:
+        flag.write("capturing\n")
+    deadline = time.monotonic() + args.seconds
+    kept = 0
+    with sniffer, open(args.out, "w", encoding="ascii") as out:
+        while kept < args.count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sniffer.settimeout(remaining)
+            try:
+                frame = sniffer.recv(65535)
+            except socket.timeout:
+                break
+            parsed = udp_payload(frame)
+            if parsed is None:
+                continue
+            dst, sport, dport, payload = parsed
+            if args.port not in (sport, dport) or not payload or payload[0] not in (1, 2, 3, 4):
+                continue
+            out.write(json.dumps({"dst": dst, "hex": payload.hex()}) + "\n")
+            out.flush()
+            kept += 1
+    print(f"captured {kept} datagrams", file=sys.stderr)
+
+
+def typed(kind, length, rng):
+    """A message with type `kind`, zero reserved bytes and random content, `length` bytes long."""
+    if length < 4:
+        return bytes([kind, 0, 0][:length])
+    return bytes([kind, 0, 0, 0]) + rng.randbytes(length - 4)
+
+
+def one_round(rng, captures, target):
+    """Yields (kind, datagram) for one round of hostile input; `captures` as from load_captures."""
+    for _ in range(150):
+        yield "garbage", rng.randbytes(rng.randint(0, 1400))
+    for kind, size in HANDSHAKE_SIZES.items():
+        for _ in range(10):
+            length = rng.choice([rng.randint(1, size - 1), rng.randint(size + 1, 1400)])
+            yield "bad_length", typed(kind, length, rng)
+    for _ in range(20):
+        yield "short_data", typed(4, rng.randint(1, DATA_MIN - 1), rng)
+    for kind in (1, 2):
+        for _ in range(10):
+            yield "bad_mac1", typed(kind, HANDSHAKE_SIZES[kind], rng)
+    for _ in range(10):
+        yield "cookie", typed(3, HANDSHAKE_SIZES[3], rng)
+    for _ in range(40):
+        yield "unknown_idx", typed(4, rng.randint(DATA_MIN, 1400), rng)
+    real_indices = [m[4:8] for dst, m in captures if m[0] == 4 and len(m) >= DATA_MIN and dst == target]
+    for _ in range(40 if real_indices else 0):
+        body = rng.randbytes(rng.randint(DATA_MIN, 1400) - 8)
+        yield "bad_tag", bytes([4, 0, 0, 0]) + rng.choice(real_indices) + body
+    for _, message in captures:
+        if len(message) > 1:
+            yield "truncated", message[: rng.randint(1, len(message) - 1)]
+    for _, message in captures:
+        yield "replayed", message
+
+
+def load_captures(path):
+    """Reads `capture` output as a list of (destination address, payload)."""
+    captures = []
+    with open(path, encoding="ascii") as source:
+        for line in source:
+            record = json.loads(line)
+            captures.append((record["dst"], bytes.fromhex(record["hex"])))
+    return captures
+
+
+def attack(args):
+    rng = random.Random(args.seed)
+    captures = load_captures(args.captures)
+    family = socket.AF_INET6 if ":" in args.target else socket.AF_INET
+    kinds = {}
+    rounds = 0
+    datagrams = 0
+    deadline = time.monotonic() + args.max_seconds
+    with socket.socket(family, socket.SOCK_DGRAM) as sender:
+        while time.monotonic() < deadline and not os.path.exists(args.stop_file):
+            for n, (kind, datagram) in enumerate(one_round(rng, captures, args.target)):
+                try:
+                    sender.sendto(datagram, (args.target, args.port))
+                except OSError:
+                    # ICMP errors from earlier datagrams surface here; keep going.
+                    continue
+                kinds[kind] = kinds.get(kind, 0) + 1
+                datagrams += 1
+                if n % 50 == 49:
+                    time.sleep(0.01)
+            rounds += 1
+            time.sleep(0.2)
+    report = {"rounds": rounds, "datagrams": datagrams, "captures": len(captures), "kinds": kinds}
+    with open(args.report, "w", encoding="ascii") as out:
+        json.dump(report, out)
+        out.write("\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    cap = sub.add_parser("capture")
+    cap.add_argument("--iface", required=True)
+    cap.add_argument("--port", type=int, required=True)
+    cap.add_argument("--count", type=int, required=True)
+    cap.add_argument("--seconds", type=float, required=True)
+    cap.add_argument("--out", required=True)
+    cap.add_argument("--ready", required=True)
+    att = sub.add_parser("attack")
+    att.add_argument("--target", required=True)
+    att.add_argument("--port", type=int, required=True)
+    att.add_argument("--captures", required=True)
+    att.add_argument("--stop-file", required=True)
+    att.add_argument("--max-seconds", type=float, required=True)
+    att.add_argument("--report", required=True)
+    att.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    try:
+        if args.command == "capture":
+            capture(args)
+        else:
+            attack(args)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"hostile {args.command}: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
