@@ -53,11 +53,15 @@ pub enum DropReason {
     QueueFull,
     /// The kernel refused or could not take an outgoing datagram or TUN write.
     SendFailed,
+    /// A packet read from the TUN whose virtio header does not describe it: unknown GSO type,
+    /// segment size zero or past the MTU, checksum or header offsets outside the packet, or a
+    /// super-packet of a kind we cannot segment (e.g. IPv6 extension headers).
+    InvalidOffload,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -80,6 +84,7 @@ impl DropReason {
         DropReason::NoEndpoint,
         DropReason::QueueFull,
         DropReason::SendFailed,
+        DropReason::InvalidOffload,
     ];
 
     /// Stable snake_case name used in status output and metrics.
@@ -107,6 +112,7 @@ impl DropReason {
             DropReason::NoEndpoint => "no_endpoint",
             DropReason::QueueFull => "queue_full",
             DropReason::SendFailed => "send_failed",
+            DropReason::InvalidOffload => "invalid_offload",
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod counters;
 pub mod crypto;
 pub mod index;
+pub mod offload;
 pub mod peer;
 pub mod pipeline;
 pub mod replay;
