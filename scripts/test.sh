@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and integration tests (including the interop
-# tests against boringtun), and a build of the benchmarks. Run as root on a fresh machine:
+# The whole test suite: formatting, lints, unit and integration tests (including the in-process
+# interop tests against boringtun), a build of the benchmarks, and the end-to-end tests: two
+# nodes in network namespaces over real TUN devices and UDP, against each other and against
+# boringtun-cli and wireguard-go, on both worker backends. Run as root on a fresh machine:
 #   sudo scripts/test.sh
+# (installs iperf3, iproute2, wireguard-tools, wireguard-go with apt and boringtun-cli with
+# cargo into target/peers when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +19,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== benches build"
 cargo bench --workspace --locked --no-run
+echo "== end-to-end (network namespaces)"
+scripts/e2e.sh --backend both
