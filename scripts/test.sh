@@ -19,5 +19,7 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== benches build"
 cargo bench --workspace --locked --no-run
+echo "== instructions per packet (callgrind; fails on a regression over 10 %)"
+scripts/callgrind-pipeline.sh --check
 echo "== end-to-end (network namespaces)"
 scripts/e2e.sh --backend both
