@@ -9,7 +9,9 @@
 # Scenarios (each backend): basic (ping both ways over IPv4 and IPv6, 200 MB TCP transfer with
 # matching SHA-256), interop with boringtun-cli and wireguard-go (each side initiating), roaming
 # (B's underlay address changes mid-transfer), restart (B restarts, A is left alone) and hostile
-# input (garbage, truncated, forged and replayed datagrams at A's port during a transfer).
+# input (garbage, truncated, forged and replayed datagrams at A's port during a transfer), then
+# basic once more with offloads off (ROVY_OFFLOADS=off), so the plain one-packet-per-call path
+# stays covered.
 # --self-check runs the same scenarios between boringtun-cli (A) and wireguard-go (B), to prove
 # the harness itself. --quick uses smaller transfers. Prints `PASS name` / `FAIL name: reason`
 # per scenario and ends with `N passed, M failed`; exits non-zero if anything failed.
@@ -121,6 +123,9 @@ else
   for backend in "${backends[@]}"; do
     ROVY_BACKEND_ARG="$backend"
     run_suite "[$backend]" rovy rovy
+    export ROVY_OFFLOADS=off
+    run_scenario "basic[$backend,offloads-off]" scenario_basic rovy rovy
+    unset ROVY_OFFLOADS
   done
 fi
 

@@ -36,6 +36,15 @@ struct Cli {
         default_value = "auto"
     )]
     backend: BackendChoice,
+    /// TUN and UDP segmentation offloads; `auto` uses what the kernel accepts, `off` moves one
+    /// packet per system call. Also `ROVY_OFFLOADS`.
+    #[arg(
+        long,
+        value_name = "auto|off",
+        env = "ROVY_OFFLOADS",
+        default_value = "auto"
+    )]
+    offloads: OffloadChoice,
     /// The node's local API socket (default /run/rovy/NAME.sock).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -51,6 +60,12 @@ enum BackendChoice {
     Auto,
     Uring,
     Epoll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OffloadChoice {
+    Auto,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,19 +142,36 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }),
             _,
         ) => print_lines(&[&api::status_command(socket, &interface, json)?])?,
-        (None, Some(config)) => return run_node(&config, cli.cores, cli.backend, cli.socket),
+        (None, Some(config)) => {
+            let options = NodeOptions {
+                cores: cli.cores,
+                backend: cli.backend,
+                offloads: cli.offloads == OffloadChoice::Auto,
+                socket: cli.socket,
+            };
+            return run_node(&config, options);
+        }
         (None, None) => return Err("no CONFIG given (see rovy-fast --help)".to_owned()),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the node in the foreground until SIGINT or SIGTERM.
-fn run_node(
-    path: &Path,
+/// The command-line options of a node run.
+struct NodeOptions {
     cores: Option<u16>,
     backend: BackendChoice,
+    offloads: bool,
     socket: Option<PathBuf>,
-) -> Result<ExitCode, String> {
+}
+
+/// Runs the node in the foreground until SIGINT or SIGTERM.
+fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
+    let NodeOptions {
+        cores,
+        backend,
+        offloads,
+        socket,
+    } = options;
     let config = Config::load(path).map_err(|error| error.to_string())?;
     let backend = match backend {
         BackendChoice::Epoll => Backend::Epoll,
@@ -155,6 +187,7 @@ fn run_node(
         RunOptions {
             cores,
             backend,
+            offloads,
             socket,
         },
     )?;

@@ -92,18 +92,24 @@ impl Dataplane {
         let packet = buf
             .get(HEADROOM..HEADROOM + len)
             .ok_or(DropReason::InvalidInnerPacket)?;
-        let info = ip::parse(packet)?;
-        let slot = self.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
-        let peer = self
-            .peers
-            .get(usize::from(slot))
-            .ok_or(DropReason::NoRoute)?;
+        let peer = self.route(packet)?;
         let (len, dst) = peer.encapsulate(now, buf, len, self.mtu)?;
         Ok(Outbound {
             len,
             dst,
-            peer: slot,
+            peer: peer.slot(),
         })
+    }
+
+    /// The peer that routes the destination of the IP packet `packet`. Segments of one
+    /// super-packet share their addresses, so the offload path routes them once.
+    pub fn route(&self, packet: &[u8]) -> Result<&PeerShared, DropReason> {
+        let info = ip::parse(packet)?;
+        let slot = self.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
+        self.peers
+            .get(usize::from(slot))
+            .map(|peer| &**peer)
+            .ok_or(DropReason::NoRoute)
     }
 
     /// Opens the datagram in `buf` from `src`. Data is decrypted in place and delivered only if

@@ -1,8 +1,12 @@
 //! The per-core worker: TUN → seal → UDP and UDP → open → TUN, in batches, on one pinned
 //! thread. Two backends run the same pipeline: io_uring ([`Worker::run_uring`], in `uring`)
 //! and, here, the readiness backend ([`Worker::run`]: epoll + `recvmmsg`/`sendmmsg`): one
-//! `sendmmsg` per batch of sealed packets and one `recvmmsg` per batch of datagrams; TUN reads
-//! and writes are one syscall each (the TUN has no batch interface without offloads).
+//! `sendmmsg` per batch of sealed packets and one `recvmmsg` per batch of datagrams.
+//!
+//! A TUN queue without a vnet header moves one packet per `read` or `write`. With one, both
+//! backends take the offload path (`offload`): up to 64 KB per TUN read, cut into segments
+//! that leave with UDP GSO, and UDP GRO super-buffers whose TCP segments are coalesced into
+//! one TUN write.
 //!
 //! Buffers are allocated once at start; the steady path allocates nothing. Handshake messages
 //! are copied into fixed-size messages on a bounded queue to the control thread; when it is
@@ -21,8 +25,14 @@ use crate::counters::WorkerCounters;
 use crate::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
 use crate::wire::INITIATION_LEN;
+use epoll_offload::OffloadIo;
 
+mod epoll_offload;
+mod offload;
 mod uring;
+mod uring_offload;
+
+pub use offload::SocketOffloads;
 
 /// Packets per batch.
 pub const BATCH: usize = 64;
@@ -90,13 +100,19 @@ impl Worker {
         for (i, socket) in self.sockets.iter().enumerate() {
             epoll.add_readable(&**socket, TOKEN_UDP + i as u64)?;
         }
-        let buf_len = buffer_len(self.dataplane.mtu());
-        let mut io = BatchIo {
-            pool: vec![0u8; BATCH * buf_len],
-            buf_len,
-            recv: RecvBatch::new(BATCH),
-            send: SendBatch::new(BATCH),
-            sealed: [None; BATCH],
+        let mtu = self.dataplane.mtu();
+        let mut io = if self.offloading() {
+            let offloads = SocketOffloads::enable(&self.sockets);
+            Io::Offload(Box::new(OffloadIo::new(mtu, offloads)))
+        } else {
+            let buf_len = buffer_len(mtu);
+            Io::Plain(Box::new(BatchIo {
+                pool: vec![0u8; BATCH * buf_len],
+                buf_len,
+                recv: RecvBatch::new(BATCH),
+                send: SendBatch::new(BATCH),
+                sealed: [None; BATCH],
+            }))
         };
         let mut ready = [0u64; 16];
         while !self.shutdown.load(Ordering::Relaxed) {
@@ -108,10 +124,13 @@ impl Worker {
                 }
             }
             for &token in &ready[..n] {
-                match token {
-                    TOKEN_TUN => self.tun_to_udp(&mut io),
-                    TOKEN_WAKE => self.wake.drain(),
-                    t => self.udp_to_tun(&mut io, (t - TOKEN_UDP) as usize),
+                let socket = token.wrapping_sub(TOKEN_UDP) as usize;
+                match (token, &mut io) {
+                    (TOKEN_WAKE, _) => self.wake.drain(),
+                    (TOKEN_TUN, Io::Plain(io)) => self.tun_to_udp(io),
+                    (TOKEN_TUN, Io::Offload(io)) => self.tun_to_udp_offload(io),
+                    (_, Io::Plain(io)) => self.udp_to_tun(io, socket),
+                    (_, Io::Offload(io)) => self.udp_to_tun_offload(io, socket),
                 }
             }
         }
@@ -303,7 +322,13 @@ impl Worker {
     }
 }
 
-/// The worker's preallocated buffers.
+/// The readiness backend's buffers, for the path its TUN queue takes.
+enum Io {
+    Plain(Box<BatchIo>),
+    Offload(Box<OffloadIo>),
+}
+
+/// The worker's preallocated buffers without offloads.
 struct BatchIo {
     pool: Vec<u8>,
     buf_len: usize,

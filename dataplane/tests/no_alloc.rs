@@ -1,6 +1,6 @@
-//! The steady data path allocates nothing per packet, on either backend: after a warm-up, a
-//! run of round trips through two real workers leaves the process-wide allocation count where
-//! it was, give or take a small constant (needs root).
+//! The steady data path allocates nothing per packet, on either backend, with and without
+//! offloads: after a warm-up, a run of round trips through two real workers leaves the
+//! process-wide allocation count where it was, give or take a small constant (needs root).
 #![forbid(unsafe_code)]
 
 mod common;
@@ -19,10 +19,11 @@ const ROUND_TRIPS: usize = 2000;
 /// initialisation somewhere in the standard library, say): far below one per packet.
 const SLACK: u64 = 8;
 
-/// Allocations made by the whole process during `ROUND_TRIPS` round trips on `backend`.
-fn allocations_during_round_trips(backend: Backend) -> u64 {
+/// Allocations made by the whole process during `ROUND_TRIPS` round trips on `backend`, with
+/// the offload path if `offloads`.
+fn allocations_during_round_trips(backend: Backend, offloads: bool) -> u64 {
     in_new_netns(move || {
-        let nodes = TwoNodes::start(backend);
+        let nodes = TwoNodes::start_with(backend, offloads);
         let payload = [0x42u8; 1200];
         let mut buf = [0u8; 2048];
         for _ in 0..WARM_UP {
@@ -43,17 +44,20 @@ fn allocations_during_round_trips(backend: Backend) -> u64 {
     })
 }
 
-/// One test for both backends, one after the other, so no other test's allocations are
-/// counted.
+/// One test for both backends and both paths, one after the other, so no other test's
+/// allocations are counted.
 #[test]
 fn steady_path_allocates_nothing_per_packet_on_either_backend() {
     rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
-    for backend in [Backend::Epoll, Backend::Uring] {
-        let during = allocations_during_round_trips(backend);
-        assert!(
-            during <= SLACK,
-            "{backend:?}: {during} allocations during {ROUND_TRIPS} round trips ({} packets)",
-            ROUND_TRIPS * 4
-        );
+    for offloads in [false, true] {
+        for backend in [Backend::Epoll, Backend::Uring] {
+            let during = allocations_during_round_trips(backend, offloads);
+            assert!(
+                during <= SLACK,
+                "{backend:?}, offloads {offloads}: {during} allocations during {ROUND_TRIPS} \
+                 round trips ({} packets)",
+                ROUND_TRIPS * 4
+            );
+        }
     }
 }

@@ -29,9 +29,9 @@ fn junk_at_a() -> [Vec<u8>; 4] {
     ]
 }
 
-fn carries_counts_and_hands_over(backend: Backend) {
+fn carries_counts_and_hands_over(backend: Backend, offloads: bool) {
     let [a, b] = in_new_netns(move || {
-        let nodes = TwoNodes::start(backend);
+        let nodes = TwoNodes::start_with(backend, offloads);
         let junk_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         for datagram in junk_at_a() {
             junk_socket.send_to(&datagram, A_UNDERLAY).unwrap();
@@ -59,7 +59,7 @@ fn carries_counts_and_hands_over(backend: Backend) {
     assert_eq!(
         a.counters.tx_packets.load(Ordering::Relaxed),
         3,
-        "{backend:?}"
+        "{backend:?}, offloads {offloads}"
     );
     assert_eq!(a.counters.rx_packets.load(Ordering::Relaxed), 3 + 4);
     assert_eq!(a.counters.tx_bytes.load(Ordering::Relaxed), SEALED_BYTES);
@@ -84,11 +84,22 @@ fn carries_counts_and_hands_over(backend: Backend) {
 
 #[test]
 fn epoll_backend_carries_counts_and_hands_over() {
-    carries_counts_and_hands_over(Backend::Epoll);
+    carries_counts_and_hands_over(Backend::Epoll, false);
 }
 
 #[test]
 fn uring_backend_carries_counts_and_hands_over() {
     rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
-    carries_counts_and_hands_over(Backend::Uring);
+    carries_counts_and_hands_over(Backend::Uring, false);
+}
+
+#[test]
+fn epoll_offload_path_carries_counts_and_hands_over() {
+    carries_counts_and_hands_over(Backend::Epoll, true);
+}
+
+#[test]
+fn uring_offload_path_carries_counts_and_hands_over() {
+    rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
+    carries_counts_and_hands_over(Backend::Uring, true);
 }

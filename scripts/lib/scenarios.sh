@@ -183,7 +183,8 @@ rovy_fc00_address() {
 }
 
 # scenario_basic IMPL_A IMPL_B: pings both ways (IPv4, IPv6; fc00 between rovy peers) and
-# the big transfer A->B; for rovy, the status names the requested backend.
+# the big transfer A->B; for rovy, the status names the requested backend and the offloads
+# (none with ROVY_OFFLOADS=off, TCP segmentation otherwise).
 scenario_basic() {
   start_pair "$1" "$2" || return 1
   pings_both_ways A || return 1
@@ -197,11 +198,17 @@ scenario_basic() {
     need "ping B->A over fc00 ($fc_a) failed" ping_steady B "$fc_a" || return 1
   fi
   if [ "$1" = rovy ] && [ -n "${ROVY_BACKEND_ARG:-}" ]; then
-    local side backend
+    local side backend offloads
     for side in A B; do
       need "rovy-fast status failed on side $side" rovy_status "${PAIR_NS[$side]}" "${PAIR_SOCK[$side]}" "$RF_TMP/status-$side.json" || return 1
       backend="$(python3 "$RF_LIB/json_report.py" field "$RF_TMP/status-$side.json" backend)"
       need "side $side runs backend '$backend', not '$ROVY_BACKEND_ARG'" test "$backend" = "$ROVY_BACKEND_ARG" || return 1
+      offloads="$(python3 "$RF_LIB/json_report.py" field "$RF_TMP/status-$side.json" offloads)"
+      if [ "${ROVY_OFFLOADS:-auto}" = off ]; then
+        need "side $side has offloads $offloads with ROVY_OFFLOADS=off" test "$offloads" = "[]" || return 1
+      else
+        need "side $side has no TCP segmentation offload: $offloads" grep -q tun-tso4 <<<"$offloads" || return 1
+      fi
     done
   fi
   transfer_check A B "$RF_TMP/data-main"

@@ -75,6 +75,8 @@ pub struct RunOptions {
     pub cores: Option<u16>,
     /// The backend to use.
     pub backend: Backend,
+    /// Whether to use TUN and UDP segmentation offloads where the kernel accepts them.
+    pub offloads: bool,
     /// The local API socket; default `/run/rovy/NAME.sock`.
     pub socket: Option<std::path::PathBuf>,
 }
@@ -109,9 +111,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .unwrap_or_else(|| api::default_socket_path(&config.interface.name));
     let api = ApiServer::bind(&socket_path)
         .map_err(|e| format!("cannot open the API socket {}: {e}", socket_path.display()))?;
-    let queues = setup::create_interface(&config, workers)?;
+    let queues = setup::create_interface(&config, workers, options.offloads)?;
     let name = config.interface.name.clone();
-    let static_status = status::StaticStatus::new(&config, options.backend.name(), &listen);
+    let offloads = setup::offload_names(&queues, &sockets);
+    let static_status =
+        status::StaticStatus::new(&config, options.backend.name(), &listen, &offloads);
 
     let peers = (0..protocol.peer_count())
         .filter_map(|i| protocol.peer(crate::protocol::PeerIdx(i)))
@@ -179,10 +183,15 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     }
     let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!(
-        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s), listening on {}, {} peer(s)",
+        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s), listening on {}, {} peer(s), offloads: {}",
         options.backend.name(),
         listening.join(" "),
-        protocol.peer_count()
+        protocol.peer_count(),
+        if offloads.is_empty() {
+            "none".to_owned()
+        } else {
+            offloads.join(" ")
+        }
     );
 
     let mut control = Control {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rand_core::OsRng;
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::sys::{self, TunQueue, UdpSocketBuilder};
+use rovy_dataplane::worker::SocketOffloads;
 
 use crate::config::{Config, Endpoint, Listen, PeerKind};
 use crate::protocol::Protocol;
@@ -17,11 +18,23 @@ use crate::protocol::Protocol;
 /// Socket buffers large enough to ride out scheduling hiccups at gigabit rates.
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// The interface, configured and up.
-pub fn create_interface(config: &Config, queues: usize) -> Result<Vec<TunQueue>, String> {
+/// The interface, configured and up. With `offloads`, its queues carry vnet headers and the
+/// offloads the kernel accepts; a kernel that refuses vnet headers gets a plain TUN.
+pub fn create_interface(
+    config: &Config,
+    queues: usize,
+    offloads: bool,
+) -> Result<Vec<TunQueue>, String> {
     let iface = &config.interface;
     let name = iface.name.as_str();
-    let tun = sys::Tun::create(name, queues, false).map_err(|e| match e.kind() {
+    let created = match sys::Tun::create(name, queues, offloads) {
+        Err(e) if offloads && e.kind() != io::ErrorKind::AlreadyExists => {
+            eprintln!("rovy-fast: no TUN offloads on {name} ({e}); using a plain TUN");
+            sys::Tun::create(name, queues, false)
+        }
+        other => other,
+    };
+    let tun = created.map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => format!(
             "cannot create interface {name}: permission denied (run as root, or grant CAP_NET_ADMIN)"
         ),
@@ -40,6 +53,28 @@ pub fn create_interface(config: &Config, queues: usize) -> Result<Vec<TunQueue>,
     };
     configure().map_err(|e| format!("cannot configure interface {name}: {e}"))?;
     Ok(tun)
+}
+
+/// The offloads in force, by name, as the workers will use them: the TUN's (from its first
+/// queue) and, on a TUN with vnet headers, UDP GSO and GRO as the first worker's sockets take
+/// them (the workers enable the same again; it is idempotent).
+pub fn offload_names(queues: &[TunQueue], sockets: &[Vec<Arc<OwnedFd>>]) -> Vec<&'static str> {
+    let Some(queue) = queues.first().filter(|queue| queue.has_vnet_hdr()) else {
+        return Vec::new();
+    };
+    let tun = queue.offloads();
+    let udp = SocketOffloads::enable(sockets.first().map_or(&[][..], Vec::as_slice));
+    [
+        (tun.csum, "tun-csum"),
+        (tun.tso4, "tun-tso4"),
+        (tun.tso6, "tun-tso6"),
+        (tun.uso4 && tun.uso6, "tun-uso"),
+        (udp.gso, "udp-gso"),
+        (udp.gro, "udp-gro"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
 }
 
 /// The addresses to listen on.

@@ -18,8 +18,13 @@ pub struct StaticStatus {
 }
 
 impl StaticStatus {
-    /// Captures interface, identity, listeners and peer configuration.
-    pub fn new(config: &Config, backend: &str, listen: &[std::net::SocketAddr]) -> Self {
+    /// Captures interface, identity, listeners, offloads in force and peer configuration.
+    pub fn new(
+        config: &Config,
+        backend: &str,
+        listen: &[std::net::SocketAddr],
+        offloads: &[&str],
+    ) -> Self {
         let public = config.interface.private_key.public_key();
         let peers = config
             .peers
@@ -45,7 +50,7 @@ impl StaticStatus {
                 address: public.address().map(|a| a.to_string()),
                 backend: backend.to_owned(),
                 listen: listen.iter().map(ToString::to_string).collect(),
-                offloads: Vec::new(),
+                offloads: offloads.iter().map(|&name| name.to_owned()).collect(),
                 workers: Vec::new(),
                 drops: BTreeMap::new(),
                 drops_total: 0,

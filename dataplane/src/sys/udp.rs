@@ -25,7 +25,7 @@ const MAX_MESSAGES: usize = libc::UIO_MAXIOV as usize;
 
 /// Bytes of control buffer per message: room for a GRO or GSO message (`CMSG_SPACE(4)` = 24)
 /// and, later, a packet-info message (`CMSG_SPACE(20)` = 40) beside it.
-const CONTROL_LEN: usize = 64;
+pub(super) const CONTROL_LEN: usize = 64;
 
 /// Where a control message's payload starts (`CMSG_LEN(0)`).
 // SAFETY: CMSG_LEN is pure arithmetic on sizes; it dereferences nothing.
@@ -33,7 +33,7 @@ const CMSG_DATA_OFFSET: usize = unsafe { libc::CMSG_LEN(0) } as usize;
 
 /// Space one `UDP_SEGMENT` control message (a u16 payload) takes, with padding.
 // SAFETY: CMSG_SPACE is pure arithmetic on sizes; it dereferences nothing.
-const GSO_CMSG_SPACE: usize = unsafe { libc::CMSG_SPACE(2) } as usize;
+pub(super) const GSO_CMSG_SPACE: usize = unsafe { libc::CMSG_SPACE(2) } as usize;
 
 /// Options for a data-path UDP socket; [`UdpSocketBuilder::bind`] creates it.
 ///
@@ -180,7 +180,7 @@ pub struct Datagram<'a> {
 /// An aligned control-message buffer (`cmsghdr` needs `size_t` alignment).
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
-struct ControlBuf([u8; CONTROL_LEN]);
+pub(super) struct ControlBuf(pub(super) [u8; CONTROL_LEN]);
 
 /// Socket-address storage written by us (`v4`/`v6`) or by the kernel (`storage`).
 #[repr(C)]
@@ -432,7 +432,7 @@ impl SendBatch {
 }
 
 /// The segment size in a `UDP_GRO` control message among `control`, if there is one.
-fn gro_segment_size(mut control: &[u8]) -> Option<u16> {
+pub(super) fn gro_segment_size(mut control: &[u8]) -> Option<u16> {
     let level_at = offset_of!(libc::cmsghdr, cmsg_level);
     let type_at = offset_of!(libc::cmsghdr, cmsg_type);
     while control.len() >= CMSG_DATA_OFFSET {
@@ -453,7 +453,7 @@ fn gro_segment_size(mut control: &[u8]) -> Option<u16> {
 }
 
 /// Writes one `UDP_SEGMENT` control message carrying `size` at the start of `control`.
-fn write_gso_cmsg(control: &mut ControlBuf, size: u16) {
+pub(super) fn write_gso_cmsg(control: &mut ControlBuf, size: u16) {
     let bytes = &mut control.0;
     let len = CMSG_DATA_OFFSET + size_of::<u16>();
     let level_at = offset_of!(libc::cmsghdr, cmsg_level);

@@ -26,7 +26,10 @@ use std::ptr::NonNull;
 
 use io_uring::{IoUring, opcode, squeue, types};
 
-use super::udp::{RecvMeta, SockAddr, sockaddr_from};
+use super::udp::{
+    CONTROL_LEN, ControlBuf, GSO_CMSG_SPACE, RecvMeta, SockAddr, gro_segment_size, sockaddr_from,
+    write_gso_cmsg,
+};
 use super::with_context;
 
 /// The opcodes the data path submits, with their names for the error message.
@@ -99,7 +102,8 @@ pub enum Completion {
         /// Bytes written, or the OS error.
         result: io::Result<usize>,
     },
-    /// [`PacketRing::recv`]: one datagram at the start of the buffer.
+    /// [`PacketRing::recv`]: one datagram (or, with GRO on, a super-buffer of them) at the
+    /// start of the buffer.
     Recv {
         /// The file slot of the socket.
         file: u32,
@@ -182,14 +186,16 @@ enum BufState {
     InFlight(u64),
 }
 
-/// The message header of one buffer's `recvmsg`/`sendmsg`, pointing at its own `iovec` and
-/// address. Lives in the pool next to its buffer, so the kernel may read and write it while the
+/// The message header of one buffer's `recvmsg`/`sendmsg`, pointing at its own `iovec`,
+/// address and control buffer (a `UDP_GRO` segment size received, a `UDP_SEGMENT` one sent).
+/// Lives in the pool next to its buffer, so the kernel may read and write it while the
 /// operation runs.
 #[repr(C)]
 struct MsgSlot {
     hdr: libc::msghdr,
     iov: libc::iovec,
     addr: SockAddr,
+    control: ControlBuf,
 }
 
 /// One io_uring with a pool of packet buffers (see the module documentation).
@@ -316,6 +322,32 @@ impl PacketRing {
         unsafe { std::slice::from_raw_parts_mut(self.buf_ptr(index), self.buf_len) }
     }
 
+    /// Copies `range` of `from` to the start of `to`, two buffers held by the caller. Fails
+    /// with [`io::ErrorKind::InvalidInput`] for a token that is not held, the same buffer
+    /// twice, or a range outside the buffer.
+    pub fn copy_between(&mut self, from: &Buf, range: Range<usize>, to: &Buf) -> io::Result<()> {
+        let held = |buf: &Buf| self.states.get(buf.index()) == Some(&BufState::Held);
+        if !held(from)
+            || !held(to)
+            || from.0 == to.0
+            || range.start > range.end
+            || range.end > self.buf_len
+        {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: both buffers lie within the pool, are Held (no operation of the kernel
+        // covers them) and are distinct, so the ranges do not overlap; the range was checked
+        // to lie within a buffer, and `&mut self` keeps any other reference out of the pool.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.buf_ptr(from.index()).add(range.start),
+                self.buf_ptr(to.index()),
+                range.end - range.start,
+            );
+        }
+        Ok(())
+    }
+
     /// Reads from file slot `file` into `range` of `buf`, as `read(2)` does.
     pub fn read(&mut self, file: u32, buf: Buf, range: Range<usize>) -> io::Result<()> {
         let index = self.begin(&buf, file, &range)?;
@@ -351,19 +383,44 @@ impl PacketRing {
             index,
             self.buf_len,
             size_of::<SockAddr>() as libc::socklen_t,
+            CONTROL_LEN,
         );
         let entry = opcode::RecvMsg::new(types::Fixed(file), slot).build();
         self.submit_op(buf, Op::Recv, file, entry)
     }
 
-    /// Sends the first `len` bytes of `buf` as one datagram to `dst` from socket slot `file`.
-    pub fn send(&mut self, file: u32, buf: Buf, len: usize, dst: SocketAddr) -> io::Result<()> {
+    /// Sends the first `len` bytes of `buf` to `dst` from socket slot `file`: as one datagram,
+    /// or with `segment_size` as consecutive datagrams of that size, the last possibly shorter
+    /// (UDP GSO, see [`super::udp::Datagram::segment_size`]). A segment size of 0 is refused
+    /// with [`io::ErrorKind::InvalidInput`] and the buffer goes back to the free stack.
+    pub fn send(
+        &mut self,
+        file: u32,
+        buf: Buf,
+        len: usize,
+        dst: SocketAddr,
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        if segment_size == Some(0) {
+            self.release(buf);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "GSO segment size 0",
+            ));
+        }
         let index = self.begin(&buf, file, &(0..len))?;
         let (addr, name_len) = sockaddr_from(dst);
-        let slot = self.set_msg(index, len, name_len);
+        let control_len = segment_size.map_or(0, |_| GSO_CMSG_SPACE);
+        let slot = self.set_msg(index, len, name_len, control_len);
         // SAFETY: the slot belongs to buffer `index`, which `begin` checked is ours (Held), so
         // the kernel is not using it; we write through the raw pointer without a reference.
-        unsafe { (*self.slot_ptr(index)).addr = addr };
+        unsafe {
+            let slot = self.slot_ptr(index);
+            (*slot).addr = addr;
+            if let Some(size) = segment_size {
+                write_gso_cmsg(&mut (*slot).control, size);
+            }
+        }
         let entry = opcode::SendMsg::new(types::Fixed(file), slot.cast_const()).build();
         self.submit_op(buf, Op::Send, file, entry)
     }
@@ -446,9 +503,16 @@ impl PacketRing {
     fn recv_meta(&self, index: usize, len: usize) -> io::Result<RecvMeta> {
         // SAFETY: the receive into buffer `index` has completed (its state is Held again), so
         // the kernel no longer writes its slot; we copy the fields out by value.
-        let (name_len, flags, addr) = unsafe {
+        let (name_len, flags, addr, control_len, control) = unsafe {
             let slot = self.slot_ptr(index);
-            ((*slot).hdr.msg_namelen, (*slot).hdr.msg_flags, (*slot).addr)
+            let hdr = &raw const (*slot).hdr;
+            (
+                (*hdr).msg_namelen,
+                (*hdr).msg_flags,
+                (*slot).addr,
+                (*hdr).msg_controllen,
+                (*slot).control,
+            )
         };
         let src = addr
             .written(name_len)
@@ -456,7 +520,7 @@ impl PacketRing {
         Ok(RecvMeta {
             len,
             src,
-            gro_segment_size: None,
+            gro_segment_size: gro_segment_size(&control.0[..control_len.min(CONTROL_LEN)]),
             truncated: flags & libc::MSG_TRUNC != 0,
         })
     }
@@ -509,12 +573,14 @@ impl PacketRing {
     }
 
     /// Points the message header of buffer `index` at its buffer (`len` bytes), its address
-    /// (`name_len` bytes) and its `iovec`, and returns it.
+    /// (`name_len` bytes), its `iovec` and `control_len` bytes of its control buffer (none
+    /// for 0), and returns it.
     fn set_msg(
         &mut self,
         index: usize,
         len: usize,
         name_len: libc::socklen_t,
+        control_len: usize,
     ) -> *mut libc::msghdr {
         let base = self.buf_ptr(index);
         let slot = self.slot_ptr(index);
@@ -531,8 +597,12 @@ impl PacketRing {
             (*hdr).msg_namelen = name_len;
             (*hdr).msg_iov = &raw mut (*slot).iov;
             (*hdr).msg_iovlen = 1;
-            (*hdr).msg_control = std::ptr::null_mut();
-            (*hdr).msg_controllen = 0;
+            (*hdr).msg_control = if control_len == 0 {
+                std::ptr::null_mut()
+            } else {
+                (&raw mut (*slot).control).cast()
+            };
+            (*hdr).msg_controllen = control_len;
             (*hdr).msg_flags = 0;
             hdr
         }

@@ -104,7 +104,7 @@ fn datagrams_go_out_and_come_in_with_their_sender() {
 
     let out = ring.alloc().unwrap();
     ring.buf_mut(&out)[..7].copy_from_slice(b"a datagram"[..7].as_ref());
-    ring.send(0, out, 7, there_addr).unwrap();
+    ring.send(0, out, 7, there_addr, None).unwrap();
     let Completion::Send { buf, result } = next(&mut ring) else {
         panic!("expected the send")
     };
@@ -144,6 +144,7 @@ fn a_send_to_an_unreachable_family_fails_with_the_os_error() {
         out,
         4,
         SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 9)),
+        None,
     )
     .unwrap();
     let Completion::Send { result, .. } = next(&mut ring) else {
@@ -193,4 +194,58 @@ fn dropping_a_ring_with_operations_in_flight_cancels_them() {
     let mut left = Vec::new();
     reader.read_to_end(&mut left).unwrap();
     assert_eq!(left, b"late");
+}
+
+#[test]
+fn a_gso_send_leaves_as_segments_and_gro_brings_them_back_as_one_buffer() {
+    let here = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let there = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(super::probe_gso(&here) && super::enable_gro(&there));
+    let there_addr = there.local_addr().unwrap();
+    let mut ring = PacketRing::new(&[here.as_fd(), there.as_fd()], 3, 8192).unwrap();
+    let payload: Vec<u8> = (0..3500u32).map(|i| (i / 1000) as u8 + b'a').collect();
+
+    let into = ring.alloc().unwrap();
+    ring.recv(1, into).unwrap();
+    let out = ring.alloc().unwrap();
+    ring.buf_mut(&out)[..payload.len()].copy_from_slice(&payload);
+    ring.send(0, out, payload.len(), there_addr, Some(1000))
+        .unwrap();
+    let mut received = None;
+    while received.is_none() {
+        match next(&mut ring) {
+            Completion::Send { buf, result } => {
+                assert_eq!(result.unwrap(), payload.len());
+                ring.release(buf);
+            }
+            Completion::Recv { buf, result, .. } => received = Some((buf, result.unwrap())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (buf, meta) = received.unwrap();
+    assert_eq!(meta.src, here.local_addr().unwrap());
+    assert_eq!(meta.gro_segment_size, Some(1000));
+    assert_eq!(&ring.buf_mut(&buf)[..meta.len], &payload[..]);
+
+    let err = ring.send(0, buf, 10, there_addr, Some(0)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(ring.free_buffers(), 3, "the refused buffer is free again");
+}
+
+#[test]
+fn copy_between_moves_bytes_from_one_held_buffer_to_another() {
+    let mut ring = PacketRing::new(&[], 3, 16).unwrap();
+    let from = ring.alloc().unwrap();
+    let to = ring.alloc().unwrap();
+    ring.buf_mut(&from).copy_from_slice(b"0123456789abcdef");
+    ring.buf_mut(&to).fill(b'.');
+    ring.copy_between(&from, 4..10, &to).unwrap();
+    assert_eq!(ring.buf_mut(&to), b"456789..........");
+    let refused = [
+        ring.copy_between(&from, 4..17, &to),
+        ring.copy_between(&from, 0..4, &from),
+    ];
+    for result in refused {
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
 }

@@ -7,12 +7,17 @@
 //! to the pool when its last operation completes, and the next round re-arms reads and receives
 //! from the pool. Everything queued while handling completions goes to the kernel with one
 //! `io_uring_enter` per loop iteration, which also waits for the next completion.
+//!
+//! With a vnet-header TUN the loop takes the offload path instead (`uring_offload`): larger
+//! buffers, no TUN reads or writes on the ring, GSO sends and GRO receives.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 
 use super::Worker;
+use super::offload::{SocketOffloads, super_buf_len};
+use super::uring_offload::UringOffload;
 use crate::DropReason;
 use crate::counters::WorkerCounters;
 use crate::pipeline::{HEADROOM, Inbound, buffer_len};
@@ -26,39 +31,61 @@ const TUN_READS: usize = 32;
 const RECVS_PER_SOCKET: usize = 32;
 /// Buffers beyond the outstanding reads and receives: the sends and TUN writes in flight.
 const SPARE_BUFFERS: usize = 64;
+/// On the offload path (64 KB buffers): receives kept outstanding per UDP socket.
+const OFFLOAD_RECVS_PER_SOCKET: usize = 16;
+/// On the offload path: buffers for the GSO sends in flight.
+const OFFLOAD_SPARE_BUFFERS: usize = 32;
 
 /// Registered file slots: the TUN queue, the wake-up eventfd, then the sockets in order.
 const TUN_FILE: u32 = 0;
 const WAKE_FILE: u32 = 1;
-const FIRST_SOCKET_FILE: u32 = 2;
+pub(super) const FIRST_SOCKET_FILE: u32 = 2;
 
-/// How many reads and receives are outstanding now.
+/// How many reads and receives are outstanding now, and how many to keep so.
 struct Armed {
     tun_reads: usize,
     /// Per socket, by index.
     recvs: Vec<usize>,
+    max_tun_reads: usize,
+    max_recvs: usize,
 }
 
 impl Worker {
     /// Runs the io_uring loop until `shutdown` is set. Errors only for failures of the loop
     /// itself: the ring cannot be set up or entered, or the TUN fails for good.
     pub fn run_uring(self) -> io::Result<()> {
-        // A non-blocking file makes io_uring report EAGAIN instead of waiting for data.
-        self.tun.set_nonblocking(false)?;
+        let mtu = self.dataplane.mtu();
+        let offloading = self.offloading();
+        // A non-blocking file makes io_uring report EAGAIN instead of waiting for data; the
+        // offload path reads the TUN itself when a poll says it is readable.
+        self.tun.set_nonblocking(offloading)?;
         let mut files: Vec<BorrowedFd<'_>> = vec![self.tun.as_fd(), self.wake.as_fd()];
         files.extend(self.sockets.iter().map(|socket| socket.as_fd()));
-        let buffers = TUN_READS + RECVS_PER_SOCKET * self.sockets.len() + SPARE_BUFFERS;
-        let mut ring = PacketRing::new(&files, buffers, buffer_len(self.dataplane.mtu()))?;
-        let mut armed = Armed {
-            tun_reads: 0,
-            recvs: vec![0; self.sockets.len()],
+        let sockets = self.sockets.len();
+        let (mut armed, spare, buf_len) = if offloading {
+            let armed = Armed::new(0, OFFLOAD_RECVS_PER_SOCKET, sockets);
+            (armed, OFFLOAD_SPARE_BUFFERS, super_buf_len(mtu))
+        } else {
+            let armed = Armed::new(TUN_READS, RECVS_PER_SOCKET, sockets);
+            (armed, SPARE_BUFFERS, buffer_len(mtu))
         };
+        let buffers = armed.max_tun_reads + armed.max_recvs * sockets + spare;
+        let mut ring = PacketRing::new(&files, buffers, buf_len)?;
+        let mut offload =
+            offloading.then(|| UringOffload::new(buffers, SocketOffloads::enable(&self.sockets)));
         ring.poll_readable(WAKE_FILE)?;
+        if offloading {
+            ring.poll_readable(TUN_FILE)?;
+        }
         while !self.shutdown.load(Ordering::Relaxed) {
             self.arm(&mut ring, &mut armed)?;
             ring.submit_and_wait(1)?;
             while let Some(completion) = ring.completion() {
-                self.complete(&mut ring, &mut armed, completion)?;
+                self.complete(&mut ring, &mut armed, offload.as_mut(), completion)?;
+            }
+            if let Some(offload) = offload.as_mut() {
+                self.flush_coalesced(&mut offload.coalescer);
+                self.send_open(&mut ring, offload);
             }
         }
         Ok(())
@@ -70,7 +97,7 @@ impl Worker {
         let room = ring.buf_len() - HEADROOM - TAG_LEN - 16;
         loop {
             let mut armed_any = false;
-            if armed.tun_reads < TUN_READS {
+            if armed.tun_reads < armed.max_tun_reads {
                 let Some(buf) = ring.alloc() else {
                     return Ok(());
                 };
@@ -78,8 +105,9 @@ impl Worker {
                 armed.tun_reads += 1;
                 armed_any = true;
             }
+            let max_recvs = armed.max_recvs;
             for (socket, recvs) in armed.recvs.iter_mut().enumerate() {
-                if *recvs < RECVS_PER_SOCKET {
+                if *recvs < max_recvs {
                     let Some(buf) = ring.alloc() else {
                         return Ok(());
                     };
@@ -98,6 +126,7 @@ impl Worker {
         &self,
         ring: &mut PacketRing,
         armed: &mut Armed,
+        offload: Option<&mut UringOffload>,
         completion: Completion,
     ) -> io::Result<()> {
         match completion {
@@ -121,9 +150,20 @@ impl Worker {
                 if let Some(recvs) = armed.recvs.get_mut(socket) {
                     *recvs = recvs.saturating_sub(1);
                 }
-                match result {
-                    Ok(meta) => self.open_and_deliver(ring, socket, buf, meta)?,
-                    Err(_) => ring.release(buf),
+                match (result, offload) {
+                    (Ok(meta), Some(offload)) => {
+                        let now = self.now();
+                        let data = ring.buf_mut(&buf);
+                        self.open_received(now, data, &meta, socket, &mut offload.coalescer);
+                        ring.release(buf);
+                    }
+                    (Ok(meta), None) => self.open_and_deliver(ring, socket, buf, meta)?,
+                    (Err(_), _) => ring.release(buf),
+                }
+            }
+            Completion::Send { buf, result } if offload.is_some() => {
+                if let Some(offload) = offload {
+                    self.sent(ring, offload, buf, result);
                 }
             }
             Completion::Send { buf, result } => {
@@ -142,6 +182,12 @@ impl Worker {
                 }
                 ring.release(buf);
             }
+            Completion::Poll { file: TUN_FILE, .. } => {
+                if let Some(offload) = offload {
+                    self.read_tun_frames(ring, offload);
+                }
+                ring.poll_readable(TUN_FILE)?;
+            }
             Completion::Poll { .. } => {
                 self.wake.drain();
                 ring.poll_readable(WAKE_FILE)?;
@@ -157,7 +203,8 @@ impl Worker {
         match sealed {
             Ok(out) => match self.socket_index_for(out.dst.is_ipv6()) {
                 Some(socket) => {
-                    return ring.send(FIRST_SOCKET_FILE + socket as u32, buf, out.len, out.dst);
+                    let file = FIRST_SOCKET_FILE + socket as u32;
+                    return ring.send(file, buf, out.len, out.dst, None);
                 }
                 None => self.drop_packet(DropReason::SendFailed),
             },
@@ -198,6 +245,17 @@ impl Worker {
         }
         ring.release(buf);
         Ok(())
+    }
+}
+
+impl Armed {
+    fn new(max_tun_reads: usize, max_recvs: usize, sockets: usize) -> Self {
+        Armed {
+            tun_reads: 0,
+            recvs: vec![0; sockets],
+            max_tun_reads,
+            max_recvs,
+        }
     }
 }
 

@@ -82,9 +82,10 @@ pub fn in_new_netns<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// A one-queue TUN `name` at `addr`/24, MTU 1420, up.
-fn tun(name: &str, addr: Ipv4Addr) -> TunQueue {
-    let queue = Tun::create(name, 1, false).unwrap().remove(0);
+/// A one-queue TUN `name` at `addr`/24, MTU 1420, up; with `vnet_hdr`, with every offload
+/// the kernel accepts (the workers then take the offload path).
+fn tun(name: &str, addr: Ipv4Addr, vnet_hdr: bool) -> TunQueue {
+    let queue = Tun::create(name, 1, vnet_hdr).unwrap().remove(0);
     sys::set_mtu(name, MTU as u32).unwrap();
     sys::set_up(name).unwrap();
     sys::add_address(name, addr.into(), 24).unwrap();
@@ -158,16 +159,17 @@ fn start(
 
 impl TwoNodes {
     /// Sets up both nodes in the calling thread's namespace (A's side, see [`in_new_netns`])
-    /// and a second one for B's TUN, and starts both workers on `backend`.
-    pub fn start(backend: Backend) -> TwoNodes {
-        let (b_tun, b_app) = std::thread::spawn(|| {
+    /// and a second one for B's TUN, and starts both workers on `backend`, with TUN and UDP
+    /// offloads if `offloads`.
+    pub fn start_with(backend: Backend, offloads: bool) -> TwoNodes {
+        let (b_tun, b_app) = std::thread::spawn(move || {
             sys::enter_new_netns_for_current_thread().unwrap();
             std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1").unwrap();
-            (tun("rf-ub", B_INNER), app_socket(B_APP))
+            (tun("rf-ub", B_INNER, offloads), app_socket(B_APP))
         })
         .join()
         .unwrap();
-        let a_tun = tun("rf-ua", A_INNER);
+        let a_tun = tun("rf-ua", A_INNER, offloads);
         let a_app = app_socket(SocketAddr::from((A_INNER, 0)));
 
         let a_session = Session::new(

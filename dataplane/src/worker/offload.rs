@@ -1,0 +1,320 @@
+//! The offload path both backends share, used when the TUN queue has a vnet header.
+//!
+//! Outbound, one TUN read returns a frame of up to 64 KB (a TSO/USO super-packet, or one plain
+//! packet) with its [`VnetHdr`]. [`Worker::seal_frame`] cuts it into MTU packets with
+//! [`Segmenter`], each written straight into the space where it is sealed, routes the first
+//! and seals every one for that peer. The sealed datagrams go to a [`SealedSink`], which lays
+//! those for one destination out back to back in a [`GsoGroup`]: every one of the same size
+//! (`stride`; padding to 16 makes full segments equal), the last possibly shorter, so the
+//! group leaves with one UDP GSO send.
+//!
+//! Inbound, a receive with UDP GRO on holds several datagrams back to back
+//! ([`RecvMeta::gro_segment_size`]). [`Worker::open_received`] opens each in place and offers
+//! its packet to a [`Coalescer`], which merges consecutive TCP segments of a flow into one
+//! super-frame written to the TUN with one `write`; everything else is written as it is,
+//! behind a zero vnet header that takes the place of the spent data header. The caller
+//! flushes the coalescer at the end of every receive batch, so nothing waits longer than that.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Worker;
+use crate::DropReason;
+use crate::counters::WorkerCounters;
+use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
+use crate::pipeline::{HEADROOM, Inbound, buffer_len};
+use crate::sys::{RecvMeta, enable_gro, probe_gso};
+
+/// Most segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS` before Linux 6.10).
+pub const MAX_GSO_SEGMENTS: usize = 64;
+/// Most bytes in one GSO send: a UDP payload within one 64 KB IPv4 packet.
+pub const MAX_GSO_BYTES: usize = 65_535 - 20 - 8;
+/// Flows the coalescer of one worker holds at once.
+pub const COALESCED_FLOWS: usize = 8;
+
+/// Size of a buffer that holds anything the offload path reads or lays out: a TUN frame of a
+/// vnet header and a 64 KB packet, a GRO super-buffer, or a GSO group and room to seal one
+/// more datagram after it.
+pub fn super_buf_len(mtu: usize) -> usize {
+    MAX_FRAME_LEN.max(MAX_GSO_BYTES + buffer_len(mtu))
+}
+
+/// The UDP offloads a worker uses on its sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketOffloads {
+    /// Segmentation on send (`UDP_SEGMENT`).
+    pub gso: bool,
+    /// Coalescing on receive (`UDP_GRO`), switched on by [`SocketOffloads::enable`].
+    pub gro: bool,
+}
+
+impl SocketOffloads {
+    /// Probes GSO and switches GRO on, on every socket; each counts as on only if every
+    /// socket has it. Calling it again on the same sockets changes nothing.
+    pub fn enable(sockets: &[Arc<OwnedFd>]) -> Self {
+        let mut gso = !sockets.is_empty();
+        let mut gro = !sockets.is_empty();
+        for socket in sockets {
+            gso &= probe_gso(&**socket);
+            gro &= enable_gro(&**socket);
+        }
+        SocketOffloads { gso, gro }
+    }
+}
+
+/// Sealed datagrams for one destination, back to back from `start`, for one GSO send: all but
+/// the last are `stride` bytes; a shorter one ends the group. Empty when `count` is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GsoGroup {
+    /// Offset of the first datagram in its buffer.
+    pub start: usize,
+    /// Bytes of all the datagrams.
+    pub len: usize,
+    /// Size of every datagram but the last.
+    pub stride: usize,
+    /// Datagrams in the group.
+    pub count: usize,
+    /// Where they go.
+    pub dst: SocketAddr,
+    closed: bool,
+}
+
+impl GsoGroup {
+    /// An empty group whose first datagram will be at `start`.
+    pub fn empty(start: usize) -> Self {
+        GsoGroup {
+            start,
+            len: 0,
+            stride: 0,
+            count: 0,
+            dst: SocketAddr::from(([0, 0, 0, 0], 0)),
+            closed: false,
+        }
+    }
+
+    /// Whether a full-sized datagram may still join (with segmentation allowed: `gso`).
+    pub fn may_grow(&self, gso: bool) -> bool {
+        self.count == 0
+            || (gso
+                && !self.closed
+                && self.count < MAX_GSO_SEGMENTS
+                && self.len + self.stride <= MAX_GSO_BYTES)
+    }
+
+    /// Adds a datagram of `len` bytes to `dst` that lies right after the group, if it may join.
+    pub fn push(&mut self, len: usize, dst: SocketAddr, gso: bool) -> bool {
+        if self.count == 0 {
+            (self.len, self.stride, self.count, self.dst) = (len, len, 1, dst);
+            return true;
+        }
+        if !self.may_grow(gso) || dst != self.dst || len > self.stride {
+            return false;
+        }
+        self.len += len;
+        self.count += 1;
+        self.closed = len < self.stride;
+        true
+    }
+
+    /// The `UDP_SEGMENT` size for the send: `None` for a lone datagram.
+    pub fn segment_size(&self) -> Option<u16> {
+        // A stride is one sealed datagram: below 64 KB.
+        (self.count > 1).then_some(self.stride as u16)
+    }
+
+    /// The datagrams of the group, as ranges of its buffer.
+    pub fn datagrams(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let end = self.start + self.len;
+        (0..self.count).map(move |i| {
+            let at = self.start + i * self.stride;
+            at..(at + self.stride).min(end)
+        })
+    }
+}
+
+/// Where [`Worker::seal_frame`] seals datagrams.
+pub trait SealedSink {
+    /// Space of at least `need` bytes for the next datagram, which is sealed at its start;
+    /// `None` when there is none (the datagram is dropped).
+    fn space(&mut self, need: usize) -> Option<&mut [u8]>;
+    /// The datagram of `len` bytes for `dst` just sealed at the start of the last space.
+    fn sealed(&mut self, len: usize, dst: SocketAddr);
+}
+
+/// Whether a failed GSO send means the path cannot segment (the device cannot checksum), so
+/// segmentation is to be switched off for good.
+pub fn gso_unsupported(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::EIO)
+}
+
+impl Worker {
+    /// Whether this worker runs the offload path: its TUN queue carries vnet headers.
+    pub(super) fn offloading(&self) -> bool {
+        self.tun.has_vnet_hdr()
+    }
+
+    /// Segments one frame read from the TUN and seals every segment into `sink` for the peer
+    /// that routes the first; a frame that cannot be segmented is dropped with its reason.
+    pub(super) fn seal_frame(&self, now: Duration, frame: &[u8], sink: &mut impl SealedSink) {
+        let mtu = self.dataplane.mtu();
+        let need = buffer_len(mtu);
+        let segmenter =
+            VnetHdr::parse(frame).and_then(|(hdr, packet)| Segmenter::new(&hdr, packet, mtu));
+        let mut segmenter = match segmenter {
+            Ok(segmenter) => segmenter,
+            Err(reason) => return self.drop_packet(reason),
+        };
+        let mut peer = None;
+        loop {
+            let left = segmenter.remaining();
+            let Some(space) = sink.space(need) else {
+                return (0..left).for_each(|_| self.drop_packet(DropReason::SendFailed));
+            };
+            let Some(plain) = space.get_mut(HEADROOM..HEADROOM + mtu) else {
+                return (0..left).for_each(|_| self.drop_packet(DropReason::BadLength));
+            };
+            let len = match segmenter.next_into(plain) {
+                None => return,
+                Some(Ok(len)) => len,
+                Some(Err(reason)) => return self.drop_packet(reason),
+            };
+            let routed = match peer {
+                Some(peer) => peer,
+                None => match self.dataplane.route(&plain[..len]) {
+                    Ok(routed) => *peer.insert(routed),
+                    Err(reason) => {
+                        return (0..left).for_each(|_| self.drop_packet(reason));
+                    }
+                },
+            };
+            match routed.encapsulate(now, space, len, mtu) {
+                Ok((sealed, dst)) => sink.sealed(sealed, dst),
+                Err(reason) => self.drop_packet(reason),
+            }
+        }
+    }
+
+    /// Opens in place every datagram of `buf` as `meta` describes it (one, or a GRO
+    /// super-buffer of several) received on socket `socket`, and delivers the packets through
+    /// `coalescer`; handshakes go to control. Call [`Worker::flush_coalesced`] after the batch.
+    pub(super) fn open_received(
+        &self,
+        now: Duration,
+        buf: &mut [u8],
+        meta: &RecvMeta,
+        socket: usize,
+        coalescer: &mut Coalescer,
+    ) {
+        if meta.truncated {
+            WorkerCounters::add(&self.counters.rx_packets, 1);
+            WorkerCounters::add(&self.counters.rx_bytes, meta.len as u64);
+            return self.drop_packet(DropReason::BadLength);
+        }
+        let Some(data) = buf.get_mut(..meta.len) else {
+            return self.drop_packet(DropReason::BadLength);
+        };
+        let size = meta.gro_segment_size.map_or(data.len(), usize::from).max(1);
+        for datagram in data.chunks_mut(size) {
+            WorkerCounters::add(&self.counters.rx_packets, 1);
+            WorkerCounters::add(&self.counters.rx_bytes, datagram.len() as u64);
+            match self.dataplane.inbound(now, meta.src, datagram) {
+                Ok(Inbound::Deliver { len }) => self.deliver(datagram, len, coalescer),
+                Ok(Inbound::Keepalive) => {}
+                Ok(Inbound::Handshake) => self.to_control(meta.src, socket, datagram),
+                Err(reason) => self.drop_packet(reason),
+            }
+        }
+    }
+
+    /// Writes every super-frame the coalescer holds to the TUN.
+    pub(super) fn flush_coalesced(&self, coalescer: &mut Coalescer) {
+        coalescer.flush(|frame| self.write_frame(frame));
+    }
+
+    /// Hands the opened packet at `datagram[HEADROOM..HEADROOM + len]` to the coalescer, or
+    /// writes it at once behind a zero vnet header laid over the spent data header.
+    fn deliver(&self, datagram: &mut [u8], len: usize, coalescer: &mut Coalescer) {
+        let Some(packet) = datagram.get(HEADROOM..HEADROOM + len) else {
+            return self.drop_packet(DropReason::InvalidInnerPacket);
+        };
+        if coalescer.push(packet, &mut |frame| self.write_frame(frame)) == Push::Held {
+            return;
+        }
+        let start = HEADROOM - VNET_HDR_LEN;
+        datagram[start..HEADROOM].fill(0);
+        self.write_frame(&datagram[start..HEADROOM + len]);
+    }
+
+    fn write_frame(&self, frame: &[u8]) {
+        if self.tun.write(frame).is_err() {
+            self.drop_packet(DropReason::SendFailed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dst(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    #[test]
+    fn a_group_takes_equal_datagrams_and_ends_with_a_shorter_one() {
+        let mut group = GsoGroup::empty(100);
+        assert_eq!(group.segment_size(), None);
+        assert!(group.push(1452, dst(1), true));
+        assert_eq!(group.segment_size(), None, "one datagram: no segmentation");
+        assert!(group.push(1452, dst(1), true));
+        assert!(!group.push(1453, dst(1), true), "longer than the stride");
+        assert!(!group.push(1452, dst(2), true), "another destination");
+        assert!(group.push(600, dst(1), true));
+        assert!(!group.may_grow(true), "a short datagram ends the group");
+        assert!(!group.push(600, dst(1), true));
+        assert_eq!((group.len, group.count, group.stride), (3504, 3, 1452));
+        assert_eq!(group.segment_size(), Some(1452));
+        assert_eq!(
+            group.datagrams().collect::<Vec<_>>(),
+            [100..1552, 1552..3004, 3004..3604]
+        );
+    }
+
+    #[test]
+    fn a_group_stops_at_the_segment_and_byte_limits_and_without_gso() {
+        let mut by_count = GsoGroup::empty(0);
+        for _ in 0..MAX_GSO_SEGMENTS {
+            assert!(by_count.push(96, dst(1), true));
+        }
+        assert!(!by_count.may_grow(true));
+        assert!(!by_count.push(96, dst(1), true));
+
+        let mut by_bytes = GsoGroup::empty(0);
+        let fits = MAX_GSO_BYTES / 1452;
+        for _ in 0..fits {
+            assert!(by_bytes.push(1452, dst(1), true));
+        }
+        assert_eq!(fits, 45);
+        assert!(!by_bytes.push(1452, dst(1), true));
+        assert!(by_bytes.len <= MAX_GSO_BYTES);
+
+        let mut plain = GsoGroup::empty(0);
+        assert!(plain.may_grow(false));
+        assert!(plain.push(1452, dst(1), false));
+        assert!(!plain.may_grow(false));
+        assert!(!plain.push(1452, dst(1), false));
+    }
+
+    #[test]
+    fn buffers_hold_a_whole_frame_or_a_group_and_one_more_datagram() {
+        assert_eq!(
+            super_buf_len(1420),
+            MAX_FRAME_LEN.max(65_507 + 16 + 1420 + 16 + 64)
+        );
+        assert!(super_buf_len(1420) >= VNET_HDR_LEN + 65_535);
+        assert!(super_buf_len(9000) >= MAX_GSO_BYTES + buffer_len(9000));
+    }
+}
