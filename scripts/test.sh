@@ -21,5 +21,7 @@ echo "== benches build"
 cargo bench --workspace --locked --no-run
 echo "== instructions per packet (callgrind; fails on a regression over 10 %)"
 scripts/callgrind-pipeline.sh --check
+echo "== per-core spread (two peers, --cores 2)"
+scripts/e2e-spread.sh
 echo "== end-to-end (network namespaces)"
 scripts/e2e.sh --backend both

@@ -105,6 +105,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         addrs: listen,
         sockets,
     } = setup::bind_sockets(&config.interface.listen, workers)?;
+    protocol.steer_indices(workers);
     let socket_path = options
         .socket
         .clone()

@@ -138,6 +138,14 @@ pub fn bind_sockets(listen: &Listen, workers: usize) -> Result<Listeners, String
         }
         per_worker.push(sockets);
     }
+    if workers > 1 {
+        for (i, addr) in addrs.iter().enumerate() {
+            if let Some(first) = per_worker.first().and_then(|w| w.get(i)) {
+                sys::steer_by_receiver_index(&**first, workers)
+                    .map_err(|e| format!("cannot steer {addr} across {workers} workers: {e}"))?;
+            }
+        }
+    }
     Ok(Listeners {
         addrs,
         sockets: per_worker,

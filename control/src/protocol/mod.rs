@@ -20,6 +20,7 @@ use rand_core::{CryptoRng, RngCore};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::peer::PeerShared;
+use rovy_dataplane::sys::steered_index;
 use rovy_dataplane::wire::{self, COOKIE_REPLY_LEN, INITIATION_LEN, MessageType, RESPONSE_LEN};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -109,6 +110,8 @@ pub struct Protocol {
     index: Arc<IndexTable>,
     /// Indices each peer holds in `index`, to drop them when its sessions rotate.
     indices: Vec<Vec<u32>>,
+    /// Workers that data is steered across by receiver index (1 = no steering).
+    workers: usize,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -133,6 +136,7 @@ impl Protocol {
             by_key: HashMap::new(),
             index: Arc::new(IndexTable::new()),
             indices: Vec::new(),
+            workers: 1,
         }
     }
 
@@ -269,7 +273,7 @@ impl Protocol {
             .timestamps
             .check(&timestamp, now)
             .map_err(|_| DropReason::HandshakeReplayed)?;
-        let local_index = self.fresh_index(rng);
+        let local_index = self.fresh_index(idx, rng);
         let psk = self.peers[idx.0].psk.clone();
         let response: &mut [u8; RESPONSE_LEN] = (&mut out[..RESPONSE_LEN])
             .try_into()
@@ -451,7 +455,7 @@ impl Protocol {
         rng: &mut (impl RngCore + CryptoRng),
         out: &mut [u8; HANDSHAKE_BUF_LEN],
     ) -> bool {
-        let local_index = self.fresh_index(rng);
+        let local_index = self.fresh_index(idx, rng);
         let timestamp = Tai64n::from_unix(wall);
         let peer = &mut self.peers[idx.0];
         let Ok(pending) = noise::write_initiation(
@@ -496,10 +500,16 @@ impl Protocol {
         }
     }
 
-    /// A random local index not in use by any peer.
-    fn fresh_index(&mut self, rng: &mut (impl RngCore + CryptoRng)) -> u32 {
+    /// Makes every new local index of a peer steer its data messages to the peer's home
+    /// worker (slot modulo `workers`; see `rovy_dataplane::sys::steer`).
+    pub fn steer_indices(&mut self, workers: usize) {
+        self.workers = workers.max(1);
+    }
+
+    /// A random local index not in use by any peer, steered to `idx`'s home worker.
+    fn fresh_index(&mut self, idx: PeerIdx, rng: &mut (impl RngCore + CryptoRng)) -> u32 {
         loop {
-            let candidate = rng.next_u32();
+            let candidate = steered_index(rng.next_u32(), idx.0 % self.workers, self.workers);
             if !self.index.contains(candidate) {
                 return candidate;
             }

@@ -17,6 +17,7 @@ pub mod alloc_count;
 pub mod netif;
 pub mod netns;
 pub mod poll;
+pub mod steer;
 pub mod tun;
 pub mod udp;
 pub mod uring;
@@ -37,6 +38,7 @@ pub use alloc_count::CountingAllocator;
 pub use netif::{add_address, add_route, delete_link, index, set_mtu, set_up};
 pub use netns::enter_new_netns_for_current_thread;
 pub use poll::{Epoll, EventFd, SignalFd, block_signals};
+pub use steer::{steer_by_receiver_index, steered_index};
 pub use tun::{TUN_VNET_HDR_LEN, Tun, TunOffloads, TunQueue};
 pub use udp::{
     Datagram, MAX_BATCH, RecvBatch, RecvMeta, SendBatch, UdpSocketBuilder, enable_gro, probe_gso,
