@@ -35,7 +35,7 @@ mod uring_tests;
 
 pub use affinity::{allowed_cores, available_cores, pin_current_thread};
 pub use alloc_count::CountingAllocator;
-pub use netif::{add_address, add_route, delete_link, index, set_mtu, set_up};
+pub use netif::{add_address, add_route, delete_link, index, set_mtu, set_tx_queue_len, set_up};
 pub use netns::enter_new_netns_for_current_thread;
 pub use poll::{Epoll, EventFd, SignalFd, block_signals};
 pub use steer::{steer_by_receiver_index, steered_index};

@@ -1,4 +1,4 @@
-//! Interface configuration over rtnetlink: MTU, up, addresses (IPv4 and IPv6), routes,
+//! Interface configuration over rtnetlink: MTU, transmit queue length, up, addresses (IPv4 and IPv6), routes,
 //! deletion.
 //!
 //! Each call opens a `NETLINK_ROUTE` socket, sends one request with `NLM_F_ACK` and waits for
@@ -51,6 +51,16 @@ pub fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
     let mut request = Request::new(libc::RTM_NEWLINK, 0);
     request.push_ifinfomsg(index_for(name, &context)?, 0, 0);
     request.push_attr(libc::IFLA_MTU, &mtu.to_ne_bytes());
+    request.send(&context)
+}
+
+/// Sets the transmit queue length of interface `name`: for a TUN, how many packets the kernel
+/// holds for the reader before it drops them (`tx_dropped`).
+pub fn set_tx_queue_len(name: &str, len: u32) -> io::Result<()> {
+    let context = format!("set transmit queue length {len} on {name}");
+    let mut request = Request::new(libc::RTM_NEWLINK, 0);
+    request.push_ifinfomsg(index_for(name, &context)?, 0, 0);
+    request.push_attr(libc::IFLA_TXQLEN, &len.to_ne_bytes());
     request.send(&context)
 }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 
 use super::test_packets::{in_new_netns, parse_udp, read_udp_to};
-use super::{Tun, add_address, add_route, set_mtu, set_up};
+use super::{Tun, add_address, add_route, set_mtu, set_tx_queue_len, set_up};
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().unwrap();
@@ -137,5 +137,25 @@ fn kernel_refusals_name_the_interface_and_the_request() {
                 "{err}"
             );
         }
+    });
+}
+
+#[test]
+fn the_transmit_queue_length_is_set_on_the_named_interface_only() {
+    in_new_netns(|| {
+        let _tun = Tun::create("rf-txq", 1, false).unwrap();
+        set_tx_queue_len("rf-txq", 4096).unwrap();
+        let shown = ip(&["-o", "link", "show", "dev", "rf-txq"]);
+        assert!(shown.contains(" qlen 4096"), "{shown}");
+        set_tx_queue_len("rf-txq", 500).unwrap();
+        let shown = ip(&["-o", "link", "show", "dev", "rf-txq"]);
+        assert!(shown.contains(" qlen 500"), "{shown}");
+
+        let err = set_tx_queue_len("rf-none", 4096).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            err.to_string(),
+            "set transmit queue length 4096 on rf-none: interface rf-none: no such interface"
+        );
     });
 }
