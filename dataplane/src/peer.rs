@@ -167,21 +167,13 @@ impl PeerShared {
     ) -> Result<(usize, SocketAddr), DropReason> {
         let dst = self.endpoint().ok_or(DropReason::NoEndpoint)?;
         let sessions = self.sessions();
-        let Some(current) = sessions.current() else {
-            drop(sessions);
-            self.request_handshake();
-            return Err(DropReason::NoSession);
-        };
-        let sent = current.encapsulate(now, buf, payload_len, mtu);
-        let rekey = current.needs_rekey(now);
+        let sent = sessions.encapsulate(now, buf, payload_len, mtu);
+        let rekey = sessions.current().is_none_or(|s| s.needs_rekey(now));
         drop(sessions);
-        if rekey {
+        if rekey || sent.is_err() {
             self.request_handshake();
         }
-        let len = sent.map_err(|_| {
-            self.request_handshake();
-            DropReason::NoSession
-        })?;
+        let len = sent.map_err(|_| DropReason::NoSession)?;
         self.any_sent.set(now);
         if payload_len > 0 {
             self.data_sent.set(now);
