@@ -10,10 +10,14 @@
 # target/release/rovy-fast exists (cargo build --release -p rovy-control).
 # Measures:
 #   TCP   iperf3 -c 10.202.0.2 -t 10, one stream, 3 runs: median and min–max Gbit/s received
-#   UDP   paced capacity: offered 20/40/60/80/120/160/240 k pkt/s (-u -l SIZE -b RATE -w 4M -t 5)
+#   UDP   paced capacity: offered 20/40/60/80/100/120/140/160/200/240 k pkt/s (-u -l SIZE -b RATE -w 4M -t 5)
 #         at 64 and 1392 bytes; the figure is the highest offered rate with under 1 % loss
 #         (the sweep stops at the first step with more)
 #   CPU   utime+stime of both tunnel daemons from /proc/PID/stat, in % of one core, per run
+# Placement: both nodes share this machine, and a peer's traffic runs on the same home worker
+# index at both ends of a link, so rovy-fast nodes are pinned apart as two machines would be:
+# A's worker i on CPU i, B's on CPU i+1 (mod the CPU count), via --cpus. boringtun and
+# wireguard-go pin nothing; the scheduler spreads their threads.
 # --quick: 1 TCP run and the steps 20/40/80/160 k pkt/s. Prints the raw runs as it goes and
 # one markdown table at the end, with rovy-fast's ratio to each other implementation.
 set -euo pipefail
@@ -35,7 +39,7 @@ command_line="scripts/bench-throughput.sh${*:+ $*}"
 all=(rovy-c1 rovy-c2 boringtun-t1 boringtun-t2 wireguard-go)
 selected=("${all[@]}")
 tcp_runs=3
-rates=(20 40 60 80 120 160 240)
+rates=(20 40 60 80 100 120 140 160 200 240)
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick)
@@ -86,6 +90,15 @@ measure() {
     'BEGIN { printf "%.0f\n", 100 * d / hz / (t1 - t0) }'
 }
 
+# cpu_list FIRST COUNT: COUNT CPU ids from FIRST upwards, wrapping at the CPU count (1,0).
+cpu_list() {
+  local n i ids=()
+  n="$(nproc)"
+  for ((i = 0; i < $2; i++)); do ids+=($((($1 + i) % n))); done
+  local IFS=,
+  echo "${ids[*]}"
+}
+
 # tcp_listening NS PORT: something listens on TCP PORT in NS.
 tcp_listening() {
   run_in "$1" ss -Hltn "sport = :$2" | grep -q .
@@ -93,9 +106,13 @@ tcp_listening() {
 
 # bench_one NAME: starts the pair for NAME, runs TCP and the UDP sweeps, appends to results.
 bench_one() {
-  local name="$1" impl args=()
+  local name="$1" impl args=() args_b=()
   case "$name" in
-    rovy-c*) impl=rovy args=(--cores "${name#rovy-c}") ;;
+    rovy-c*)
+      impl=rovy
+      args=(--cores "${name#rovy-c}" --cpus "$(cpu_list 0 "${name#rovy-c}")")
+      args_b=(--cores "${name#rovy-c}" --cpus "$(cpu_list 1 "${name#rovy-c}")")
+      ;;
     boringtun-t*) impl=boringtun args=(--threads "${name#boringtun-t}") ;;
     wireguard-go) impl=wireguard-go ;;
   esac
@@ -104,7 +121,8 @@ bench_one() {
     return 0
   fi
   pair_set "$impl" "$impl"
-  if ! node_start A "${args[@]}" || ! node_start B "${args[@]}"; then
+  [ "${#args_b[@]}" -gt 0 ] || args_b=("${args[@]}")
+  if ! node_start A "${args[@]}" || ! node_start B "${args_b[@]}"; then
     printf '%s\tstatus\tfailed to start\n' "$name" >>"$results"
     return 0
   fi

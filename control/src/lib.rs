@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod config;
+pub mod cpus;
 pub mod daemon;
 pub mod handshake;
 pub mod keys;

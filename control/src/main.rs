@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rovy_control::api;
 use rovy_control::config::{CORES_RANGE, Config, Listen, PeerKind};
+use rovy_control::cpus::CpuList;
 use rovy_control::daemon::{self, Backend, RunOptions};
 use rovy_control::keys::{PrivateKey, read_private_key_file, trim_key_line};
 
@@ -28,6 +29,10 @@ struct Cli {
     /// Worker threads, one per core (overrides the config's `cores`).
     #[arg(long, value_name = "N", value_parser = cores_parser())]
     cores: Option<u16>,
+    /// Pin worker i to the i-th CPU of LIST, e.g. `2,3` or `0-3` (default: the CPUs this
+    /// process may use, in increasing order). Without --cores, one worker per listed CPU.
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<CpuList>,
     /// Worker I/O backend; `auto` picks the best this kernel allows. Also `ROVY_BACKEND`.
     #[arg(
         long,
@@ -145,6 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         (None, Some(config)) => {
             let options = NodeOptions {
                 cores: cli.cores,
+                cpus: cli.cpus,
                 backend: cli.backend,
                 offloads: cli.offloads == OffloadChoice::Auto,
                 socket: cli.socket,
@@ -159,6 +165,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 /// The command-line options of a node run.
 struct NodeOptions {
     cores: Option<u16>,
+    cpus: Option<CpuList>,
     backend: BackendChoice,
     offloads: bool,
     socket: Option<PathBuf>,
@@ -168,6 +175,7 @@ struct NodeOptions {
 fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
     let NodeOptions {
         cores,
+        cpus,
         backend,
         offloads,
         socket,
@@ -186,6 +194,7 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
         config,
         RunOptions {
             cores,
+            cpus,
             backend,
             offloads,
             socket,

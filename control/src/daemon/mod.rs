@@ -25,6 +25,7 @@ use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
 
 use crate::api::{self, ApiServer};
 use crate::config::Config;
+use crate::cpus::{self, CpuList};
 use crate::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
 
 /// Handshake messages waiting for control, at most (wireguard-go: 1024).
@@ -73,6 +74,8 @@ impl Backend {
 pub struct RunOptions {
     /// Worker threads (`--cores`), else the config's, else every available core.
     pub cores: Option<u16>,
+    /// The CPU each worker is pinned to (`--cpus`), else the allowed CPUs in increasing order.
+    pub cpus: Option<CpuList>,
     /// The backend to use.
     pub backend: Backend,
     /// Whether to use TUN and UDP segmentation offloads where the kernel accepts them.
@@ -86,13 +89,34 @@ struct WorkerHandle {
     wake: Arc<EventFd>,
 }
 
+/// The CPUs to pin workers to, in worker order (worker `i` takes the `i mod len`-th): the
+/// `--cpus` list after checking this process may run on each, else the allowed CPUs. Never
+/// empty.
+fn worker_cpus(list: Option<&CpuList>) -> Result<Vec<usize>, String> {
+    let allowed = sys::allowed_cores().unwrap_or_default();
+    let Some(list) = list else {
+        return Ok(if allowed.is_empty() { vec![0] } else { allowed });
+    };
+    match list.first_not_in(&allowed) {
+        Some(cpu) => Err(format!(
+            "--cpus {list}: this process may not run on CPU {cpu} (it may use {})",
+            cpus::describe(&allowed)
+        )),
+        None => Ok(list.ids().to_vec()),
+    }
+}
+
 /// Runs the node until SIGINT or SIGTERM. Start-up failures are one line for the user.
 pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let origin = Instant::now();
-    let cores = sys::allowed_cores().unwrap_or_else(|_| vec![0]);
+    let cores = worker_cpus(options.cpus.as_ref())?;
     let workers = options
         .cores
-        .or(config.interface.cores)
+        .or(if options.cpus.is_some() {
+            None
+        } else {
+            config.interface.cores
+        })
         .map_or(cores.len(), usize::from)
         .max(1);
     sys::block_signals(&[libc::SIGINT, libc::SIGTERM])
@@ -115,8 +139,14 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let queues = setup::create_interface(&config, workers, options.offloads)?;
     let name = config.interface.name.clone();
     let offloads = setup::offload_names(&queues, &sockets);
-    let static_status =
-        status::StaticStatus::new(&config, options.backend.name(), &listen, &offloads);
+    let worker_cores: Vec<usize> = (0..workers).map(|i| cores[i % cores.len()]).collect();
+    let static_status = status::StaticStatus::new(
+        &config,
+        options.backend.name(),
+        &listen,
+        &offloads,
+        worker_cores.clone(),
+    );
 
     let peers = (0..protocol.peer_count())
         .filter_map(|i| protocol.peer(crate::protocol::PeerIdx(i)))
@@ -141,7 +171,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         let wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
         let counters = Arc::new(WorkerCounters::default());
         counters_all.push(Arc::clone(&counters));
-        let core = cores.get(i % cores.len().max(1)).copied();
+        let core = worker_cores[i];
         let worker = Worker {
             dataplane: Arc::clone(&dataplane),
             tun,
@@ -161,10 +191,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         let thread = std::thread::Builder::new()
             .name(format!("rovy-worker-{i}"))
             .spawn(move || {
-                if let Some(core) = core {
-                    if let Err(e) = sys::pin_current_thread(core) {
-                        eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
-                    }
+                if let Err(e) = sys::pin_current_thread(core) {
+                    eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
                 }
                 match backend {
                     Backend::Uring => worker.run_uring(),
@@ -184,8 +212,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     }
     let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!(
-        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s), listening on {}, {} peer(s), offloads: {}",
+        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s) on CPU {}, listening on {}, {} peer(s), offloads: {}",
         options.backend.name(),
+        cpus::describe(&worker_cores),
         listening.join(" "),
         protocol.peer_count(),
         if offloads.is_empty() {

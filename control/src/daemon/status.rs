@@ -15,15 +15,19 @@ use crate::protocol::{PeerIdx, Protocol};
 /// The parts of the status that do not change while the node runs.
 pub struct StaticStatus {
     template: Status,
+    /// The CPU each worker is pinned to, by worker index.
+    worker_cores: Vec<usize>,
 }
 
 impl StaticStatus {
-    /// Captures interface, identity, listeners, offloads in force and peer configuration.
+    /// Captures interface, identity, listeners, offloads in force, worker placement and peer
+    /// configuration.
     pub fn new(
         config: &Config,
         backend: &str,
         listen: &[std::net::SocketAddr],
         offloads: &[&str],
+        worker_cores: Vec<usize>,
     ) -> Self {
         let public = config.interface.private_key.public_key();
         let peers = config
@@ -56,6 +60,7 @@ impl StaticStatus {
                 drops_total: 0,
                 peers,
             },
+            worker_cores,
         }
     }
 
@@ -81,8 +86,8 @@ impl StaticStatus {
         status.workers = workers
             .iter()
             .enumerate()
-            .map(|(core, c)| WorkerStatus {
-                core,
+            .map(|(i, c)| WorkerStatus {
+                core: self.worker_cores.get(i).copied().unwrap_or(i),
                 rx_packets: c.rx_packets.load(Ordering::Relaxed),
                 tx_packets: c.tx_packets.load(Ordering::Relaxed),
                 rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
