@@ -233,6 +233,24 @@ fn running_a_node_refuses_a_bad_config_or_arguments_before_starting() {
         "{}",
         stderr(&usage)
     );
+    // A malformed CPU list is a usage error too; a CPU the process may not use is refused
+    // before anything is created.
+    let usage = rovy(&["--cpus", "1-0", &good], b"");
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(
+        stderr(&usage).contains("range 1-0 runs backwards (write 0-1)"),
+        "{}",
+        stderr(&usage)
+    );
+    let refused = rovy(&["--backend", "epoll", "--cpus", "0,1023", &good], b"");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).starts_with(
+            "rovy-fast: --cpus 0,1023: this process may not run on CPU 1023 (it may use "
+        ),
+        "{}",
+        stderr(&refused)
+    );
 }
 
 /// `pubkey` must print exactly what `wg pubkey` prints. Needs wireguard-tools: required when
