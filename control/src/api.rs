@@ -78,6 +78,8 @@ pub struct WorkerStatus {
     pub tx_packets: u64,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// Frames written to the TUN (a coalesced super-packet is one).
+    pub tun_writes: u64,
     /// Packets dropped, by reason.
     pub drops: BTreeMap<String, u64>,
 }

@@ -49,6 +49,7 @@ fn sample_status() -> Status {
                 tx_packets: 2048,
                 rx_bytes: 1023,
                 tx_bytes: 1536,
+                tun_writes: 1,
                 drops: drops(&[("bad_mac", 2), ("no_route", 0), ("replay", 5)]),
             },
             WorkerStatus {
@@ -57,6 +58,7 @@ fn sample_status() -> Status {
                 tx_packets: 1,
                 rx_bytes: 3 << 19,
                 tx_bytes: 0,
+                tun_writes: 0,
                 drops: drops(&[("bad_mac", 1), ("no_route", 0), ("short", 7)]),
             },
         ],
@@ -516,8 +518,8 @@ peer: {wireguard_peer}
   transfer: 0 B received, 0 B sent
 
 workers:
-  core 0: rx 1 packet (1023 B), tx 2048 packets (1.50 KiB), 7 drops
-  core 1: rx 0 packets (1.50 MiB), tx 1 packet (0 B), 8 drops
+  core 0: rx 1 packet (1023 B), tx 2048 packets (1.50 KiB), 1 TUN write, 7 drops
+  core 1: rx 0 packets (1.50 MiB), tx 1 packet (0 B), 0 TUN writes, 8 drops
 
 drops: 15 total
   bad_mac: 3

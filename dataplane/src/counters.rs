@@ -160,6 +160,9 @@ pub struct WorkerCounters {
     pub rx_bytes: AtomicU64,
     /// Bytes of datagrams sent.
     pub tx_bytes: AtomicU64,
+    /// Frames written to the TUN: one per packet delivered, or one per coalesced
+    /// super-packet, so `rx_packets / tun_writes` shows how much coalescing saves.
+    pub tun_writes: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 

@@ -103,7 +103,7 @@ impl Worker {
         let mtu = self.dataplane.mtu();
         let mut io = if self.offloading() {
             let offloads = SocketOffloads::enable(&self.sockets);
-            Io::Offload(Box::new(OffloadIo::new(mtu, offloads)))
+            Io::Offload(Box::new(OffloadIo::new(mtu, offloads, &self.tun)))
         } else {
             let buf_len = buffer_len(mtu);
             Io::Plain(Box::new(BatchIo {
@@ -275,8 +275,9 @@ impl Worker {
                 let datagram = &mut buf[..meta.len];
                 match self.dataplane.inbound(now, meta.src, datagram) {
                     Ok(Inbound::Deliver { len }) => {
-                        if self.tun.write(&datagram[HEADROOM..HEADROOM + len]).is_err() {
-                            self.drop_packet(DropReason::SendFailed);
+                        match self.tun.write(&datagram[HEADROOM..HEADROOM + len]) {
+                            Ok(_) => WorkerCounters::add(&self.counters.tun_writes, 1),
+                            Err(_) => self.drop_packet(DropReason::SendFailed),
                         }
                     }
                     Ok(Inbound::Keepalive) => {}

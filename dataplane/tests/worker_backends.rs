@@ -7,8 +7,9 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 
-use common::{A_UNDERLAY, Backend, Stopped, TwoNodes, in_new_netns};
+use common::{A_UNDERLAY, B_APP, Backend, Stopped, TwoNodes, in_new_netns};
 use rovy_dataplane::DropReason;
+use rovy_dataplane::sys::{Datagram, SendBatch};
 
 /// Sealed sizes of the round-trip payloads below: 32 bytes of header and tag around the inner
 /// packet (28 bytes of IPv4 and UDP headers plus payload) padded to 16, but not past the MTU.
@@ -102,4 +103,60 @@ fn epoll_offload_path_carries_counts_and_hands_over() {
 fn uring_offload_path_carries_counts_and_hands_over() {
     rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
     carries_counts_and_hands_over(Backend::Uring, true);
+}
+
+/// Datagrams in A's UDP GSO burst: sealed at A as one GSO send, received at B as one GRO
+/// buffer.
+const BURST: usize = 40;
+const BURST_SEGMENT: usize = 1200;
+
+/// One GSO send of [`BURST`] datagrams from A's application crosses the tunnel and reaches B's
+/// socket as the same datagrams, in order. Where B's TUN takes USO frames, B writes them with
+/// one TUN write instead of one per datagram.
+fn udp_burst_is_coalesced_and_arrives_whole(backend: Backend) {
+    let (b, b_uso) = in_new_netns(move || {
+        let nodes = TwoNodes::start_with(backend, true);
+        let mut buf = [0u8; 2048];
+        nodes.round_trip(b"first", &mut buf);
+        let burst: Vec<u8> = (0..BURST * BURST_SEGMENT)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        let datagram = Datagram {
+            payload: &burst,
+            dst: B_APP,
+            segment_size: Some(BURST_SEGMENT as u16),
+        };
+        SendBatch::new(1)
+            .send_batch(&nodes.a_app, &[datagram])
+            .unwrap();
+        for (i, expected) in burst.chunks(BURST_SEGMENT).enumerate() {
+            let (len, from) = nodes.b_app.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..len], expected, "datagram {i}");
+            assert_eq!(from, nodes.a_app.local_addr().unwrap());
+        }
+        let b_uso = nodes.b_offloads.uso4;
+        let [_, b] = nodes.stop();
+        (b, b_uso)
+    });
+    let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    assert_eq!(count(&b.counters.rx_packets), 1 + BURST as u64);
+    assert_eq!(b.counters.drops().total(), 0);
+    // The round trip's first packet, then the burst.
+    let expected_writes = if b_uso { 2 } else { 1 + BURST as u64 };
+    assert_eq!(
+        count(&b.counters.tun_writes),
+        expected_writes,
+        "{backend:?}, USO {b_uso}"
+    );
+}
+
+#[test]
+fn epoll_offload_path_coalesces_a_udp_burst() {
+    udp_burst_is_coalesced_and_arrives_whole(Backend::Epoll);
+}
+
+#[test]
+fn uring_offload_path_coalesces_a_udp_burst() {
+    rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
+    udp_burst_is_coalesced_and_arrives_whole(Backend::Uring);
 }

@@ -83,12 +83,13 @@ fn worker_line(worker: &WorkerStatus) -> String {
         .values()
         .fold(0_u64, |total, &count| total.saturating_add(count));
     format!(
-        "  core {}: rx {} ({}), tx {} ({}), {}",
+        "  core {}: rx {} ({}), tx {} ({}), {}, {}",
         worker.core,
         count_of(worker.rx_packets, "packet"),
         byte_size(worker.rx_bytes),
         count_of(worker.tx_packets, "packet"),
         byte_size(worker.tx_bytes),
+        count_of(worker.tun_writes, "TUN write"),
         count_of(drops, "drop")
     )
 }

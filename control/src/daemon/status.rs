@@ -92,6 +92,7 @@ impl StaticStatus {
                 tx_packets: c.tx_packets.load(Ordering::Relaxed),
                 rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
                 tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
+                tun_writes: c.tun_writes.load(Ordering::Relaxed),
                 drops: named(c),
             })
             .collect();

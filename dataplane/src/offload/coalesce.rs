@@ -1,6 +1,10 @@
 //! Coalescing: consecutive TCP segments of one flow, as they come out of the tunnel, become one
 //! super-packet written to the TUN with a vnet header (receive offload done by us), so the
-//! kernel runs its TCP receive path once per 64 KB instead of once per segment.
+//! kernel runs its TCP receive path once per 64 KB instead of once per segment. Consecutive
+//! UDP datagrams of one flow become one USO super-packet the same way, when the kernel takes
+//! them ([`Coalescer::merge_udp`]): one TUN write and one pass through IP for the lot, which
+//! the kernel splits back into the same datagrams at the socket (or hands whole to a socket
+//! with `UDP_GRO`).
 //!
 //! The kernel takes such a packet as if a NIC's GRO had built it, so the rules are those of its
 //! own GRO (`inet_gro_receive`, `ipv6_gro_receive`, `tcp_gro_receive`), slightly stricter.
@@ -29,18 +33,26 @@
 //! starts a new one or passes through. Anything that is not a TCP segment with payload passes
 //! through untouched: the caller writes it itself with a zero vnet header.
 //!
+//! UDP datagrams follow rules 1, 3 and 5: UDP over IPv4 or IPv6 with a payload, its length
+//! field matching, a non-zero checksum that verifies (an IPv4 datagram sent without one would
+//! gain one); the same flow and IP header (identification as for TCP); a payload no longer
+//! than the first datagram's, a shorter one ending the super-packet. There is no sequence to
+//! check: UDP is merged in the order it arrived, which is the order it is delivered in.
+//!
 //! Emitted super-packets of two or more segments carry `GSO_TCPV4`/`GSO_TCPV6`, `gso_size` =
 //! the first segment's payload, `hdr_len` = IP + TCP headers, `NEEDS_CSUM` with `csum_start`
 //! at the TCP header and `csum_offset` 16, and the TCP checksum field holding the folded
 //! pseudo-header sum over the merged length (the kernel's `CHECKSUM_PARTIAL` form, which it
 //! completes if it ever forwards or segments the packet); the IP length and IPv4 header
-//! checksum are fixed. A held flow of one segment goes out as it came, with a zero header.
+//! checksum are fixed. UDP super-packets carry `GSO_UDP_L4`, `hdr_len` = IP + 8 bytes,
+//! `csum_offset` 6, and a UDP length covering the whole payload, which the kernel rewrites per
+//! datagram as it splits. A held flow of one segment goes out as it came, with a zero header.
 
 use super::checksum::checksum;
 use super::headers::{
-    Family, IPV4_DONT_FRAGMENT, IpHeader, MAX_IP_PACKET_LEN, PROTO_TCP, TCP_CHECKSUM_AT,
-    TCP_FLAGS_AT, be16, be32, pseudo_header, put16, set_ip_len, set_ipv4_checksum, tcp_flags,
-    transport_header_len,
+    Family, IPV4_DONT_FRAGMENT, IpHeader, MAX_IP_PACKET_LEN, PROTO_TCP, PROTO_UDP, TCP_CHECKSUM_AT,
+    TCP_FLAGS_AT, UDP_CHECKSUM_AT, be16, be32, pseudo_header, put16, set_ip_len, set_ipv4_checksum,
+    tcp_flags, transport_header_len,
 };
 use super::vnet::{GsoType, VNET_HDR_LEN, VnetHdr};
 
@@ -56,7 +68,7 @@ pub enum Push {
     PassThrough,
 }
 
-/// Up to a fixed number of TCP flows being coalesced, each in a preallocated 64 KB slot.
+/// Up to a fixed number of TCP or UDP flows being coalesced, each in a preallocated 64 KB slot.
 #[derive(Debug)]
 pub struct Coalescer {
     slots: Box<[Slot]>,
@@ -64,6 +76,8 @@ pub struct Coalescer {
     active: Vec<usize>,
     /// Indices of the free slots.
     free: Vec<usize>,
+    /// Whether UDP over IPv4, and over IPv6, is merged into USO frames.
+    udp: [bool; 2],
 }
 
 impl Coalescer {
@@ -75,7 +89,16 @@ impl Coalescer {
             slots: (0..flows).map(|_| Slot::new()).collect(),
             active: Vec::with_capacity(flows),
             free: (0..flows).rev().collect(),
+            udp: [false; 2],
         }
+    }
+
+    /// Also merges UDP datagrams over IPv4 (`v4`) and IPv6 (`v6`) into USO super-packets. Only
+    /// for a TUN whose kernel takes `GSO_UDP_L4` frames (Linux 6.2 and later, the kernels
+    /// that accept `TUN_F_USO4`/`TUN_F_USO6`); older ones refuse the write.
+    pub fn merge_udp(mut self, v4: bool, v6: bool) -> Self {
+        self.udp = [v4, v6];
+        self
     }
 
     /// Offers one IP packet to the coalescer (see the module doc for the rules).
@@ -85,7 +108,7 @@ impl Coalescer {
     /// completes are handed to `out` as whole frames (vnet header and packet) before this
     /// returns. `out` must write or copy the frame: the slot is reused afterwards.
     pub fn push(&mut self, packet: &[u8], out: &mut impl FnMut(&[u8])) -> Push {
-        let Some(segment) = TcpSegment::parse(packet) else {
+        let Some(segment) = Segment::parse(packet, self.udp) else {
             return Push::PassThrough;
         };
         let held = self
@@ -108,7 +131,7 @@ impl Coalescer {
             }
             self.emit(position, out);
         }
-        if segment.flags & tcp_flags::PSH != 0 {
+        if segment.flow.protocol == PROTO_TCP && segment.flags & tcp_flags::PSH != 0 {
             // Complete on its own: nothing could join it.
             return Push::PassThrough;
         }
@@ -183,7 +206,7 @@ impl Slot {
     }
 
     /// Starts the super-packet with its first segment.
-    fn start(&mut self, segment: &TcpSegment<'_>) {
+    fn start(&mut self, segment: &Segment<'_>) {
         let packet = segment.packet;
         self.frame[VNET_HDR_LEN..VNET_HDR_LEN + packet.len()].copy_from_slice(packet);
         self.len = packet.len();
@@ -197,7 +220,7 @@ impl Slot {
     }
 
     /// Whether `segment`, of this slot's flow, may be appended (rules 3 to 5).
-    fn accepts(&self, segment: &TcpSegment<'_>) -> bool {
+    fn accepts(&self, segment: &Segment<'_>) -> bool {
         let held = self.packet();
         let packet = segment.packet;
         let (ip, header) = (self.ip_len, self.header_len);
@@ -215,17 +238,17 @@ impl Slot {
             }
             Family::V6 => same(0..4) && same(6..8),
         };
+        let transport_same = segment.flow.protocol == PROTO_UDP
+            || (segment.seq == self.next_seq && same(ip + 8..ip + 13) && same(ip + 18..header));
         ip_same
-            && segment.seq == self.next_seq
-            && same(ip + 8..ip + 13)
-            && same(ip + 18..header)
+            && transport_same
             && segment.payload_len() <= self.gso_size
             && self.len + segment.payload_len() <= MAX_IP_PACKET_LEN
     }
 
     /// Appends an accepted segment; returns whether it ends the super-packet (shorter than the
     /// first, or PSH).
-    fn append(&mut self, segment: &TcpSegment<'_>) -> bool {
+    fn append(&mut self, segment: &Segment<'_>) -> bool {
         let payload = &segment.packet[segment.header_len..];
         let at = VNET_HDR_LEN + self.len;
         self.frame[at..at + payload.len()].copy_from_slice(payload);
@@ -233,6 +256,9 @@ impl Slot {
         self.segments += 1;
         self.next_seq = self.next_seq.wrapping_add(payload.len() as u32);
         self.next_ip_id = self.next_ip_id.wrapping_add(1);
+        if self.flow.protocol == PROTO_UDP {
+            return payload.len() < self.gso_size;
+        }
         let tcp = VNET_HDR_LEN + self.ip_len;
         // The latest window, and PSH if this segment has it.
         self.frame[tcp + 14..tcp + 16]
@@ -249,26 +275,33 @@ impl Slot {
         let hdr = if self.segments == 1 {
             VnetHdr::default()
         } else {
-            let family = self.flow.family;
+            let (family, protocol) = (self.flow.family, self.flow.protocol);
             set_ip_len(packet, family);
             if family == Family::V4 {
                 set_ipv4_checksum(packet, self.ip_len);
             }
-            let mut pseudo = pseudo_header(packet, family, PROTO_TCP);
-            pseudo.add_u32((self.len - self.ip_len) as u32);
-            put16(packet, self.ip_len + TCP_CHECKSUM_AT, pseudo.fold());
-            // Header lengths and payload sizes are below 64 KB: they fit the 16-bit fields.
+            // Lengths here are at most 65,535 (checked as segments were appended): they fit
+            // the 16-bit fields.
+            let transport_len = self.len - self.ip_len;
+            let (gso_type, checksum_at) = match (protocol, family) {
+                (PROTO_UDP, _) => {
+                    put16(packet, self.ip_len + 4, transport_len as u16);
+                    (GsoType::UdpL4, UDP_CHECKSUM_AT)
+                }
+                (_, Family::V4) => (GsoType::TcpV4, TCP_CHECKSUM_AT),
+                (_, Family::V6) => (GsoType::TcpV6, TCP_CHECKSUM_AT),
+            };
+            let mut pseudo = pseudo_header(packet, family, protocol);
+            pseudo.add_u32(transport_len as u32);
+            put16(packet, self.ip_len + checksum_at, pseudo.fold());
             VnetHdr {
                 flags: VnetHdr::F_NEEDS_CSUM,
-                gso_type: match family {
-                    Family::V4 => GsoType::TcpV4,
-                    Family::V6 => GsoType::TcpV6,
-                },
+                gso_type,
                 ecn: false,
                 hdr_len: self.header_len as u16,
                 gso_size: self.gso_size as u16,
                 csum_start: self.ip_len as u16,
-                csum_offset: TCP_CHECKSUM_AT as u16,
+                csum_offset: checksum_at as u16,
                 num_buffers: 0,
             }
         };
@@ -277,10 +310,12 @@ impl Slot {
     }
 }
 
-/// Addresses and ports of a TCP flow (one direction).
+/// Protocol, addresses and ports of a TCP or UDP flow (one direction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
     family: Family,
+    /// [`PROTO_TCP`] or [`PROTO_UDP`].
+    protocol: u8,
     /// Source then destination address (IPv4: the first 8 bytes).
     addresses: [u8; 32],
     /// Source then destination port.
@@ -291,28 +326,37 @@ impl Default for FlowKey {
     fn default() -> Self {
         FlowKey {
             family: Family::V4,
+            protocol: PROTO_TCP,
             addresses: [0; 32],
             ports: [0; 4],
         }
     }
 }
 
-/// A TCP segment offered to the coalescer, its headers checked to lie inside it.
+/// A TCP segment or UDP datagram offered to the coalescer, its headers checked to lie inside
+/// it.
 #[derive(Debug)]
-struct TcpSegment<'a> {
+struct Segment<'a> {
     packet: &'a [u8],
     flow: FlowKey,
     ip_len: usize,
     header_len: usize,
+    /// TCP sequence number (0 for UDP).
     seq: u32,
+    /// TCP flags (0 for UDP).
     flags: u8,
 }
 
-impl<'a> TcpSegment<'a> {
-    /// `None` for anything but one whole TCP segment directly over IPv4 or IPv6.
-    fn parse(packet: &'a [u8]) -> Option<Self> {
+impl<'a> Segment<'a> {
+    /// `None` for anything but one whole TCP segment, or UDP datagram where `udp` allows it
+    /// (`[v4, v6]`), directly over IPv4 or IPv6.
+    fn parse(packet: &'a [u8], udp: [bool; 2]) -> Option<Self> {
         let ip = IpHeader::parse(packet).ok()?;
-        if ip.protocol != PROTO_TCP {
+        let udp_allowed = match ip.family {
+            Family::V4 => udp[0],
+            Family::V6 => udp[1],
+        };
+        if !(ip.protocol == PROTO_TCP || (ip.protocol == PROTO_UDP && udp_allowed)) {
             return None;
         }
         let header_len = ip.len + transport_header_len(packet, &ip).ok()?;
@@ -323,17 +367,23 @@ impl<'a> TcpSegment<'a> {
         }
         let mut ports = [0; 4];
         ports.copy_from_slice(&packet[ip.len..ip.len + 4]);
-        Some(TcpSegment {
+        let tcp = ip.protocol == PROTO_TCP;
+        Some(Segment {
             packet,
             flow: FlowKey {
                 family: ip.family,
+                protocol: ip.protocol,
                 addresses,
                 ports,
             },
             ip_len: ip.len,
             header_len,
-            seq: be32(packet, ip.len + 4),
-            flags: packet[ip.len + TCP_FLAGS_AT],
+            seq: if tcp { be32(packet, ip.len + 4) } else { 0 },
+            flags: if tcp {
+                packet[ip.len + TCP_FLAGS_AT]
+            } else {
+                0
+            },
         })
     }
 
@@ -349,19 +399,30 @@ impl<'a> TcpSegment<'a> {
         }
     }
 
-    /// Rules 1 and 2: flags, payload, size, checksums.
+    /// Rules 1 and 2: flags (TCP), length field and checksum presence (UDP), payload, size,
+    /// checksums.
     fn mergeable(&self) -> bool {
-        if self.flags & !(tcp_flags::ACK | tcp_flags::PSH) != 0
-            || self.flags & tcp_flags::ACK == 0
-            || self.payload_len() == 0
-            || self.packet.len() > MAX_IP_PACKET_LEN
-        {
+        if self.payload_len() == 0 || self.packet.len() > MAX_IP_PACKET_LEN {
+            return false;
+        }
+        let transport_len = self.packet.len() - self.ip_len;
+        let fit = match self.flow.protocol {
+            PROTO_TCP => {
+                self.flags & !(tcp_flags::ACK | tcp_flags::PSH) == 0
+                    && self.flags & tcp_flags::ACK != 0
+            }
+            _ => {
+                usize::from(be16(self.packet, self.ip_len + 4)) == transport_len
+                    && be16(self.packet, self.ip_len + UDP_CHECKSUM_AT) != 0
+            }
+        };
+        if !fit {
             return false;
         }
         if self.flow.family == Family::V4 && checksum(&self.packet[..self.ip_len]) != 0 {
             return false;
         }
-        let mut sum = pseudo_header(self.packet, self.flow.family, PROTO_TCP);
+        let mut sum = pseudo_header(self.packet, self.flow.family, self.flow.protocol);
         sum.add_u32((self.packet.len() - self.ip_len) as u32);
         sum.add_bytes(&self.packet[self.ip_len..]);
         sum.finish() == 0

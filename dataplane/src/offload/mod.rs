@@ -26,6 +26,8 @@ mod vnet;
 #[cfg(test)]
 mod coalesce_tests;
 #[cfg(test)]
+mod coalesce_udp_tests;
+#[cfg(test)]
 mod split_tests;
 #[cfg(test)]
 mod test_packets;

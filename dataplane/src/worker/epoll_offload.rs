@@ -8,12 +8,13 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
-use super::offload::{COALESCED_FLOWS, GsoGroup, SealedSink, SocketOffloads, gso_unsupported};
+use super::offload::{GsoGroup, SealedSink, SocketOffloads, coalescer_for, gso_unsupported};
 use super::{BATCH, ROUNDS_PER_WAKE, Worker};
 use crate::DropReason;
 use crate::counters::WorkerCounters;
 use crate::offload::{Coalescer, MAX_FRAME_LEN};
 use crate::pipeline::buffer_len;
+use crate::sys::TunQueue;
 use crate::sys::{Datagram, RecvBatch, SendBatch};
 
 use super::offload::{MAX_GSO_BYTES, super_buf_len};
@@ -51,7 +52,7 @@ struct AreaTx {
 
 impl OffloadIo {
     /// Buffers for a worker whose TUN has `mtu`, using `offloads` on its sockets.
-    pub(super) fn new(mtu: usize, offloads: SocketOffloads) -> Self {
+    pub(super) fn new(mtu: usize, offloads: SocketOffloads, tun: &TunQueue) -> Self {
         let (recv_len, recvs) = if offloads.gro {
             (super_buf_len(mtu), GRO_RECVS)
         } else {
@@ -70,7 +71,7 @@ impl OffloadIo {
             recv_len,
             recvs,
             recv: RecvBatch::new(recvs),
-            coalescer: Coalescer::new(COALESCED_FLOWS),
+            coalescer: coalescer_for(tun),
         }
     }
 }

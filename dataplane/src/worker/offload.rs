@@ -26,6 +26,7 @@ use crate::DropReason;
 use crate::counters::WorkerCounters;
 use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
 use crate::pipeline::{HEADROOM, Inbound, buffer_len};
+use crate::sys::TunQueue;
 use crate::sys::{RecvMeta, enable_gro, probe_gso};
 
 /// Most segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS` before Linux 6.10).
@@ -34,6 +35,13 @@ pub const MAX_GSO_SEGMENTS: usize = 64;
 pub const MAX_GSO_BYTES: usize = 65_535 - 20 - 8;
 /// Flows the coalescer of one worker holds at once.
 pub const COALESCED_FLOWS: usize = 8;
+
+/// The coalescer for a worker writing to `tun`: TCP always, UDP over each family whose USO
+/// the TUN accepted (the same kernels take USO frames written to it).
+pub(super) fn coalescer_for(tun: &TunQueue) -> Coalescer {
+    let offloads = tun.offloads();
+    Coalescer::new(COALESCED_FLOWS).merge_udp(offloads.uso4, offloads.uso6)
+}
 
 /// Size of a buffer that holds anything the offload path reads or lays out: a TUN frame of a
 /// vnet header and a 64 KB packet, a GRO super-buffer, or a GSO group and room to seal one
@@ -249,8 +257,9 @@ impl Worker {
     }
 
     fn write_frame(&self, frame: &[u8]) {
-        if self.tun.write(frame).is_err() {
-            self.drop_packet(DropReason::SendFailed);
+        match self.tun.write(frame) {
+            Ok(_) => WorkerCounters::add(&self.counters.tun_writes, 1),
+            Err(_) => self.drop_packet(DropReason::SendFailed),
         }
     }
 }

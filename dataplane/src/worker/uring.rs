@@ -71,8 +71,8 @@ impl Worker {
         };
         let buffers = armed.max_tun_reads + armed.max_recvs * sockets + spare;
         let mut ring = PacketRing::new(&files, buffers, buf_len)?;
-        let mut offload =
-            offloading.then(|| UringOffload::new(buffers, SocketOffloads::enable(&self.sockets)));
+        let mut offload = offloading
+            .then(|| UringOffload::new(buffers, SocketOffloads::enable(&self.sockets), &self.tun));
         ring.poll_readable(WAKE_FILE)?;
         if offloading {
             ring.poll_readable(TUN_FILE)?;
@@ -237,6 +237,7 @@ impl Worker {
         };
         match self.dataplane.inbound(self.now(), meta.src, datagram) {
             Ok(Inbound::Deliver { len }) => {
+                WorkerCounters::add(&self.counters.tun_writes, 1);
                 return ring.write(TUN_FILE, buf, HEADROOM..HEADROOM + len);
             }
             Ok(Inbound::Keepalive) => {}

@@ -13,10 +13,11 @@
 use std::net::SocketAddr;
 
 use super::Worker;
-use super::offload::{COALESCED_FLOWS, GsoGroup, SealedSink, SocketOffloads, gso_unsupported};
+use super::offload::{GsoGroup, SealedSink, SocketOffloads, coalescer_for, gso_unsupported};
 use crate::DropReason;
 use crate::counters::WorkerCounters;
 use crate::offload::{Coalescer, MAX_FRAME_LEN};
+use crate::sys::TunQueue;
 use crate::sys::uring::{Buf, PacketRing};
 
 /// Frames read from the TUN each time its poll fires, before the other files get a turn.
@@ -35,10 +36,10 @@ pub(super) struct UringOffload {
 
 impl UringOffload {
     /// State for a ring of `buffers` buffers, using `offloads` on the sockets.
-    pub(super) fn new(buffers: usize, offloads: SocketOffloads) -> Self {
+    pub(super) fn new(buffers: usize, offloads: SocketOffloads, tun: &TunQueue) -> Self {
         UringOffload {
             frame: vec![0; MAX_FRAME_LEN].into_boxed_slice(),
-            coalescer: Coalescer::new(COALESCED_FLOWS),
+            coalescer: coalescer_for(tun),
             open: None,
             in_flight: vec![0; buffers].into_boxed_slice(),
             gso: offloads.gso,

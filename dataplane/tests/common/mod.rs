@@ -21,7 +21,7 @@ use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
-use rovy_dataplane::sys::{self, EventFd, Tun, TunQueue, UdpSocketBuilder};
+use rovy_dataplane::sys::{self, EventFd, Tun, TunOffloads, TunQueue, UdpSocketBuilder};
 use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
 
 pub const A_INNER: Ipv4Addr = Ipv4Addr::new(10, 71, 1, 1);
@@ -65,6 +65,8 @@ pub struct TwoNodes {
     pub a_app: UdpSocket,
     /// Bound to [`B_APP`] on B's side, with a 2 s read timeout.
     pub b_app: UdpSocket,
+    /// What B's TUN accepted (all off without offloads).
+    pub b_offloads: TunOffloads,
     workers: [Running; 2],
 }
 
@@ -194,6 +196,7 @@ impl TwoNodes {
         TwoNodes {
             a_app,
             b_app,
+            b_offloads: b_tun.offloads(),
             workers: [
                 start(backend, a, a_tun, A_UNDERLAY, origin),
                 start(backend, b, b_tun, B_UNDERLAY, origin),
