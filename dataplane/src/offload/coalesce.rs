@@ -36,7 +36,8 @@
 //! UDP datagrams follow rules 1, 3 and 5: UDP over IPv4 or IPv6 with a payload, its length
 //! field matching, a non-zero checksum that verifies (an IPv4 datagram sent without one would
 //! gain one); the same flow and IP header (identification as for TCP); a payload no longer
-//! than the first datagram's, a shorter one ending the super-packet. There is no sequence to
+//! than the first datagram's, a shorter one ending the super-packet, and at most 64 datagrams
+//! (the kernel's limit for a USO frame written to a TUN). There is no sequence to
 //! check: UDP is merged in the order it arrived, which is the order it is delivered in.
 //!
 //! Emitted super-packets of two or more segments carry `GSO_TCPV4`/`GSO_TCPV6`, `gso_size` =
@@ -58,6 +59,11 @@ use super::vnet::{GsoType, VNET_HDR_LEN, VnetHdr};
 
 /// Largest frame the coalescer emits: the vnet header and a 64 KB IP packet.
 pub const MAX_FRAME_LEN: usize = VNET_HDR_LEN + MAX_IP_PACKET_LEN;
+
+/// Most datagrams in one USO frame. The kernel refuses (`EINVAL`) a `GSO_UDP_L4` frame written
+/// to a TUN with more than `UDP_MAX_SEGMENTS` of them: 64 up to Linux 6.9, 128 since. Small
+/// datagrams reach this long before 64 KB.
+const MAX_UDP_SEGMENTS: usize = 64;
 
 /// What [`Coalescer::push`] did with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +263,7 @@ impl Slot {
         self.next_seq = self.next_seq.wrapping_add(payload.len() as u32);
         self.next_ip_id = self.next_ip_id.wrapping_add(1);
         if self.flow.protocol == PROTO_UDP {
-            return payload.len() < self.gso_size;
+            return payload.len() < self.gso_size || self.segments == MAX_UDP_SEGMENTS;
         }
         let tcp = VNET_HDR_LEN + self.ip_len;
         // The latest window, and PSH if this segment has it.

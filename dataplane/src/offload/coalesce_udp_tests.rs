@@ -221,6 +221,21 @@ fn frames_stop_at_64_kilobytes() {
 }
 
 #[test]
+fn frames_stop_at_64_datagrams_as_the_kernel_requires() {
+    let flow = Flow::v4();
+    let mut no_df = flow.clone();
+    no_df.dont_fragment = false;
+    for flow in [flow, no_df] {
+        let packets = datagrams(&flow, 150, 36);
+        let (_, frames) = coalesce(&mut coalescer(), &packets);
+        let counts: Vec<usize> = frames.iter().map(|f| split(f).len()).collect();
+        assert_eq!(counts, [64, 64, 22]);
+        let carried: Vec<Vec<u8>> = frames.iter().flat_map(|f| split(f)).collect();
+        assert_eq!(carried, packets);
+    }
+}
+
+#[test]
 fn tcp_and_udp_of_the_same_addresses_and_ports_are_separate_flows() {
     let flow = Flow::v4();
     let udp = datagrams(&flow, 3, 700);
