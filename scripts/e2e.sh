@@ -90,6 +90,7 @@ run_suite() {
   local label="$1" impl_a="$2" impl_b="$3"
   budget_start
   run_scenario "basic$label" scenario_basic "$impl_a" "$impl_b"
+  run_scenario "first-packet$label" scenario_first_packet "$impl_a" "$impl_b"
   if [ "$impl_a" = rovy ]; then
     local peer first
     for peer in boringtun wireguard-go; do

@@ -13,7 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
-use rovy_dataplane::peer::PeerShared;
+use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
@@ -68,10 +68,10 @@ fn bench(c: &mut Criterion) {
             |bench, _| {
                 bench.iter(|| {
                     buf[HEADROOM..HEADROOM + size].copy_from_slice(&ip);
-                    let out = a.outbound(now, &mut buf, size).expect("sealed");
-                    let got = b
-                        .inbound(now, A_UNDER, &mut buf[..out.len])
-                        .expect("opened");
+                    let Ok(Sealed::Datagram { len, .. }) = a.outbound(now, &mut buf, size) else {
+                        panic!("not sealed");
+                    };
+                    let got = b.inbound(now, A_UNDER, &mut buf[..len]).expect("opened");
                     assert_eq!(got, Inbound::Deliver { len: size });
                     black_box(&buf);
                 })

@@ -169,7 +169,12 @@ pub struct WorkerCounters {
 impl WorkerCounters {
     /// Counts one dropped packet.
     pub fn count_drop(&self, reason: DropReason) {
-        self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
+        self.count_drops(reason, 1);
+    }
+
+    /// Counts `n` packets dropped for the same reason.
+    pub fn count_drops(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Adds `n` to a traffic counter.

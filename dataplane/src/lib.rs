@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod route;
 pub mod session;
+pub mod staged;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod wire;

@@ -6,15 +6,20 @@
 //! keypairs with the write lock. Activity is a handful of atomics holding the last time each
 //! kind of packet passed, so workers never message control per packet: control reads them on
 //! its tick and replays them into the sans-IO timer machine.
+//!
+//! Packets that find no session are staged here (see [`crate::staged`]) until control has
+//! completed the handshake they asked for and calls [`PeerShared::send_staged`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use crate::DropReason;
+use crate::pipeline::HEADROOM;
 use crate::route::PeerSlot;
 use crate::session::{KeypairSlots, REKEY_ON_RECEIVE_AGE, Received, Session};
+use crate::staged::{Staged, StagedPackets};
 
 /// A timestamp cell: nanoseconds since the caller's origin plus one, 0 = never.
 #[derive(Debug, Default)]
@@ -49,6 +54,24 @@ pub struct Activity {
     pub confirmed: Option<Duration>,
 }
 
+/// What became of a packet handed to [`PeerShared::encapsulate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealed {
+    /// Sealed: send `buf[..len]` to `dst`.
+    Datagram {
+        /// Datagram length at the start of the buffer.
+        len: usize,
+        /// Where to send it.
+        dst: SocketAddr,
+    },
+    /// No session yet: held until the handshake completes; nothing to send now.
+    Staged {
+        /// The first packet staged since the queue was last empty: wake control, so the
+        /// handshake this packet asked for starts now rather than on its next tick.
+        first: bool,
+    },
+}
+
 /// One peer as the workers see it.
 #[derive(Debug)]
 pub struct PeerShared {
@@ -63,6 +86,9 @@ pub struct PeerShared {
     wants_handshake: AtomicBool,
     rx_bytes: AtomicU64,
     tx_bytes: AtomicU64,
+    staged: Mutex<StagedPackets>,
+    /// Packets in `staged`, readable without the lock.
+    staged_len: AtomicUsize,
 }
 
 impl PeerShared {
@@ -80,6 +106,8 @@ impl PeerShared {
             wants_handshake: AtomicBool::new(false),
             rx_bytes: AtomicU64::new(0),
             tx_bytes: AtomicU64::new(0),
+            staged: Mutex::new(StagedPackets::new()),
+            staged_len: AtomicUsize::new(0),
         }
     }
 
@@ -155,10 +183,84 @@ impl PeerShared {
         }
     }
 
+    /// Seals `buf[16..16 + payload_len]` on the current keypair, or stages the packet when
+    /// there is none (a keepalive, `payload_len` 0, is never staged). Fails with
+    /// [`DropReason::NoSession`] when staging it pushed out the oldest staged packet, or the
+    /// packet is longer than `mtu`, and as [`PeerShared::seal`] otherwise.
+    pub fn encapsulate(
+        &self,
+        now: Duration,
+        buf: &mut [u8],
+        payload_len: usize,
+        mtu: usize,
+    ) -> Result<Sealed, DropReason> {
+        match self.seal(now, buf, payload_len, mtu) {
+            Ok((len, dst)) => Ok(Sealed::Datagram { len, dst }),
+            Err(DropReason::NoSession) if payload_len > 0 => {
+                let packet = buf
+                    .get(HEADROOM..HEADROOM + payload_len)
+                    .ok_or(DropReason::InvalidInnerPacket)?;
+                let mut staged = self.staged();
+                let first = staged.is_empty();
+                let result = staged.push(packet, mtu);
+                self.staged_len.store(staged.len(), Ordering::Relaxed);
+                match result {
+                    Staged::Held => Ok(Sealed::Staged { first }),
+                    Staged::DroppedOldest | Staged::TooLong => Err(DropReason::NoSession),
+                }
+            }
+            Err(reason) => Err(reason),
+        }
+    }
+
+    fn staged(&self) -> MutexGuard<'_, StagedPackets> {
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Packets staged while waiting for a session.
+    pub fn staged_len(&self) -> usize {
+        self.staged_len.load(Ordering::Relaxed)
+    }
+
+    /// Seals the staged packets, oldest first, on the current keypair and hands each datagram
+    /// and its destination to `send`; stops, keeping the rest, at the first that cannot be
+    /// sealed (no session yet). Returns how many were sent.
+    pub fn send_staged(
+        &self,
+        now: Duration,
+        mtu: usize,
+        mut send: impl FnMut(&[u8], SocketAddr),
+    ) -> usize {
+        if self.staged_len() == 0 {
+            return 0;
+        }
+        let mut staged = self.staged();
+        let mut sent = 0;
+        while let Some((slot, len)) = staged.front_mut() {
+            let Ok((datagram_len, dst)) = self.seal(now, slot, len, mtu) else {
+                break;
+            };
+            send(&slot[..datagram_len], dst);
+            staged.pop_front();
+            sent += 1;
+        }
+        self.staged_len.store(staged.len(), Ordering::Relaxed);
+        sent
+    }
+
+    /// Forgets the staged packets (the handshake gave up); returns how many there were.
+    pub fn clear_staged(&self) -> usize {
+        let mut staged = self.staged();
+        let dropped = staged.len();
+        staged.clear();
+        self.staged_len.store(0, Ordering::Relaxed);
+        dropped
+    }
+
     /// Seals `buf[16..16 + payload_len]` on the current keypair; returns the datagram length
     /// and destination. Without a usable keypair, or when it is due for rekeying, asks control
     /// for a handshake.
-    pub fn encapsulate(
+    pub fn seal(
         &self,
         now: Duration,
         buf: &mut [u8],
@@ -212,5 +314,120 @@ impl PeerShared {
                 .fetch_add(received.plaintext_len as u64, Ordering::Relaxed);
         }
         Ok(received)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SymmetricKey;
+    use crate::pipeline::buffer_len;
+    use crate::staged::STAGED_CAPACITY;
+
+    const MTU: usize = 1420;
+    const T0: Duration = Duration::from_secs(1);
+
+    fn endpoint() -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 2], 51820))
+    }
+
+    /// An initiator's keypair to install at the peer, and the remote end's, to open with.
+    fn sessions() -> (Session, Session) {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let ours = Session::new(
+            7,
+            9,
+            SymmetricKey::from_bytes(a),
+            SymmetricKey::from_bytes(b),
+            true,
+            T0,
+        );
+        let theirs = Session::new(
+            9,
+            7,
+            SymmetricKey::from_bytes(b),
+            SymmetricKey::from_bytes(a),
+            false,
+            T0,
+        );
+        (ours, theirs)
+    }
+
+    /// Offers `payload` to the peer as a TUN packet.
+    fn offer(peer: &PeerShared, payload: &[u8]) -> Result<Sealed, DropReason> {
+        let mut buf = vec![0u8; buffer_len(MTU)];
+        buf[HEADROOM..HEADROOM + payload.len()].copy_from_slice(payload);
+        peer.encapsulate(T0, &mut buf, payload.len(), MTU)
+    }
+
+    #[test]
+    fn packets_without_a_session_are_staged_then_sent_in_order_once_it_exists() {
+        let peer = PeerShared::new(0, Some(endpoint()));
+        let payloads: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+        assert_eq!(
+            offer(&peer, &payloads[0]),
+            Ok(Sealed::Staged { first: true })
+        );
+        assert!(
+            peer.take_handshake_request(),
+            "staging asks for a handshake"
+        );
+        assert_eq!(
+            offer(&peer, &payloads[1]),
+            Ok(Sealed::Staged { first: false })
+        );
+        assert_eq!(
+            offer(&peer, &payloads[2]),
+            Ok(Sealed::Staged { first: false })
+        );
+        assert_eq!(
+            offer(&peer, &[]),
+            Err(DropReason::NoSession),
+            "keepalives are not staged"
+        );
+        assert_eq!(peer.staged_len(), 3);
+
+        let mut sent = Vec::new();
+        let mut send = |datagram: &[u8], dst| sent.push((datagram.to_vec(), dst));
+        assert_eq!(peer.send_staged(T0, MTU, &mut send), 0, "still no session");
+        assert_eq!(peer.staged_len(), 3);
+
+        let (ours, theirs) = sessions();
+        peer.install(ours);
+        assert_eq!(peer.send_staged(T0, MTU, &mut send), 3);
+        assert_eq!(peer.staged_len(), 0);
+        assert_eq!(peer.send_staged(T0, MTU, &mut send), 0);
+        assert_eq!(sent.len(), 3);
+        for ((datagram, dst), payload) in sent.iter_mut().zip(&payloads) {
+            assert_eq!(*dst, endpoint());
+            let n = theirs.decapsulate(T0, datagram).unwrap();
+            assert_eq!(&datagram[HEADROOM..HEADROOM + payload.len()], &payload[..]);
+            assert!(n >= payload.len());
+        }
+        assert_eq!(peer.traffic().1, 100 + 101 + 102);
+        assert!(matches!(
+            offer(&peer, b"now"),
+            Ok(Sealed::Datagram { dst, .. }) if dst == endpoint()
+        ));
+    }
+
+    #[test]
+    fn the_oldest_staged_packet_goes_when_full_and_clear_forgets_them() {
+        let peer = PeerShared::new(0, Some(endpoint()));
+        for i in 0..STAGED_CAPACITY {
+            assert!(matches!(
+                offer(&peer, &[i as u8; 60]),
+                Ok(Sealed::Staged { .. })
+            ));
+        }
+        assert_eq!(offer(&peer, &[0xff; 60]), Err(DropReason::NoSession));
+        assert_eq!(offer(&peer, &[0; MTU + 1]), Err(DropReason::NoSession));
+        assert_eq!(peer.staged_len(), STAGED_CAPACITY);
+        assert_eq!(peer.clear_staged(), STAGED_CAPACITY);
+        assert_eq!(peer.staged_len(), 0);
+
+        let no_endpoint = PeerShared::new(1, None);
+        assert_eq!(offer(&no_endpoint, b"x"), Err(DropReason::NoEndpoint));
+        assert_eq!(no_endpoint.staged_len(), 0);
     }
 }

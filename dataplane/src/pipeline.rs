@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::DropReason;
 use crate::index::IndexTable;
-use crate::peer::PeerShared;
-use crate::route::{PeerSlot, RoutingTable};
+use crate::peer::{PeerShared, Sealed};
+use crate::route::RoutingTable;
 use crate::wire::{self, DATA_HEADER_LEN, MessageType, TAG_LEN, ip};
 
 /// Bytes kept free before a TUN packet so it is sealed in place behind the data header.
@@ -33,17 +33,6 @@ pub enum Inbound {
     Keepalive,
     /// A handshake message or cookie reply: hand it to control as it is.
     Handshake,
-}
-
-/// A sealed datagram ready to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outbound {
-    /// Datagram length at the start of the buffer.
-    pub len: usize,
-    /// Where to send it.
-    pub dst: SocketAddr,
-    /// The peer it is for.
-    pub peer: PeerSlot,
 }
 
 /// What every worker shares: peers, their index table and the routing table.
@@ -82,23 +71,19 @@ impl Dataplane {
     }
 
     /// Seals the TUN packet at `buf[HEADROOM..HEADROOM + len]` for the peer that routes its
-    /// destination; the datagram is then `buf[..Outbound::len]`.
+    /// destination (the datagram is then at the start of `buf`), or stages it while that peer
+    /// has no session (see [`PeerShared::encapsulate`]).
     pub fn outbound(
         &self,
         now: Duration,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<Outbound, DropReason> {
+    ) -> Result<Sealed, DropReason> {
         let packet = buf
             .get(HEADROOM..HEADROOM + len)
             .ok_or(DropReason::InvalidInnerPacket)?;
         let peer = self.route(packet)?;
-        let (len, dst) = peer.encapsulate(now, buf, len, self.mtu)?;
-        Ok(Outbound {
-            len,
-            dst,
-            peer: peer.slot(),
-        })
+        peer.encapsulate(now, buf, len, self.mtu)
     }
 
     /// The peer that routes the destination of the IP packet `packet`. Segments of one

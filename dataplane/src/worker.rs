@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use crate::DropReason;
 use crate::counters::WorkerCounters;
+use crate::peer::Sealed;
 use crate::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
 use crate::wire::INITIATION_LEN;
@@ -154,7 +155,11 @@ impl Worker {
                 match self.tun.read(&mut buf[HEADROOM..HEADROOM + room]) {
                     Ok(len) => {
                         io.sealed[read] = match self.dataplane.outbound(now, buf, len) {
-                            Ok(out) => Some((out.len, out.dst)),
+                            Ok(Sealed::Datagram { len, dst }) => Some((len, dst)),
+                            Ok(Sealed::Staged { first }) => {
+                                self.staged(first);
+                                None
+                            }
                             Err(reason) => {
                                 self.drop_packet(reason);
                                 None
@@ -312,6 +317,14 @@ impl Worker {
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.drop_packet(DropReason::QueueFull)
             }
+        }
+    }
+
+    /// A packet was staged for a peer without a session; the first one wakes control so the
+    /// handshake it asked for starts at once.
+    fn staged(&self, first: bool) {
+        if first {
+            self.control.wake.notify();
         }
     }
 

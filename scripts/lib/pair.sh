@@ -10,6 +10,8 @@ RF_PORT=51820
 ROVY_PEER_KIND="${ROVY_PEER_KIND:-rovy}"
 declare -A PAIR_NS=() PAIR_IF=() PAIR_IN4=() PAIR_IN6=() PAIR_KEY=() PAIR_SOCK=() PAIR_CONF=()
 declare -A NODE_IMPL=() NODE_PID=() NODE_LOG=()
+# Sides whose node starts without its peer's endpoint (set to 1), so it cannot initiate.
+declare -A PAIR_NO_ENDPOINT=()
 # Extra arguments for each side's node when node_start gets none (see node_start).
 NODE_ARGS_A=()
 NODE_ARGS_B=()
@@ -66,6 +68,7 @@ node_start() {
   peer_pub="$(rf_pubkey "${PAIR_KEY[$other]}")" || return 1
   local endpoint allowed
   endpoint="$(underlay_of "$other"):$RF_PORT"
+  [ -z "${PAIR_NO_ENDPOINT[$side]:-}" ] || endpoint=""
   allowed="${PAIR_IN4[$other]}/32,${PAIR_IN6[$other]}/128"
   PAIR_LOG_SEQ=$((PAIR_LOG_SEQ + 1))
   local name="$side-$impl-$PAIR_LOG_SEQ"

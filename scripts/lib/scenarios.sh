@@ -214,6 +214,23 @@ scenario_basic() {
   transfer_check A B "$RF_TMP/data-main"
 }
 
+# scenario_first_packet IMPL_A IMPL_B: A starts while B is down, so its handshake goes
+# unanswered and is retried every 5 s; B starts without A's endpoint, so only A can initiate.
+# A single ping from A, sent before any handshake completed, must then be answered: A holds
+# it through the handshake, as WireGuard stages packets for a peer without a session.
+scenario_first_packet() {
+  pair_set "$1" "$2"
+  need "node A ($1) did not start" node_start A || return 1
+  sleep 1
+  PAIR_NO_ENDPOINT[B]=1
+  node_start B
+  local started=$?
+  PAIR_NO_ENDPOINT=()
+  need "node B ($2) did not start" test "$started" = 0 || return 1
+  need "a single ping A->B sent before the handshake got no answer within 12 s" \
+    run_in "${PAIR_NS[A]}" ping -c1 -W12 "${PAIR_IN4[B]}" >/dev/null
+}
+
 # scenario_interop IMPL_A IMPL_B FIRST: FIRST sends the first packet (and so initiates the
 # handshake); pings both ways and a transfer in each direction.
 scenario_interop() {

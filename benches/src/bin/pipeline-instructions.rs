@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
-use rovy_dataplane::peer::PeerShared;
+use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
@@ -57,10 +57,13 @@ fn run(packets: u64, size: usize) -> Result<(), String> {
     let now = Duration::from_secs(1);
     for _ in 0..packets {
         buf[HEADROOM..HEADROOM + size].copy_from_slice(&ip);
-        let out = a
+        let sealed = a
             .outbound(now, &mut buf, size)
             .map_err(|r| format!("seal: {r:?}"))?;
-        match b.inbound(now, UNDER, &mut buf[..out.len]) {
+        let Sealed::Datagram { len, .. } = sealed else {
+            return Err("seal: staged, no session".to_owned());
+        };
+        match b.inbound(now, UNDER, &mut buf[..len]) {
             Ok(Inbound::Deliver { len }) if len == size => {}
             other => return Err(format!("open: {other:?}")),
         }

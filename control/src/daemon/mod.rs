@@ -236,6 +236,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         drops: WorkerCounters::default(),
         workers: counters_all,
         status: static_status,
+        mtu: usize::from(config.interface.mtu),
     };
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
@@ -271,6 +272,8 @@ struct Control {
     drops: WorkerCounters,
     workers: Vec<Arc<WorkerCounters>>,
     status: status::StaticStatus,
+    /// The TUN MTU, for sealing staged packets.
+    mtu: usize,
 }
 
 impl Control {
@@ -294,6 +297,7 @@ impl Control {
             }
             self.drain_handshakes();
             self.transmit();
+            self.send_staged();
             if tokens.contains(&TOKEN_API) {
                 let now = self.now();
                 let snapshot = || {
@@ -349,14 +353,35 @@ impl Control {
             .unwrap_or_default();
         let now = self.now();
         while let Some(t) = self.protocol.poll_transmit(now, wall, &mut OsRng, &mut out) {
-            let socket = self
-                .socket_is_v6
-                .iter()
-                .position(|v6| *v6 == t.dst.is_ipv6());
-            match socket {
-                Some(socket) => self.send_to(socket, t.dst, &out[..t.len]),
-                None => self.drops.count_drop(DropReason::SendFailed),
+            self.send_by_family(t.dst, &out[..t.len]);
+        }
+        let dropped = self.protocol.take_staged_dropped();
+        self.drops.count_drops(DropReason::NoSession, dropped);
+    }
+
+    /// Seals and sends the packets staged for every peer that has a session now (after a
+    /// handshake completed here, or a responder's keypair was confirmed by a worker).
+    fn send_staged(&mut self) {
+        let now = self.now();
+        for i in 0..self.protocol.peer_count() {
+            let Some(peer) = self.protocol.peer(crate::protocol::PeerIdx(i)) else {
+                continue;
+            };
+            let shared = Arc::clone(peer.shared());
+            if shared.staged_len() > 0 {
+                shared.send_staged(now, self.mtu, |datagram, dst| {
+                    self.send_by_family(dst, datagram);
+                });
             }
+        }
+    }
+
+    /// Sends `bytes` to `dst` from the first socket of its address family.
+    fn send_by_family(&mut self, dst: SocketAddr, bytes: &[u8]) {
+        let socket = self.socket_is_v6.iter().position(|v6| *v6 == dst.is_ipv6());
+        match socket {
+            Some(socket) => self.send_to(socket, dst, bytes),
+            None => self.drops.count_drop(DropReason::SendFailed),
         }
     }
 

@@ -112,6 +112,8 @@ pub struct Protocol {
     indices: Vec<Vec<u32>>,
     /// Workers that data is steered across by receiver index (1 = no steering).
     workers: usize,
+    /// Staged packets dropped because their peer's handshake gave up, not yet taken.
+    staged_dropped: u64,
 }
 
 impl std::fmt::Debug for Protocol {
@@ -137,6 +139,7 @@ impl Protocol {
             index: Arc::new(IndexTable::new()),
             indices: Vec::new(),
             workers: 1,
+            staged_dropped: 0,
         }
     }
 
@@ -389,9 +392,15 @@ impl Protocol {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<(usize, SocketAddr), DropReason> {
         let peer = self.peers.get(idx.0).ok_or(DropReason::NoRoute)?;
-        let sent = peer.shared.encapsulate(now, buf, payload_len, mtu);
+        let sent = peer.shared.seal(now, buf, payload_len, mtu);
         self.sync_activity(idx, rng);
         sent
+    }
+
+    /// How many staged packets were dropped since the last call because their peer's
+    /// handshake gave up (WireGuard purges them then, too); the caller counts them.
+    pub fn take_staged_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.staged_dropped)
     }
 
     /// Asks for a handshake with `peer` now (e.g. at start-up for peers with an endpoint).
@@ -417,6 +426,7 @@ impl Protocol {
             self.sync_activity(idx, rng);
             if self.peers[i].fire_timers(now) {
                 self.sync_indices(idx);
+                self.staged_dropped += self.peers[i].shared.clear_staged() as u64;
             }
             let peer = &mut self.peers[i];
             let Some(dst) = peer.shared.endpoint() else {
@@ -425,7 +435,7 @@ impl Protocol {
                 continue;
             };
             if std::mem::take(&mut peer.want_keepalive) {
-                if let Ok((len, _)) = peer.shared.encapsulate(now, &mut out[..], 0, 0) {
+                if let Ok((len, _)) = peer.shared.seal(now, &mut out[..], 0, 0) {
                     return Some(Transmit {
                         peer: idx,
                         dst,

@@ -3,6 +3,7 @@
 use super::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rovy_dataplane::peer::Sealed;
 
 const A_ADDR: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
@@ -341,6 +342,26 @@ fn unanswered_initiations_retry_every_5s_and_give_up() {
         "first attempt plus MAX_TIMER_HANDSHAKES retries"
     );
     assert!(!n.a.peer(n.a_peer).unwrap().handshake_in_flight());
+}
+
+#[test]
+fn staged_packets_are_dropped_and_counted_when_the_handshake_gives_up() {
+    let mut n = net(18);
+    let shared = Arc::clone(n.a.peer(n.a_peer).unwrap().shared());
+    let mut buf = [0u8; 256];
+    for _ in 0..3 {
+        let staged = shared.encapsulate(n.now, &mut buf, 20, 1420);
+        assert!(matches!(staged, Ok(Sealed::Staged { .. })), "{staged:?}");
+    }
+    assert_eq!(n.poll_a().len(), 1, "staging asked for an initiation");
+    assert_eq!(n.a.take_staged_dropped(), 0);
+    for _ in 0..2000 {
+        n.advance(Duration::from_millis(100));
+        n.poll_a();
+    }
+    assert_eq!(shared.staged_len(), 0);
+    assert_eq!(n.a.take_staged_dropped(), 3);
+    assert_eq!(n.a.take_staged_dropped(), 0, "taken once");
 }
 
 #[test]

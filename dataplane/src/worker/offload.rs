@@ -25,6 +25,7 @@ use super::Worker;
 use crate::DropReason;
 use crate::counters::WorkerCounters;
 use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
+use crate::peer::Sealed;
 use crate::pipeline::{HEADROOM, Inbound, buffer_len};
 use crate::sys::TunQueue;
 use crate::sys::{RecvMeta, enable_gro, probe_gso};
@@ -199,7 +200,8 @@ impl Worker {
                 },
             };
             match routed.encapsulate(now, space, len, mtu) {
-                Ok((sealed, dst)) => sink.sealed(sealed, dst),
+                Ok(Sealed::Datagram { len, dst }) => sink.sealed(len, dst),
+                Ok(Sealed::Staged { first }) => self.staged(first),
                 Err(reason) => self.drop_packet(reason),
             }
         }

@@ -20,6 +20,7 @@ use super::offload::{SocketOffloads, super_buf_len};
 use super::uring_offload::UringOffload;
 use crate::DropReason;
 use crate::counters::WorkerCounters;
+use crate::peer::Sealed;
 use crate::pipeline::{HEADROOM, Inbound, buffer_len};
 use crate::sys::RecvMeta;
 use crate::sys::uring::{Buf, Completion, PacketRing};
@@ -201,10 +202,11 @@ impl Worker {
     fn seal_and_send(&self, ring: &mut PacketRing, buf: Buf, len: usize) -> io::Result<()> {
         let sealed = self.dataplane.outbound(self.now(), ring.buf_mut(&buf), len);
         match sealed {
-            Ok(out) => match self.socket_index_for(out.dst.is_ipv6()) {
+            Ok(Sealed::Staged { first }) => self.staged(first),
+            Ok(Sealed::Datagram { len, dst }) => match self.socket_index_for(dst.is_ipv6()) {
                 Some(socket) => {
                     let file = FIRST_SOCKET_FILE + socket as u32;
-                    return ring.send(file, buf, out.len, out.dst, None);
+                    return ring.send(file, buf, len, dst, None);
                 }
                 None => self.drop_packet(DropReason::SendFailed),
             },
