@@ -1,5 +1,6 @@
 //! Both worker backends carry UDP through a real TUN pair both ways, hand handshakes to
-//! control and count what they drop, the same way (needs root).
+//! control, count what they drop and send a GSO group the kernel refuses again one datagram
+//! at a time, the same way (needs root).
 #![forbid(unsafe_code)]
 
 mod common;
@@ -186,4 +187,39 @@ fn uring_offload_path_coalesces_udp_bursts() {
     rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
     udp_burst_is_coalesced_and_arrives_whole(Backend::Uring);
     small_udp_bursts_arrive_whole(Backend::Uring);
+}
+
+/// A GSO send the kernel refuses goes out again one datagram at a time: the burst arrives
+/// whole and each datagram is counted once. Here the kernel refuses because a segment is
+/// longer than the underlay's MTU, which a datagram sent on its own may be (it is fragmented).
+fn refused_gso_sends_go_out_one_datagram_at_a_time(backend: Backend) {
+    let [a, b] = in_new_netns(move || {
+        let nodes = TwoNodes::start_with(backend, true);
+        nodes.round_trip(b"first", &mut [0u8; 64]);
+        rovy_dataplane::sys::set_mtu("lo", 1000).unwrap();
+        let burst: Vec<u8> = (0..BURST * 1200)
+            .map(|i| (i * 13 + i / 241) as u8)
+            .collect();
+        send_bursts(&nodes, &[burst], 1200);
+        nodes.stop()
+    });
+    assert_eq!(
+        a.counters.drops().total(),
+        0,
+        "{backend:?}: {:?}",
+        a.counters.drops()
+    );
+    assert_eq!(count(&a.counters.tx_packets), 1 + BURST as u64);
+    assert_eq!(count(&b.counters.rx_packets), 1 + BURST as u64);
+}
+
+#[test]
+fn epoll_offload_path_resends_refused_gso_sends() {
+    refused_gso_sends_go_out_one_datagram_at_a_time(Backend::Epoll);
+}
+
+#[test]
+fn uring_offload_path_resends_refused_gso_sends() {
+    rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
+    refused_gso_sends_go_out_one_datagram_at_a_time(Backend::Uring);
 }

@@ -7,10 +7,16 @@
 //! the completions at hand are all handled. Received super-buffers are opened in their ring
 //! buffer and written to the TUN with plain `write`s (a TUN write does not block), coalesced.
 //!
-//! A GSO send that fails with `EIO` (the device cannot segment) loses its group and switches
-//! grouping off for the worker; every later group is a single datagram.
+//! A GSO send the kernel refuses is sent again one datagram per send, as the readiness backend
+//! does; after `EIO` (the device cannot segment) the worker stops grouping for good. The
+//! datagrams are still in the group's buffer: each in turn is moved to its start and sent from
+//! there, so no other buffer is taken from the pool the open group needs (a buffer carries one
+//! operation at a time, hence one datagram after another). They may arrive behind datagrams
+//! sent since, which the receiver's replay window takes.
 
+use std::io;
 use std::net::SocketAddr;
+use std::ops::Range;
 
 use super::Worker;
 use super::offload::{GsoGroup, SealedSink, SocketOffloads, coalescer_for, gso_unsupported};
@@ -29,9 +35,87 @@ pub(super) struct UringOffload {
     pub(super) coalescer: Coalescer,
     /// The group being laid out, in a buffer of its own.
     open: Option<(Buf, GsoGroup)>,
-    /// Datagrams in the send in flight from each buffer, by buffer index.
-    in_flight: Box<[usize]>,
+    /// The send in flight from each buffer, by buffer index.
+    sends: Box<[GroupSend]>,
     gso: bool,
+}
+
+/// The group a buffer's send carries, so its completion is counted per datagram and a group
+/// the kernel refused can go out again one datagram at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GroupSend {
+    group: GsoGroup,
+    /// `None` while the group goes out as one send; `Some(i)` once it goes out one datagram
+    /// per send, datagram `i` (moved to the start of the buffer) in flight.
+    alone: Option<usize>,
+}
+
+/// What one finished send of a [`GroupSend`] comes to.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Settled {
+    /// Datagrams that went out.
+    sent: usize,
+    /// Bytes that went out.
+    bytes: usize,
+    /// Datagrams lost.
+    failed: usize,
+    /// The device cannot segment: grouping is to be switched off.
+    gso_unsupported: bool,
+    /// The datagram to send next, on its own: its range in the buffer.
+    next: Option<Range<usize>>,
+}
+
+impl GroupSend {
+    /// The whole of `group` in one send.
+    fn whole(group: GsoGroup) -> Self {
+        GroupSend { group, alone: None }
+    }
+
+    /// Accounts for the send in flight completing with `result`, and moves on to the next
+    /// datagram to send alone, if any: every datagram of a refused group of several, one at a
+    /// time. Each datagram ends up counted once, as sent or as failed.
+    fn settle(&mut self, result: &io::Result<usize>) -> Settled {
+        let mut settled = Settled::default();
+        let next = match (self.alone, result) {
+            (None, Ok(bytes)) => {
+                (settled.sent, settled.bytes) = (self.group.count, *bytes);
+                return settled;
+            }
+            (None, Err(err)) if self.group.count > 1 => {
+                settled.gso_unsupported = gso_unsupported(err);
+                0
+            }
+            (None, Err(_)) => {
+                settled.failed = self.group.count;
+                return settled;
+            }
+            (Some(at), Ok(bytes)) => {
+                (settled.sent, settled.bytes) = (1, *bytes);
+                at + 1
+            }
+            (Some(at), Err(_)) => {
+                settled.failed = 1;
+                at + 1
+            }
+        };
+        settled.next = self.group.datagrams().nth(next);
+        self.alone = settled.next.is_some().then_some(next);
+        settled
+    }
+
+    /// Datagrams not yet counted, the one in flight included.
+    fn unsettled(&self) -> usize {
+        self.group.count - self.alone.unwrap_or(0)
+    }
+}
+
+/// Moves the datagram at `range` of `buf` to its start, for a send of the buffer's first
+/// bytes, and returns its length; `None` for a range outside the buffer. The datagrams before
+/// it in a group, which it may overwrite, have all been sent.
+fn to_front(buf: &mut [u8], range: Range<usize>) -> Option<usize> {
+    let len = buf.get(range.clone())?.len();
+    buf.copy_within(range, 0);
+    Some(len)
 }
 
 impl UringOffload {
@@ -41,7 +125,7 @@ impl UringOffload {
             frame: vec![0; MAX_FRAME_LEN].into_boxed_slice(),
             coalescer: coalescer_for(tun),
             open: None,
-            in_flight: vec![0; buffers].into_boxed_slice(),
+            sends: vec![GroupSend::whole(GsoGroup::empty(0)); buffers].into_boxed_slice(),
             gso: offloads.gso,
         }
     }
@@ -134,8 +218,8 @@ impl Worker {
             ring.release(buf);
             return drop_all();
         };
-        if let Some(count) = offload.in_flight.get_mut(buf.index()) {
-            *count = group.count;
+        if let Some(send) = offload.sends.get_mut(buf.index()) {
+            *send = GroupSend::whole(group);
         }
         let file = super::uring::FIRST_SOCKET_FILE + socket as u32;
         if ring
@@ -146,27 +230,174 @@ impl Worker {
         }
     }
 
-    /// Counts a finished send of the offload path and gives its buffer back.
+    /// Counts a finished send of the offload path, then sends the next datagram of a refused
+    /// group from the same buffer, or gives the buffer back.
     pub(super) fn sent(
         &self,
         ring: &mut PacketRing,
         offload: &mut UringOffload,
         buf: Buf,
-        result: std::io::Result<usize>,
+        result: io::Result<usize>,
     ) {
-        let count = offload.in_flight.get(buf.index()).copied().unwrap_or(1);
-        match result {
-            Ok(bytes) => {
-                WorkerCounters::add(&self.counters.tx_packets, count as u64);
-                WorkerCounters::add(&self.counters.tx_bytes, bytes as u64);
-            }
-            Err(err) => {
-                if count > 1 && gso_unsupported(&err) {
-                    offload.gso = false;
-                }
-                (0..count).for_each(|_| self.drop_packet(DropReason::SendFailed));
-            }
+        // Every buffer has an entry: `sends` is as long as the pool.
+        let Some(send) = offload.sends.get_mut(buf.index()) else {
+            return ring.release(buf);
+        };
+        let settled = send.settle(&result);
+        WorkerCounters::add(&self.counters.tx_packets, settled.sent as u64);
+        WorkerCounters::add(&self.counters.tx_bytes, settled.bytes as u64);
+        (0..settled.failed).for_each(|_| self.drop_packet(DropReason::SendFailed));
+        if settled.gso_unsupported {
+            offload.gso = false;
         }
-        ring.release(buf);
+        let Some(range) = settled.next else {
+            return ring.release(buf);
+        };
+        let (dst, unsettled) = (send.group.dst, send.unsettled());
+        let file = self
+            .socket_index_for(dst.is_ipv6())
+            .map(|socket| super::uring::FIRST_SOCKET_FILE + socket as u32);
+        let sent = match (file, to_front(ring.buf_mut(&buf), range)) {
+            (Some(file), Some(len)) => ring.send(file, buf, len, dst, None).is_ok(),
+            _ => {
+                ring.release(buf);
+                false
+            }
+        };
+        if !sent {
+            (0..unsettled).for_each(|_| self.drop_packet(DropReason::SendFailed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DST: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+        51820,
+    );
+
+    fn failure(errno: i32) -> io::Result<usize> {
+        Err(io::Error::from_raw_os_error(errno))
+    }
+
+    /// A group of datagrams of `lens` laid out from the start of a buffer, each filled with
+    /// its own number, and the buffer.
+    fn laid_out(lens: &[usize]) -> (GroupSend, Vec<u8>) {
+        let mut group = GsoGroup::empty(0);
+        let mut buf = vec![0xee; 8192];
+        for (i, len) in lens.iter().enumerate() {
+            buf[group.len..group.len + len].fill(i as u8);
+            assert!(group.push(*len, DST, true));
+        }
+        (GroupSend::whole(group), buf)
+    }
+
+    /// Completes the sends of `send` with `results` in turn, as the worker does: each datagram
+    /// to resend is moved to the front of `buf`. Returns every completion's [`Settled`] and
+    /// the bytes at the front of the buffer for each datagram resent.
+    fn drive(
+        send: &mut GroupSend,
+        buf: &mut [u8],
+        results: &[io::Result<usize>],
+    ) -> (Vec<Settled>, Vec<Vec<u8>>) {
+        let mut settles = Vec::new();
+        let mut resent = Vec::new();
+        for result in results {
+            let settled = send.settle(result);
+            if let Some(range) = settled.next.clone() {
+                let len = to_front(buf, range).unwrap();
+                resent.push(buf[..len].to_vec());
+            }
+            settles.push(settled);
+        }
+        (settles, resent)
+    }
+
+    #[test]
+    fn a_group_sent_whole_counts_every_datagram_once() {
+        let (mut send, _) = laid_out(&[1452, 1452, 600]);
+        let settled = send.settle(&Ok(3504));
+        let expected = Settled {
+            sent: 3,
+            bytes: 3504,
+            ..Settled::default()
+        };
+        assert_eq!(settled, expected);
+    }
+
+    #[test]
+    fn a_group_the_device_cannot_segment_goes_out_one_datagram_at_a_time() {
+        let (mut send, mut buf) = laid_out(&[1452, 1452, 600]);
+        let results = [
+            failure(libc::EIO),
+            Ok(1452),
+            failure(libc::ENOBUFS),
+            Ok(600),
+        ];
+        let (settles, resent) = drive(&mut send, &mut buf, &results);
+
+        assert!(settles[0].gso_unsupported);
+        assert_eq!((settles[0].sent, settles[0].failed), (0, 0));
+        let next: Vec<_> = settles.iter().map(|s| s.next.clone()).collect();
+        assert_eq!(
+            next,
+            [Some(0..1452), Some(1452..2904), Some(2904..3504), None]
+        );
+        assert_eq!(
+            resent,
+            [vec![0; 1452], vec![1; 1452], vec![2; 600]],
+            "each datagram intact at the front, none overwritten before its turn"
+        );
+        let sent: usize = settles.iter().map(|s| s.sent).sum();
+        let bytes: usize = settles.iter().map(|s| s.bytes).sum();
+        let failed: usize = settles.iter().map(|s| s.failed).sum();
+        assert_eq!((sent, bytes, failed), (2, 2052, 1));
+    }
+
+    #[test]
+    fn a_refused_group_is_resent_but_keeps_grouping_on_unless_it_is_eio() {
+        let (mut send, mut buf) = laid_out(&[1000, 1000]);
+        let results = [failure(libc::ENOBUFS), Ok(1000), Ok(1000)];
+        let (settles, resent) = drive(&mut send, &mut buf, &results);
+        assert!(settles.iter().all(|s| !s.gso_unsupported));
+        assert_eq!(resent, [vec![0; 1000], vec![1; 1000]]);
+        assert_eq!(settles.iter().map(|s| s.sent).sum::<usize>(), 2);
+        assert_eq!(settles[2].next, None);
+    }
+
+    #[test]
+    fn a_lone_datagram_that_fails_is_counted_and_not_resent() {
+        let (mut send, _) = laid_out(&[1452]);
+        let settled = send.settle(&failure(libc::EIO));
+        let expected = Settled {
+            failed: 1,
+            ..Settled::default()
+        };
+        assert_eq!(
+            settled, expected,
+            "one datagram says nothing about segmentation"
+        );
+    }
+
+    #[test]
+    fn datagrams_left_to_count_include_the_one_in_flight() {
+        let (mut send, _) = laid_out(&[500, 500, 500]);
+        assert_eq!(send.unsettled(), 3);
+        send.settle(&failure(libc::EIO));
+        assert_eq!(send.unsettled(), 3, "datagram 0 is in flight again");
+        send.settle(&Ok(500));
+        assert_eq!(send.unsettled(), 2);
+    }
+
+    #[test]
+    fn a_range_outside_the_buffer_is_not_moved() {
+        let mut buf = [1, 2, 3, 4];
+        assert_eq!(to_front(&mut buf, 2..4), Some(2));
+        assert_eq!(buf, [3, 4, 3, 4]);
+        assert_eq!(to_front(&mut buf, 3..5), None);
+        assert_eq!(buf, [3, 4, 3, 4]);
     }
 }
