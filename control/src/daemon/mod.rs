@@ -72,7 +72,8 @@ impl Backend {
 /// How to run the node, from the command line.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Worker threads (`--cores`), else the config's, else every available core.
+    /// Worker threads (`--cores`), else one per `--cpus` entry, else the config's `cores`,
+    /// else one per CPU the process may use.
     pub cores: Option<u16>,
     /// The CPU each worker is pinned to (`--cpus`), else the allowed CPUs in increasing order.
     pub cpus: Option<CpuList>,
@@ -112,11 +113,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let cores = worker_cpus(options.cpus.as_ref())?;
     let workers = options
         .cores
-        .or(if options.cpus.is_some() {
-            None
-        } else {
-            config.interface.cores
-        })
+        .or(config.interface.cores.filter(|_| options.cpus.is_none()))
         .map_or(cores.len(), usize::from)
         .max(1);
     sys::block_signals(&[libc::SIGINT, libc::SIGTERM])
