@@ -5,6 +5,7 @@
 //! Emitting is unchecked: the caller owns the buffer, sizes it from the `*_LEN` constants and
 //! writes fields through the setters.
 
+pub mod frame;
 pub mod ip;
 mod link;
 

@@ -1,0 +1,83 @@
+//! Rovy frames: what a rovy link's data message carries when its first plaintext byte is below
+//! 0x40 (an IP packet starts with nibble 4 or 6). DESIGN §1 "Frames" is the layout; this module
+//! owns the kind bytes, and the views of each frame live beside them.
+
+/// The first byte of a rovy frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// A WireGuard message of an upper session, forwarded along its label.
+    Routed = 0x10,
+    /// A probe along a label, answered by [`FrameKind::Pong`] where the label ends.
+    Ping = 0x11,
+    /// The answer to a [`FrameKind::Ping`], carrying the replier's public key.
+    Pong = 0x12,
+    /// A routed frame could not go on; travels back along the return path.
+    RouteError = 0x13,
+    /// Link liveness and RTT, one link only.
+    Hello = 0x20,
+    /// Route announcements and retractions, one link only.
+    Update = 0x21,
+    /// Asks the origin of a route for a newer seqno.
+    SeqnoRequest = 0x22,
+    /// Asks a neighbour for one route or its full table.
+    RouteRequest = 0x23,
+    /// Acknowledges a message that asked for it.
+    Ack = 0x24,
+}
+
+impl FrameKind {
+    /// First plaintext bytes below this are rovy frames; 0x40 and above are IP packets or
+    /// garbage.
+    pub const FIRST_NON_FRAME: u8 = 0x40;
+
+    /// The kind named by `byte`, if any.
+    pub const fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0x10 => Self::Routed,
+            0x11 => Self::Ping,
+            0x12 => Self::Pong,
+            0x13 => Self::RouteError,
+            0x20 => Self::Hello,
+            0x21 => Self::Update,
+            0x22 => Self::SeqnoRequest,
+            0x23 => Self::RouteRequest,
+            0x24 => Self::Ack,
+            _ => return None,
+        })
+    }
+
+    /// Whether frames of this kind travel along a label (as opposed to one link).
+    pub const fn is_routed(self) -> bool {
+        matches!(
+            self,
+            Self::Routed | Self::Ping | Self::Pong | Self::RouteError
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_round_trips_or_is_unknown() {
+        let mut known = 0;
+        for byte in 0..=u8::MAX {
+            if let Some(kind) = FrameKind::from_byte(byte) {
+                assert_eq!(kind as u8, byte);
+                assert!(byte < FrameKind::FIRST_NON_FRAME);
+                known += 1;
+            }
+        }
+        assert_eq!(known, 9);
+    }
+
+    #[test]
+    fn only_label_frames_are_routed() {
+        assert!(FrameKind::Routed.is_routed());
+        assert!(FrameKind::RouteError.is_routed());
+        assert!(!FrameKind::Hello.is_routed());
+        assert!(!FrameKind::Ack.is_routed());
+    }
+}
