@@ -7,6 +7,8 @@
 #   sudo scripts/e2e-spread.sh [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/node.sh
+source scripts/lib/node.sh
 [ "${1:-}" = "--no-build" ] || cargo build --quiet --release --locked -p rovy-control
 bin=${ROVY_FAST_BIN:-$PWD/target/release/rovy-fast}
 dir=$(mktemp -d)
@@ -41,9 +43,10 @@ start() { # NS CORES NAME
   pids+=("$!")
 }
 start "${ns[0]}" 2 a; start "${ns[1]}" 1 b; start "${ns[2]}" 1 c
-for n in a b c; do
-  for _ in $(seq 100); do grep -q ready "$dir/$n.log" && break; sleep 0.1; done
-  grep -q ready "$dir/$n.log" || { echo "FAIL spread: node $n did not start"; cat "$dir/$n.log"; exit 1; }
+names=(a b c)
+for i in 0 1 2; do
+  n=${names[$i]}
+  rf_wait_ready "$dir/$n.log" "${pids[$i]}" 10 || { echo "FAIL spread: node $n did not start"; cat "$dir/$n.log"; exit 1; }
 done
 ip netns exec "${ns[1]}" timeout 30 iperf3 -s -1 -B 10.202.0.2 >/dev/null 2>&1 & pids+=("$!")
 ip netns exec "${ns[2]}" timeout 30 iperf3 -s -1 -B 10.202.0.3 >/dev/null 2>&1 & pids+=("$!")

@@ -2,7 +2,8 @@
 # The whole test suite: formatting, lints, unit and integration tests (including the in-process
 # interop tests against boringtun), a build of the benchmarks, and the end-to-end tests: two
 # nodes in network namespaces over real TUN devices and UDP, against each other and against
-# boringtun-cli and wireguard-go, on both worker backends. Run as root on a fresh machine:
+# boringtun-cli and wireguard-go, on both worker backends, and scripts/demo.sh itself (whole
+# and interrupted). Run as root on a fresh machine:
 #   sudo scripts/test.sh
 # (installs iperf3, iproute2, wireguard-tools, wireguard-go with apt and boringtun-cli with
 # cargo into target/peers when they are missing).
@@ -21,6 +22,8 @@ echo "== benches build"
 cargo bench --workspace --locked --no-run
 echo "== instructions per packet (callgrind; fails on a regression over 10 %)"
 scripts/callgrind-pipeline.sh --check
+echo "== the demo (README's first command): replies over IPv4 and fc00, nothing left behind"
+scripts/e2e-demo.sh
 echo "== per-core spread (two peers, --cores 2)"
 scripts/e2e-spread.sh
 echo "== end-to-end (network namespaces)"

@@ -1,5 +1,6 @@
 //! The node's local status API (DESIGN §4): what a running node reports about itself, the
-//! server the control thread runs on `/run/rovy/NAME.sock`, and the client behind
+//! server the control thread runs on `/run/rovy/NAME.sock` (see [`default_socket_path`] for
+//! nodes in other network namespaces), and the client behind
 //! `rovy-fast status`.
 //!
 //! The protocol is HTTP/1.0 over a Unix stream socket, one request per connection, so `curl
@@ -14,17 +15,19 @@
 mod client;
 mod render;
 mod server;
+mod socket_path;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub use client::{FETCH_TIMEOUT, fetch_status, status_command};
 pub use render::render_status;
 pub use server::{ApiServer, CLIENT_DEADLINE, MAX_REQUEST_HEAD_LEN};
+pub use socket_path::{NetnsName, default_socket_path};
 
-/// Directory of the per-interface status sockets.
+/// Directory of the per-interface status sockets; nodes outside the initial network namespace
+/// use a subdirectory (see [`default_socket_path`]).
 pub const SOCKET_DIR: &str = "/run/rovy";
 
 /// Request path of the node's [`Status`].
@@ -32,13 +35,6 @@ pub const STATUS_PATH: &str = "/v0/status";
 
 /// Request path answered `ok` by a live node.
 pub const PING_PATH: &str = "/v0/ping";
-
-/// The status socket of the node running interface `interface`: one socket per interface, so
-/// several nodes on one host never collide.
-#[must_use]
-pub fn default_socket_path(interface: &str) -> PathBuf {
-    PathBuf::from(SOCKET_DIR).join(format!("{interface}.sock"))
-}
 
 /// A snapshot of a running node, as `GET /v0/status` returns it.
 ///

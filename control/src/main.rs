@@ -50,7 +50,8 @@ struct Cli {
         default_value = "auto"
     )]
     offloads: OffloadChoice,
-    /// The node's local API socket (default /run/rovy/NAME.sock).
+    /// The node's local API socket (default /run/rovy/NAME.sock; in a network namespace other
+    /// than the host's, /run/rovy/netns/NSNAME/NAME.sock).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Config file of the node to run in the foreground.
@@ -91,7 +92,8 @@ enum Command {
     },
     /// Show the status of the node running on this host: peers, traffic, workers, drops.
     Status {
-        /// The node's status socket (default: /run/rovy/INTERFACE.sock).
+        /// The node's status socket (default: /run/rovy/INTERFACE.sock, or
+        /// /run/rovy/netns/NSNAME/INTERFACE.sock when run inside a network namespace).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
         /// Print the status as one line of JSON, for scripts.

@@ -200,6 +200,11 @@ fn status_round_trips_and_the_socket_is_root_only() {
 
     drop(server);
     assert!(!path.exists());
+    assert!(
+        !dir.path().join("run").exists(),
+        "the directories bind created are removed once empty"
+    );
+    assert!(dir.path().exists(), "a directory that existed before stays");
 }
 
 #[test]

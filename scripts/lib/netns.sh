@@ -9,6 +9,9 @@
 #
 # Underlay: namespace A has 10.201.0.1/24 and fd00:201::1/64, namespace B has .2 and ::2.
 
+# shellcheck source=lib/node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+
 RF_TAG="rf-$$"
 RF_NS_A="$RF_TAG-a"
 RF_NS_B="$RF_TAG-b"
@@ -25,15 +28,6 @@ RF_NAMESPACES=()
 # Prints a line to stderr, prefixed with the script name.
 rf_log() {
   echo "[$(basename "$0")] $*" >&2
-}
-
-# rf_alive PID: true while PID runs (an exited child that was not yet reaped counts as gone).
-rf_alive() {
-  local stat state
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  state="${stat%% *}"
-  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
 # stop_all_started: stops every process started by `start_bg` that still runs (TERM, then KILL

@@ -134,7 +134,7 @@ toml_list() {
 }
 
 # start_rovy NS NAME CONFIG SOCKET [EXTRA ARGS…]: starts rovy-fast inside NS with its log in
-# $RF_TMP/NAME.log and waits (20 s at most) for the line containing "ready" on its stderr.
+# $RF_TMP/NAME.log and waits (20 s at most) for its `rovy-fast: ready:` line (rf_wait_ready).
 # Leaves the PID in RF_LAST_PID; on failure prints the log tail and returns 1.
 start_rovy() {
   local ns="$1" name="$2" config="$3" socket="$4"
@@ -145,22 +145,13 @@ start_rovy() {
     return 1
   fi
   start_bg "$ns" "$log" "$ROVY_FAST_BIN" "$@" --socket "$socket" "$config"
-  local pid="$RF_LAST_PID" deadline=$((SECONDS + 20))
-  while ! grep -q ready "$log" 2>/dev/null; do
-    if ! rf_alive "$pid"; then
-      echo "rovy-fast ($name) exited during start-up" >&2
-      rf_log_tail "$log"
-      stop_pid "$pid" || true
-      return 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "rovy-fast ($name) printed no 'ready' line within 20 s" >&2
-      rf_log_tail "$log"
-      stop_pid "$pid" || true
-      return 1
-    fi
-    sleep 0.2
-  done
+  local pid="$RF_LAST_PID"
+  if ! rf_wait_ready "$log" "$pid" 20; then
+    echo "rovy-fast ($name) did not start" >&2
+    rf_log_tail "$log"
+    stop_pid "$pid" || true
+    return 1
+  fi
   RF_LAST_PID="$pid"
 }
 

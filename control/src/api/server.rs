@@ -37,10 +37,14 @@ pub struct ApiServer {
     /// Device and inode of the socket file bound, so that drop removes only this server's
     /// file, never one a later node bound at the same path.
     file_id: (u64, u64),
+    /// Directories `bind` created, deepest first: removed on drop when empty, so a node in a
+    /// namespace of its own leaves no `/run/rovy/netns/…` behind.
+    created_dirs: Vec<PathBuf>,
 }
 
 impl ApiServer {
-    /// Listens on `path`, creating its directory (mode 0755) if missing.
+    /// Listens on `path`, creating its directory (mode 0755) if missing; the directories it
+    /// created are removed again on drop if they are empty by then.
     ///
     /// A socket file left at `path` by a node that died is replaced; one a live node answers on
     /// is an error (`AddrInUse`, "another node is running on PATH"), as is anything at `path`
@@ -58,6 +62,11 @@ impl ApiServer {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
+        let created_dirs: Vec<PathBuf> = directory
+            .ancestors()
+            .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
+            .map(Path::to_path_buf)
+            .collect();
         DirBuilder::new()
             .recursive(true)
             .mode(DIRECTORY_MODE)
@@ -82,6 +91,7 @@ impl ApiServer {
             listener,
             path: path.to_owned(),
             file_id,
+            created_dirs,
         })
     }
 
@@ -131,6 +141,11 @@ impl Drop for ApiServer {
             .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == self.file_id);
         if still_ours {
             let _ = fs::remove_file(&self.path);
+        }
+        for directory in &self.created_dirs {
+            if fs::remove_dir(directory).is_err() {
+                break;
+            }
         }
     }
 }

@@ -81,7 +81,7 @@ pub struct RunOptions {
     pub backend: Backend,
     /// Whether to use TUN and UDP segmentation offloads where the kernel accepts them.
     pub offloads: bool,
-    /// The local API socket; default `/run/rovy/NAME.sock`.
+    /// The local API socket; default [`api::default_socket_path`].
     pub socket: Option<std::path::PathBuf>,
 }
 
@@ -131,8 +131,18 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .socket
         .clone()
         .unwrap_or_else(|| api::default_socket_path(&config.interface.name));
-    let api = ApiServer::bind(&socket_path)
-        .map_err(|e| format!("cannot open the API socket {}: {e}", socket_path.display()))?;
+    let api = ApiServer::bind(&socket_path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (give this node a socket of its own with --socket PATH, and ask it with \
+             `rovy-fast status --socket PATH`)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot open the API socket {}: {e}{hint}",
+            socket_path.display()
+        )
+    })?;
     let queues = setup::create_interface(&config, workers, options.offloads)?;
     let name = config.interface.name.clone();
     let offloads = setup::offload_names(&queues, &sockets);
