@@ -88,8 +88,8 @@ impl Pair {
             .handle_datagram(self.clock, B, &mut response, false, &mut self.rng, &mut out)
             .expect("complete");
         assert_eq!(r, Received::HandshakeComplete { peer: self.a_peer });
-        let mut data = [0u8; 64];
-        let (len, _) = self
+        let mut data = [0u8; 128];
+        let (range, _) = self
             .a
             .encapsulate(self.clock, self.a_peer, &mut data, 0, 1420, &mut self.rng)
             .expect("first data");
@@ -98,7 +98,7 @@ impl Pair {
             .handle_datagram(
                 self.clock,
                 A,
-                &mut data[..len],
+                &mut data[range],
                 false,
                 &mut self.rng,
                 &mut out,

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use rovy_dataplane::buf::{LINK_PAYLOAD_AT, PACKET_AT, buffer_len};
 use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::peer::{PeerShared, Sealed};
-use rovy_dataplane::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
+use rovy_dataplane::pipeline::{Dataplane, Inbound};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
 
@@ -67,12 +68,18 @@ fn bench(c: &mut Criterion) {
             &size,
             |bench, _| {
                 bench.iter(|| {
-                    buf[HEADROOM..HEADROOM + size].copy_from_slice(&ip);
-                    let Ok(Sealed::Datagram { len, .. }) = a.outbound(now, &mut buf, size) else {
+                    buf[PACKET_AT..PACKET_AT + size].copy_from_slice(&ip);
+                    let Ok(Sealed::Datagram { at, len, .. }) = a.outbound(now, &mut buf, size)
+                    else {
                         panic!("not sealed");
                     };
-                    let got = b.inbound(now, A_UNDER, &mut buf[..len]).expect("opened");
-                    assert_eq!(got, Inbound::Deliver { len: size });
+                    let datagram = &mut buf[at..at + len];
+                    let got = b.inbound(now, A_UNDER, datagram).expect("opened");
+                    let delivered = Inbound::Deliver {
+                        at: LINK_PAYLOAD_AT,
+                        len: size,
+                    };
+                    assert_eq!(got, delivered);
                     black_box(&buf);
                 })
             },

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rovy_control::protocol::{HANDSHAKE_BUF_LEN, PeerIdx, Protocol, Received};
 use rovy_dataplane::DropReason;
+use rovy_dataplane::buf::{PACKET_AT, buffer_len};
 
 const MTU: usize = 1420;
 const OURS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1)), 1312);
@@ -125,9 +126,9 @@ impl Pair {
 
     /// rovy seals `payload` for boringtun; returns the datagram.
     fn rovy_seal(&mut self, payload: &[u8]) -> Vec<u8> {
-        let mut buf = vec![0u8; 16 + payload.len() + 16 + 16];
-        buf[16..16 + payload.len()].copy_from_slice(payload);
-        let (len, dst) = self
+        let mut buf = vec![0u8; buffer_len(MTU)];
+        buf[PACKET_AT..PACKET_AT + payload.len()].copy_from_slice(payload);
+        let (range, dst) = self
             .rovy
             .encapsulate(
                 self.now,
@@ -139,8 +140,7 @@ impl Pair {
             )
             .expect("session ready");
         assert_eq!(dst, THEIRS);
-        buf.truncate(len);
-        buf
+        buf[range].to_vec()
     }
 
     fn bt_seal(&mut self, payload: &[u8]) -> Vec<u8> {

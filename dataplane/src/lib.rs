@@ -8,6 +8,7 @@
 //!   rejected packet has a [`DropReason`] the caller counts.
 #![deny(unsafe_code)]
 
+pub mod buf;
 pub mod counters;
 pub mod crypto;
 pub mod index;

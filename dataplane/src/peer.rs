@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use std::time::Duration;
 
 use crate::DropReason;
-use crate::pipeline::HEADROOM;
+use crate::buf::{Encap, PACKET_AT};
 use crate::route::PeerSlot;
 use crate::session::{KeypairSlots, REKEY_ON_RECEIVE_AGE, Received, Session};
 use crate::staged::{Staged, StagedPackets};
@@ -57,9 +57,11 @@ pub struct Activity {
 /// What became of a packet handed to [`PeerShared::encapsulate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sealed {
-    /// Sealed: send `buf[..len]` to `dst`.
+    /// Sealed: send `buf[at..at + len]` to `dst`.
     Datagram {
-        /// Datagram length at the start of the buffer.
+        /// Where the datagram starts in the buffer (see [`crate::buf::Encap`]).
+        at: usize,
+        /// Datagram length.
         len: usize,
         /// Where to send it.
         dst: SocketAddr,
@@ -92,6 +94,9 @@ pub struct PeerShared {
 }
 
 impl PeerShared {
+    /// The headers a packet to this peer gets: a peer is a link, so only the link session's.
+    pub const ENCAP: Encap = Encap::Direct;
+
     /// A peer in table slot `slot`, at its configured `endpoint` if it has one.
     pub fn new(slot: PeerSlot, endpoint: Option<SocketAddr>) -> Self {
         PeerShared {
@@ -183,7 +188,8 @@ impl PeerShared {
         }
     }
 
-    /// Seals `buf[16..16 + payload_len]` on the current keypair, or stages the packet when
+    /// Seals the packet at `buf[PACKET_AT..PACKET_AT + payload_len]` (see [`crate::buf`]) on
+    /// the current keypair, or stages the packet when
     /// there is none (a keepalive, `payload_len` 0, is never staged). Fails with
     /// [`DropReason::NoSession`] when staging it pushed out the oldest staged packet, or the
     /// packet is longer than `mtu`, and as [`PeerShared::seal`] otherwise.
@@ -195,10 +201,14 @@ impl PeerShared {
         mtu: usize,
     ) -> Result<Sealed, DropReason> {
         match self.seal(now, buf, payload_len, mtu) {
-            Ok((len, dst)) => Ok(Sealed::Datagram { len, dst }),
+            Ok((len, dst)) => Ok(Sealed::Datagram {
+                at: Self::ENCAP.datagram_at(),
+                len,
+                dst,
+            }),
             Err(DropReason::NoSession) if payload_len > 0 => {
                 let packet = buf
-                    .get(HEADROOM..HEADROOM + payload_len)
+                    .get(PACKET_AT..PACKET_AT + payload_len)
                     .ok_or(DropReason::InvalidInnerPacket)?;
                 let mut staged = self.staged();
                 let first = staged.is_empty();
@@ -240,7 +250,8 @@ impl PeerShared {
             let Ok((datagram_len, dst)) = self.seal(now, slot, len, mtu) else {
                 break;
             };
-            send(&slot[..datagram_len], dst);
+            let at = Self::ENCAP.datagram_at();
+            send(&slot[at..at + datagram_len], dst);
             staged.pop_front();
             sent += 1;
         }
@@ -257,9 +268,10 @@ impl PeerShared {
         dropped
     }
 
-    /// Seals `buf[16..16 + payload_len]` on the current keypair; returns the datagram length
-    /// and destination. Without a usable keypair, or when it is due for rekeying, asks control
-    /// for a handshake.
+    /// Seals the packet at `buf[PACKET_AT..PACKET_AT + payload_len]` on the current keypair
+    /// into a link datagram at `buf[Self::ENCAP.datagram_at()..]`; returns the datagram
+    /// length and destination. Without a usable keypair, or when it is due for rekeying, asks
+    /// control for a handshake.
     pub fn seal(
         &self,
         now: Duration,
@@ -269,7 +281,10 @@ impl PeerShared {
     ) -> Result<(usize, SocketAddr), DropReason> {
         let dst = self.endpoint().ok_or(DropReason::NoEndpoint)?;
         let sessions = self.sessions();
-        let sent = sessions.encapsulate(now, buf, payload_len, mtu);
+        let datagram = buf
+            .get_mut(Self::ENCAP.datagram_at()..)
+            .ok_or(DropReason::BadLength)?;
+        let sent = sessions.encapsulate(now, datagram, payload_len, mtu);
         let rekey = sessions.current().is_none_or(|s| s.needs_rekey(now));
         drop(sessions);
         if rekey || sent.is_err() {
@@ -320,8 +335,8 @@ impl PeerShared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buf::{LINK_PAYLOAD_AT, buffer_len};
     use crate::crypto::SymmetricKey;
-    use crate::pipeline::buffer_len;
     use crate::staged::STAGED_CAPACITY;
 
     const MTU: usize = 1420;
@@ -356,7 +371,7 @@ mod tests {
     /// Offers `payload` to the peer as a TUN packet.
     fn offer(peer: &PeerShared, payload: &[u8]) -> Result<Sealed, DropReason> {
         let mut buf = vec![0u8; buffer_len(MTU)];
-        buf[HEADROOM..HEADROOM + payload.len()].copy_from_slice(payload);
+        buf[PACKET_AT..PACKET_AT + payload.len()].copy_from_slice(payload);
         peer.encapsulate(T0, &mut buf, payload.len(), MTU)
     }
 
@@ -401,7 +416,8 @@ mod tests {
         for ((datagram, dst), payload) in sent.iter_mut().zip(&payloads) {
             assert_eq!(*dst, endpoint());
             let n = theirs.decapsulate(T0, datagram).unwrap();
-            assert_eq!(&datagram[HEADROOM..HEADROOM + payload.len()], &payload[..]);
+            let opened = &datagram[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + payload.len()];
+            assert_eq!(opened, &payload[..]);
             assert!(n >= payload.len());
         }
         assert_eq!(peer.traffic().1, 100 + 101 + 102);

@@ -7,25 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::DropReason;
+use crate::buf::{LINK_PAYLOAD_AT, PACKET_AT};
 use crate::index::IndexTable;
 use crate::peer::{PeerShared, Sealed};
 use crate::route::RoutingTable;
-use crate::wire::{self, DATA_HEADER_LEN, MessageType, TAG_LEN, ip};
-
-/// Bytes kept free before a TUN packet so it is sealed in place behind the data header.
-pub const HEADROOM: usize = DATA_HEADER_LEN;
-
-/// Size of one packet buffer for `mtu`: headroom, the packet (padding never passes the MTU),
-/// the tag; generous enough for any datagram a peer may send us with that MTU.
-pub fn buffer_len(mtu: usize) -> usize {
-    HEADROOM + mtu + TAG_LEN + 64
-}
+use crate::wire::{self, MessageType, ip};
 
 /// What a datagram from the network turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inbound {
-    /// Write `buf[HEADROOM..HEADROOM + len]` to the TUN.
+    /// Write `buf[at..at + len]` to the TUN.
     Deliver {
+        /// Where the IP packet starts in the datagram's buffer.
+        at: usize,
         /// Length of the IP packet (padding stripped).
         len: usize,
     },
@@ -70,9 +64,9 @@ impl Dataplane {
         &self.peers
     }
 
-    /// Seals the TUN packet at `buf[HEADROOM..HEADROOM + len]` for the peer that routes its
-    /// destination (the datagram is then at the start of `buf`), or stages it while that peer
-    /// has no session (see [`PeerShared::encapsulate`]).
+    /// Seals the TUN packet at `buf[PACKET_AT..PACKET_AT + len]` (see [`crate::buf`]) for the
+    /// peer that routes its destination, or stages it while that peer has no session (see
+    /// [`PeerShared::encapsulate`]).
     pub fn outbound(
         &self,
         now: Duration,
@@ -80,7 +74,7 @@ impl Dataplane {
         len: usize,
     ) -> Result<Sealed, DropReason> {
         let packet = buf
-            .get(HEADROOM..HEADROOM + len)
+            .get(PACKET_AT..PACKET_AT + len)
             .ok_or(DropReason::InvalidInnerPacket)?;
         let peer = self.route(packet)?;
         peer.encapsulate(now, buf, len, self.mtu)
@@ -116,13 +110,16 @@ impl Dataplane {
                     return Ok(Inbound::Keepalive);
                 }
                 let plaintext = buf
-                    .get(HEADROOM..HEADROOM + received.plaintext_len)
+                    .get(LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + received.plaintext_len)
                     .ok_or(DropReason::InvalidInnerPacket)?;
                 let info = ip::parse(plaintext)?;
                 if !self.routes.allows_source(peer.slot(), info.src) {
                     return Err(DropReason::SourceNotAllowed);
                 }
-                Ok(Inbound::Deliver { len: info.len })
+                Ok(Inbound::Deliver {
+                    at: LINK_PAYLOAD_AT,
+                    len: info.len,
+                })
             })
             .ok_or(DropReason::UnknownIndex)?
     }

@@ -7,13 +7,13 @@
 //! `MAX_STAGED_PACKETS`, wireguard-go's `QueueStagedSize`); so do we. The area is allocated
 //! the first time a peer needs it and kept, so staging never allocates per packet.
 
-use crate::pipeline::{HEADROOM, buffer_len};
+use crate::buf::{PACKET_AT, buffer_len};
 
 /// Most packets held for one peer.
 pub const STAGED_CAPACITY: usize = 128;
 
-/// A ring of up to [`STAGED_CAPACITY`] packets, each in a slot with room to be sealed in place
-/// (headroom for the data header before it, padding and tag after it).
+/// A ring of up to [`STAGED_CAPACITY`] packets, each in a slot laid out as [`crate::buf`]
+/// says, so it is sealed in place.
 #[derive(Debug, Default)]
 pub struct StagedPackets {
     /// `STAGED_CAPACITY` slots of `slot_len` bytes; empty until the first packet.
@@ -72,7 +72,7 @@ impl StagedPackets {
             self.pop_front();
         }
         let slot = (self.head + self.count) % STAGED_CAPACITY;
-        let start = slot * self.slot_len + HEADROOM;
+        let start = slot * self.slot_len + PACKET_AT;
         self.area[start..start + packet.len()].copy_from_slice(packet);
         self.lens[slot] = packet.len();
         self.count += 1;
@@ -83,7 +83,7 @@ impl StagedPackets {
         }
     }
 
-    /// The oldest packet's slot and length: the packet is `slot[HEADROOM..HEADROOM + len]`,
+    /// The oldest packet's slot and length: the packet is `slot[PACKET_AT..PACKET_AT + len]`,
     /// and the whole slot may be written (to seal the packet in place).
     pub fn front_mut(&mut self) -> Option<(&mut [u8], usize)> {
         if self.count == 0 {
@@ -121,7 +121,7 @@ mod tests {
     fn drain(staged: &mut StagedPackets) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         while let Some((slot, len)) = staged.front_mut() {
-            out.push(slot[HEADROOM..HEADROOM + len].to_vec());
+            out.push(slot[PACKET_AT..PACKET_AT + len].to_vec());
             staged.pop_front();
         }
         out

@@ -21,9 +21,10 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
 use crate::DropReason;
+use crate::buf::{PACKET_AT, buffer_len, packet_room};
 use crate::counters::WorkerCounters;
 use crate::peer::Sealed;
-use crate::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
+use crate::pipeline::{Dataplane, Inbound};
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
 use crate::wire::INITIATION_LEN;
 use epoll_offload::OffloadIo;
@@ -151,11 +152,11 @@ impl Worker {
             let mut drained = false;
             while read < BATCH {
                 let buf = io.buf(read);
-                let room = buf.len() - HEADROOM - crate::wire::TAG_LEN - 16;
-                match self.tun.read(&mut buf[HEADROOM..HEADROOM + room]) {
+                let room = packet_room(buf.len());
+                match self.tun.read(&mut buf[PACKET_AT..PACKET_AT + room]) {
                     Ok(len) => {
                         io.sealed[read] = match self.dataplane.outbound(now, buf, len) {
-                            Ok(Sealed::Datagram { len, dst }) => Some((len, dst)),
+                            Ok(Sealed::Datagram { at, len, dst }) => Some((at, len, dst)),
                             Ok(Sealed::Staged { first }) => {
                                 self.staged(first);
                                 None
@@ -195,20 +196,20 @@ impl Worker {
                 return;
             };
             start += first;
-            let v6 = sealed[start].is_some_and(|(_, dst)| dst.is_ipv6());
+            let v6 = sealed[start].is_some_and(|(_, _, dst)| dst.is_ipv6());
             let run = sealed[start..count]
                 .iter()
-                .take_while(|s| s.is_some_and(|(_, dst)| dst.is_ipv6() == v6))
+                .take_while(|s| s.is_some_and(|(_, _, dst)| dst.is_ipv6() == v6))
                 .count();
             let datagrams: [Datagram<'_>; BATCH] = std::array::from_fn(|i| {
-                let (len, dst) = sealed
-                    .get(start + i)
-                    .copied()
-                    .flatten()
-                    .unwrap_or((0, SocketAddr::from(([0, 0, 0, 0], 0))));
-                let at = (start + i).min(BATCH - 1) * buf_len;
+                let (at, len, dst) = sealed.get(start + i).copied().flatten().unwrap_or((
+                    0,
+                    0,
+                    SocketAddr::from(([0, 0, 0, 0], 0)),
+                ));
+                let at = (start + i).min(BATCH - 1) * buf_len + at;
                 Datagram {
-                    payload: &pool[at..at + len],
+                    payload: pool.get(at..at + len).unwrap_or_default(),
                     dst,
                     segment_size: None,
                 }
@@ -279,8 +280,11 @@ impl Worker {
                 }
                 let datagram = &mut buf[..meta.len];
                 match self.dataplane.inbound(now, meta.src, datagram) {
-                    Ok(Inbound::Deliver { len }) => {
-                        match self.tun.write(&datagram[HEADROOM..HEADROOM + len]) {
+                    Ok(Inbound::Deliver { at, len }) => {
+                        match self
+                            .tun
+                            .write(datagram.get(at..at + len).unwrap_or_default())
+                        {
                             Ok(_) => WorkerCounters::add(&self.counters.tun_writes, 1),
                             Err(_) => self.drop_packet(DropReason::SendFailed),
                         }
@@ -348,7 +352,8 @@ struct BatchIo {
     buf_len: usize,
     recv: RecvBatch,
     send: SendBatch,
-    sealed: [Option<(usize, SocketAddr)>; BATCH],
+    /// Per buffer of the batch: where its datagram starts, its length, its destination.
+    sealed: [Option<(usize, usize, SocketAddr)>; BATCH],
 }
 
 impl BatchIo {

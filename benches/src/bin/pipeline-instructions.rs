@@ -10,10 +10,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rovy_dataplane::buf::{PACKET_AT, buffer_len};
 use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::peer::{PeerShared, Sealed};
-use rovy_dataplane::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
+use rovy_dataplane::pipeline::{Dataplane, Inbound};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
 
@@ -56,15 +57,15 @@ fn run(packets: u64, size: usize) -> Result<(), String> {
     let mut buf = vec![0u8; buffer_len(MTU)];
     let now = Duration::from_secs(1);
     for _ in 0..packets {
-        buf[HEADROOM..HEADROOM + size].copy_from_slice(&ip);
+        buf[PACKET_AT..PACKET_AT + size].copy_from_slice(&ip);
         let sealed = a
             .outbound(now, &mut buf, size)
             .map_err(|r| format!("seal: {r:?}"))?;
-        let Sealed::Datagram { len, .. } = sealed else {
+        let Sealed::Datagram { at, len, .. } = sealed else {
             return Err("seal: staged, no session".to_owned());
         };
-        match b.inbound(now, UNDER, &mut buf[..len]) {
-            Ok(Inbound::Deliver { len }) if len == size => {}
+        match b.inbound(now, UNDER, &mut buf[at..at + len]) {
+            Ok(Inbound::Deliver { len, .. }) if len == size => {}
             other => return Err(format!("open: {other:?}")),
         }
     }

@@ -13,6 +13,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -377,7 +378,8 @@ impl Protocol {
         }
     }
 
-    /// Seals `buf[16..16 + payload_len]` for `peer` in place; returns the datagram length and
+    /// Seals the packet at `buf[PACKET_AT..PACKET_AT + payload_len]` (see
+    /// [`rovy_dataplane::buf`]) for `peer` in place; returns the datagram's range in `buf` and
     /// where to send it. Without a usable session it asks for a handshake (picked up by
     /// [`Protocol::poll_transmit`]) and fails with [`DropReason::NoSession`]: the caller may
     /// queue the packet until [`Received::HandshakeComplete`].
@@ -390,11 +392,12 @@ impl Protocol {
         payload_len: usize,
         mtu: usize,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<(usize, SocketAddr), DropReason> {
+    ) -> Result<(Range<usize>, SocketAddr), DropReason> {
         let peer = self.peers.get(idx.0).ok_or(DropReason::NoRoute)?;
         let sent = peer.shared.seal(now, buf, payload_len, mtu);
         self.sync_activity(idx, rng);
-        sent
+        let at = PeerShared::ENCAP.datagram_at();
+        sent.map(|(len, dst)| (at..at + len, dst))
     }
 
     /// How many staged packets were dropped since the last call because their peer's
@@ -436,6 +439,9 @@ impl Protocol {
             };
             if std::mem::take(&mut peer.want_keepalive) {
                 if let Ok((len, _)) = peer.shared.seal(now, &mut out[..], 0, 0) {
+                    // Sealed where a packet's datagram goes; a Transmit is at the start.
+                    let at = PeerShared::ENCAP.datagram_at();
+                    out.copy_within(at..at + len, 0);
                     return Some(Transmit {
                         peer: idx,
                         dst,

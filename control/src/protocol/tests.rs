@@ -3,6 +3,7 @@
 use super::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rovy_dataplane::buf::{PACKET_AT, buffer_len};
 use rovy_dataplane::peer::Sealed;
 
 const A_ADDR: SocketAddr = SocketAddr::new(
@@ -176,11 +177,10 @@ fn seal(
     payload: &[u8],
     rng: &mut StdRng,
 ) -> Result<Vec<u8>, DropReason> {
-    let mut buf = vec![0u8; 64 + payload.len()];
-    buf[16..16 + payload.len()].copy_from_slice(payload);
-    let (len, _) = p.encapsulate(now, peer, &mut buf, payload.len(), 1420, rng)?;
-    buf.truncate(len);
-    Ok(buf)
+    let mut buf = vec![0u8; buffer_len(1420)];
+    buf[PACKET_AT..PACKET_AT + payload.len()].copy_from_slice(payload);
+    let (range, _) = p.encapsulate(now, peer, &mut buf, payload.len(), 1420, rng)?;
+    Ok(buf[range].to_vec())
 }
 
 #[test]

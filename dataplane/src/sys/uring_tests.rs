@@ -103,18 +103,24 @@ fn datagrams_go_out_and_come_in_with_their_sender() {
     let mut ring = PacketRing::new(&[here.as_fd()], 2, 32).unwrap();
 
     let out = ring.alloc().unwrap();
-    ring.buf_mut(&out)[..7].copy_from_slice(b"a datagram"[..7].as_ref());
-    ring.send(0, out, 7, there_addr, None).unwrap();
+    ring.buf_mut(&out)[..10].copy_from_slice(b"a datagram");
+    ring.send(0, out, 2..9, there_addr, None).unwrap();
     let Completion::Send { buf, result } = next(&mut ring) else {
         panic!("expected the send")
     };
     assert_eq!(result.unwrap(), 7);
-    ring.release(buf);
+    let err = ring.send(0, buf, 30..33, there_addr, None).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        io::ErrorKind::InvalidInput,
+        "range past the buffer"
+    );
     let mut got = [0u8; 64];
     let (len, from) = there.recv_from(&mut got).unwrap();
     assert_eq!(
         (&got[..len], from),
-        (&b"a datag"[..], here.local_addr().unwrap())
+        (&b"datagra"[..], here.local_addr().unwrap()),
+        "the range is sent, not the buffer's start"
     );
 
     for (payload, truncated) in [(&[0x5a; 32][..], false), (&[0xa5; 40][..], true)] {
@@ -142,7 +148,7 @@ fn a_send_to_an_unreachable_family_fails_with_the_os_error() {
     ring.send(
         0,
         out,
-        4,
+        0..4,
         SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 9)),
         None,
     )
@@ -209,7 +215,7 @@ fn a_gso_send_leaves_as_segments_and_gro_brings_them_back_as_one_buffer() {
     ring.recv(1, into).unwrap();
     let out = ring.alloc().unwrap();
     ring.buf_mut(&out)[..payload.len()].copy_from_slice(&payload);
-    ring.send(0, out, payload.len(), there_addr, Some(1000))
+    ring.send(0, out, 0..payload.len(), there_addr, Some(1000))
         .unwrap();
     let mut received = None;
     while received.is_none() {
@@ -227,7 +233,7 @@ fn a_gso_send_leaves_as_segments_and_gro_brings_them_back_as_one_buffer() {
     assert_eq!(meta.gro_segment_size, Some(1000));
     assert_eq!(&ring.buf_mut(&buf)[..meta.len], &payload[..]);
 
-    let err = ring.send(0, buf, 10, there_addr, Some(0)).unwrap_err();
+    let err = ring.send(0, buf, 0..10, there_addr, Some(0)).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert_eq!(ring.free_buffers(), 3, "the refused buffer is free again");
 }

@@ -2,6 +2,10 @@
 //! 0x40 (an IP packet starts with nibble 4 or 6). DESIGN §1 "Frames" is the layout; this module
 //! owns the kind bytes, and the views of each frame live beside them.
 
+/// The fixed header of every frame that travels along a label (ROUTED, PING, PONG,
+/// ROUTE_ERROR): kind, `pos<<4 | len`, and the 14-byte label.
+pub const ROUTED_HEADER_LEN: usize = 16;
+
 /// The first byte of a rovy frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

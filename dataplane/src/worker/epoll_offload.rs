@@ -11,9 +11,9 @@ use std::os::fd::OwnedFd;
 use super::offload::{GsoGroup, SealedSink, SocketOffloads, coalescer_for, gso_unsupported};
 use super::{BATCH, ROUNDS_PER_WAKE, Worker};
 use crate::DropReason;
+use crate::buf::{PACKET_AT, buffer_len};
 use crate::counters::WorkerCounters;
 use crate::offload::{Coalescer, MAX_FRAME_LEN};
-use crate::pipeline::buffer_len;
 use crate::sys::TunQueue;
 use crate::sys::{Datagram, RecvBatch, SendBatch};
 
@@ -27,6 +27,9 @@ const GRO_RECVS: usize = 16;
 const AREA_GROUPS: usize = 4;
 /// Most groups in the area: a new group per datagram at worst; the area is sent when full.
 const MAX_GROUPS: usize = 4 * BATCH;
+/// Where the first datagram of the area starts: room before it for the headers a sealed
+/// packet's space begins with (see [`crate::buf`]), whatever its encapsulation.
+const AREA_LEAD: usize = PACKET_AT;
 
 /// The offload path's preallocated buffers.
 pub(super) struct OffloadIo {
@@ -43,7 +46,7 @@ pub(super) struct OffloadIo {
 /// Sealed datagrams waiting to go out, grouped for GSO.
 struct AreaTx {
     area: Box<[u8]>,
-    /// Where the next datagram is sealed.
+    /// Where the next datagram starts (at least [`AREA_LEAD`]).
     cursor: usize,
     groups: Vec<GsoGroup>,
     gso: bool,
@@ -61,8 +64,9 @@ impl OffloadIo {
         OffloadIo {
             frame: vec![0; MAX_FRAME_LEN].into_boxed_slice(),
             tx: AreaTx {
-                area: vec![0; AREA_GROUPS * MAX_GSO_BYTES + buffer_len(mtu)].into_boxed_slice(),
-                cursor: 0,
+                area: vec![0; AREA_LEAD + AREA_GROUPS * MAX_GSO_BYTES + buffer_len(mtu)]
+                    .into_boxed_slice(),
+                cursor: AREA_LEAD,
                 groups: Vec::with_capacity(MAX_GROUPS),
                 gso: offloads.gso,
                 send: SendBatch::new(BATCH),
@@ -83,12 +87,13 @@ struct AreaSink<'a> {
 }
 
 impl SealedSink for AreaSink<'_> {
-    fn space(&mut self, need: usize) -> Option<&mut [u8]> {
+    fn space(&mut self, need: usize, datagram_at: usize) -> Option<&mut [u8]> {
         let tx = &mut *self.tx;
-        if tx.area.len() - tx.cursor < need || tx.groups.len() == tx.groups.capacity() {
+        let room = |tx: &AreaTx| tx.area.len() - (tx.cursor - datagram_at.min(tx.cursor));
+        if room(tx) < need || tx.groups.len() == tx.groups.capacity() {
             self.worker.send_area(tx);
         }
-        tx.area.get_mut(tx.cursor..)
+        tx.area.get_mut(tx.cursor.checked_sub(datagram_at)?..)
     }
 
     fn sealed(&mut self, len: usize, dst: SocketAddr) {
@@ -181,7 +186,7 @@ impl Worker {
             start += run;
         }
         tx.groups.clear();
-        tx.cursor = 0;
+        tx.cursor = AREA_LEAD;
     }
 
     fn send_groups(

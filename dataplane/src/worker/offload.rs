@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use super::Worker;
 use crate::DropReason;
+use crate::buf::{PACKET_AT, buffer_len};
 use crate::counters::WorkerCounters;
 use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
-use crate::peer::Sealed;
-use crate::pipeline::{HEADROOM, Inbound, buffer_len};
+use crate::peer::{PeerShared, Sealed};
+use crate::pipeline::Inbound;
 use crate::sys::TunQueue;
 use crate::sys::{RecvMeta, enable_gro, probe_gso};
 
@@ -146,10 +147,12 @@ impl GsoGroup {
 
 /// Where [`Worker::seal_frame`] seals datagrams.
 pub trait SealedSink {
-    /// Space of at least `need` bytes for the next datagram, which is sealed at its start;
-    /// `None` when there is none (the datagram is dropped).
-    fn space(&mut self, need: usize) -> Option<&mut [u8]>;
-    /// The datagram of `len` bytes for `dst` just sealed at the start of the last space.
+    /// Space of at least `need` bytes laid out as [`crate::buf`] says, for the next datagram,
+    /// which will start at `datagram_at` of it: the sink places the space so that this is
+    /// where its datagrams continue back to back. `None` when there is none (the datagram is
+    /// dropped).
+    fn space(&mut self, need: usize, datagram_at: usize) -> Option<&mut [u8]>;
+    /// The datagram of `len` bytes for `dst` just sealed at `datagram_at` of the last space.
     fn sealed(&mut self, len: usize, dst: SocketAddr);
 }
 
@@ -177,12 +180,13 @@ impl Worker {
             Err(reason) => return self.drop_packet(reason),
         };
         let mut peer = None;
+        let datagram_at = PeerShared::ENCAP.datagram_at();
         loop {
             let left = segmenter.remaining();
-            let Some(space) = sink.space(need) else {
+            let Some(space) = sink.space(need, datagram_at) else {
                 return (0..left).for_each(|_| self.drop_packet(DropReason::SendFailed));
             };
-            let Some(plain) = space.get_mut(HEADROOM..HEADROOM + mtu) else {
+            let Some(plain) = space.get_mut(PACKET_AT..PACKET_AT + mtu) else {
                 return (0..left).for_each(|_| self.drop_packet(DropReason::BadLength));
             };
             let len = match segmenter.next_into(plain) {
@@ -200,7 +204,7 @@ impl Worker {
                 },
             };
             match routed.encapsulate(now, space, len, mtu) {
-                Ok(Sealed::Datagram { len, dst }) => sink.sealed(len, dst),
+                Ok(Sealed::Datagram { len, dst, .. }) => sink.sealed(len, dst),
                 Ok(Sealed::Staged { first }) => self.staged(first),
                 Err(reason) => self.drop_packet(reason),
             }
@@ -231,7 +235,7 @@ impl Worker {
             WorkerCounters::add(&self.counters.rx_packets, 1);
             WorkerCounters::add(&self.counters.rx_bytes, datagram.len() as u64);
             match self.dataplane.inbound(now, meta.src, datagram) {
-                Ok(Inbound::Deliver { len }) => self.deliver(datagram, len, coalescer),
+                Ok(Inbound::Deliver { at, len }) => self.deliver(datagram, at, len, coalescer),
                 Ok(Inbound::Keepalive) => {}
                 Ok(Inbound::Handshake) => self.to_control(meta.src, socket, datagram),
                 Err(reason) => self.drop_packet(reason),
@@ -244,18 +248,19 @@ impl Worker {
         coalescer.flush(|frame| self.write_frame(frame));
     }
 
-    /// Hands the opened packet at `datagram[HEADROOM..HEADROOM + len]` to the coalescer, or
-    /// writes it at once behind a zero vnet header laid over the spent data header.
-    fn deliver(&self, datagram: &mut [u8], len: usize, coalescer: &mut Coalescer) {
-        let Some(packet) = datagram.get(HEADROOM..HEADROOM + len) else {
+    /// Hands the opened packet at `datagram[at..at + len]` to the coalescer, or writes it at
+    /// once behind a zero vnet header laid over the spent headers before it.
+    fn deliver(&self, datagram: &mut [u8], at: usize, len: usize, coalescer: &mut Coalescer) {
+        let (Some(start), Some(packet)) =
+            (at.checked_sub(VNET_HDR_LEN), datagram.get(at..at + len))
+        else {
             return self.drop_packet(DropReason::InvalidInnerPacket);
         };
         if coalescer.push(packet, &mut |frame| self.write_frame(frame)) == Push::Held {
             return;
         }
-        let start = HEADROOM - VNET_HDR_LEN;
-        datagram[start..HEADROOM].fill(0);
-        self.write_frame(&datagram[start..HEADROOM + len]);
+        datagram[start..at].fill(0);
+        self.write_frame(&datagram[start..at + len]);
     }
 
     fn write_frame(&self, frame: &[u8]) {
@@ -323,7 +328,7 @@ mod tests {
     fn buffers_hold_a_whole_frame_or_a_group_and_one_more_datagram() {
         assert_eq!(
             super_buf_len(1420),
-            MAX_FRAME_LEN.max(65_507 + 16 + 1420 + 16 + 64)
+            MAX_FRAME_LEN.max(65_507 + 48 + 1420 + 2 * 16 + 64)
         );
         assert!(super_buf_len(1420) >= VNET_HDR_LEN + 65_535);
         assert!(super_buf_len(9000) >= MAX_GSO_BYTES + buffer_len(9000));

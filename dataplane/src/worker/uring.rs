@@ -19,12 +19,12 @@ use super::Worker;
 use super::offload::{SocketOffloads, super_buf_len};
 use super::uring_offload::UringOffload;
 use crate::DropReason;
+use crate::buf::{PACKET_AT, buffer_len, packet_room};
 use crate::counters::WorkerCounters;
 use crate::peer::Sealed;
-use crate::pipeline::{HEADROOM, Inbound, buffer_len};
+use crate::pipeline::Inbound;
 use crate::sys::RecvMeta;
 use crate::sys::uring::{Buf, Completion, PacketRing};
-use crate::wire::TAG_LEN;
 
 /// TUN reads kept outstanding.
 const TUN_READS: usize = 32;
@@ -95,14 +95,14 @@ impl Worker {
     /// Tops up the outstanding TUN reads and receives from the free buffers, in turn, so a
     /// short pool is shared rather than taken by one side.
     fn arm(&self, ring: &mut PacketRing, armed: &mut Armed) -> io::Result<()> {
-        let room = ring.buf_len() - HEADROOM - TAG_LEN - 16;
+        let room = packet_room(ring.buf_len());
         loop {
             let mut armed_any = false;
             if armed.tun_reads < armed.max_tun_reads {
                 let Some(buf) = ring.alloc() else {
                     return Ok(());
                 };
-                ring.read(TUN_FILE, buf, HEADROOM..HEADROOM + room)?;
+                ring.read(TUN_FILE, buf, PACKET_AT..PACKET_AT + room)?;
                 armed.tun_reads += 1;
                 armed_any = true;
             }
@@ -203,10 +203,10 @@ impl Worker {
         let sealed = self.dataplane.outbound(self.now(), ring.buf_mut(&buf), len);
         match sealed {
             Ok(Sealed::Staged { first }) => self.staged(first),
-            Ok(Sealed::Datagram { len, dst }) => match self.socket_index_for(dst.is_ipv6()) {
+            Ok(Sealed::Datagram { at, len, dst }) => match self.socket_index_for(dst.is_ipv6()) {
                 Some(socket) => {
                     let file = FIRST_SOCKET_FILE + socket as u32;
-                    return ring.send(file, buf, len, dst, None);
+                    return ring.send(file, buf, at..at + len, dst, None);
                 }
                 None => self.drop_packet(DropReason::SendFailed),
             },
@@ -238,9 +238,9 @@ impl Worker {
             return Ok(());
         };
         match self.dataplane.inbound(self.now(), meta.src, datagram) {
-            Ok(Inbound::Deliver { len }) => {
+            Ok(Inbound::Deliver { at, len }) => {
                 WorkerCounters::add(&self.counters.tun_writes, 1);
-                return ring.write(TUN_FILE, buf, HEADROOM..HEADROOM + len);
+                return ring.write(TUN_FILE, buf, at..at + len);
             }
             Ok(Inbound::Keepalive) => {}
             Ok(Inbound::Handshake) => self.to_control(meta.src, socket, datagram),

@@ -9,9 +9,9 @@
 //!
 //! A GSO send the kernel refuses is sent again one datagram per send, as the readiness backend
 //! does; after `EIO` (the device cannot segment) the worker stops grouping for good. The
-//! datagrams are still in the group's buffer: each in turn is moved to its start and sent from
-//! there, so no other buffer is taken from the pool the open group needs (a buffer carries one
-//! operation at a time, hence one datagram after another). They may arrive behind datagrams
+//! datagrams are still in the group's buffer: each in turn is sent from its place there, so no
+//! other buffer is taken from the pool the open group needs (a buffer carries one operation at
+//! a time, hence one datagram after another). They may arrive behind datagrams
 //! sent since, which the receiver's replay window takes.
 
 use std::io;
@@ -46,7 +46,7 @@ pub(super) struct UringOffload {
 struct GroupSend {
     group: GsoGroup,
     /// `None` while the group goes out as one send; `Some(i)` once it goes out one datagram
-    /// per send, datagram `i` (moved to the start of the buffer) in flight.
+    /// per send, datagram `i` in flight.
     alone: Option<usize>,
 }
 
@@ -109,15 +109,6 @@ impl GroupSend {
     }
 }
 
-/// Moves the datagram at `range` of `buf` to its start, for a send of the buffer's first
-/// bytes, and returns its length; `None` for a range outside the buffer. The datagrams before
-/// it in a group, which it may overwrite, have all been sent.
-fn to_front(buf: &mut [u8], range: Range<usize>) -> Option<usize> {
-    let len = buf.get(range.clone())?.len();
-    buf.copy_within(range, 0);
-    Some(len)
-}
-
 impl UringOffload {
     /// State for a ring of `buffers` buffers, using `offloads` on the sockets.
     pub(super) fn new(buffers: usize, offloads: SocketOffloads, tun: &TunQueue) -> Self {
@@ -139,19 +130,21 @@ struct RingSink<'a> {
 }
 
 impl SealedSink for RingSink<'_> {
-    fn space(&mut self, need: usize) -> Option<&mut [u8]> {
+    fn space(&mut self, need: usize, datagram_at: usize) -> Option<&mut [u8]> {
         let gso = self.offload.gso;
         let buf_len = self.ring.buf_len();
         if let Some((_, group)) = &self.offload.open {
-            if !group.may_grow(gso) || group.len + need > buf_len {
+            let end = group.start + group.len;
+            if !group.may_grow(gso) || end < datagram_at || end - datagram_at + need > buf_len {
                 self.worker.send_open(self.ring, self.offload);
             }
         }
         if self.offload.open.is_none() {
-            self.offload.open = Some((self.ring.alloc()?, GsoGroup::empty(0)));
+            self.offload.open = Some((self.ring.alloc()?, GsoGroup::empty(datagram_at)));
         }
         let (buf, group) = self.offload.open.as_ref()?;
-        self.ring.buf_mut(buf).get_mut(group.len..)
+        let space_at = (group.start + group.len).checked_sub(datagram_at)?;
+        self.ring.buf_mut(buf).get_mut(space_at..)
     }
 
     fn sealed(&mut self, len: usize, dst: SocketAddr) {
@@ -159,7 +152,7 @@ impl SealedSink for RingSink<'_> {
         let Some((buf, group)) = self.offload.open.as_mut() else {
             return;
         };
-        let at = group.len;
+        let at = group.start + group.len;
         if group.push(len, dst, gso) {
             return;
         }
@@ -222,8 +215,9 @@ impl Worker {
             *send = GroupSend::whole(group);
         }
         let file = super::uring::FIRST_SOCKET_FILE + socket as u32;
+        let range = group.start..group.start + group.len;
         if ring
-            .send(file, buf, group.len, group.dst, group.segment_size())
+            .send(file, buf, range, group.dst, group.segment_size())
             .is_err()
         {
             drop_all();
@@ -257,9 +251,9 @@ impl Worker {
         let file = self
             .socket_index_for(dst.is_ipv6())
             .map(|socket| super::uring::FIRST_SOCKET_FILE + socket as u32);
-        let sent = match (file, to_front(ring.buf_mut(&buf), range)) {
-            (Some(file), Some(len)) => ring.send(file, buf, len, dst, None).is_ok(),
-            _ => {
+        let sent = match file {
+            Some(file) => ring.send(file, buf, range, dst, None).is_ok(),
+            None => {
                 ring.release(buf);
                 false
             }
@@ -295,12 +289,12 @@ mod tests {
         (GroupSend::whole(group), buf)
     }
 
-    /// Completes the sends of `send` with `results` in turn, as the worker does: each datagram
-    /// to resend is moved to the front of `buf`. Returns every completion's [`Settled`] and
-    /// the bytes at the front of the buffer for each datagram resent.
+    /// Completes the sends of `send` with `results` in turn, as the worker does, sending each
+    /// datagram to resend from its range of `buf`. Returns every completion's [`Settled`] and
+    /// the bytes of each datagram resent.
     fn drive(
         send: &mut GroupSend,
-        buf: &mut [u8],
+        buf: &[u8],
         results: &[io::Result<usize>],
     ) -> (Vec<Settled>, Vec<Vec<u8>>) {
         let mut settles = Vec::new();
@@ -308,8 +302,7 @@ mod tests {
         for result in results {
             let settled = send.settle(result);
             if let Some(range) = settled.next.clone() {
-                let len = to_front(buf, range).unwrap();
-                resent.push(buf[..len].to_vec());
+                resent.push(buf[range].to_vec());
             }
             settles.push(settled);
         }
@@ -330,14 +323,14 @@ mod tests {
 
     #[test]
     fn a_group_the_device_cannot_segment_goes_out_one_datagram_at_a_time() {
-        let (mut send, mut buf) = laid_out(&[1452, 1452, 600]);
+        let (mut send, buf) = laid_out(&[1452, 1452, 600]);
         let results = [
             failure(libc::EIO),
             Ok(1452),
             failure(libc::ENOBUFS),
             Ok(600),
         ];
-        let (settles, resent) = drive(&mut send, &mut buf, &results);
+        let (settles, resent) = drive(&mut send, &buf, &results);
 
         assert!(settles[0].gso_unsupported);
         assert_eq!((settles[0].sent, settles[0].failed), (0, 0));
@@ -359,9 +352,9 @@ mod tests {
 
     #[test]
     fn a_refused_group_is_resent_but_keeps_grouping_on_unless_it_is_eio() {
-        let (mut send, mut buf) = laid_out(&[1000, 1000]);
+        let (mut send, buf) = laid_out(&[1000, 1000]);
         let results = [failure(libc::ENOBUFS), Ok(1000), Ok(1000)];
-        let (settles, resent) = drive(&mut send, &mut buf, &results);
+        let (settles, resent) = drive(&mut send, &buf, &results);
         assert!(settles.iter().all(|s| !s.gso_unsupported));
         assert_eq!(resent, [vec![0; 1000], vec![1; 1000]]);
         assert_eq!(settles.iter().map(|s| s.sent).sum::<usize>(), 2);
@@ -390,14 +383,5 @@ mod tests {
         assert_eq!(send.unsettled(), 3, "datagram 0 is in flight again");
         send.settle(&Ok(500));
         assert_eq!(send.unsettled(), 2);
-    }
-
-    #[test]
-    fn a_range_outside_the_buffer_is_not_moved() {
-        let mut buf = [1, 2, 3, 4];
-        assert_eq!(to_front(&mut buf, 2..4), Some(2));
-        assert_eq!(buf, [3, 4, 3, 4]);
-        assert_eq!(to_front(&mut buf, 3..5), None);
-        assert_eq!(buf, [3, 4, 3, 4]);
     }
 }

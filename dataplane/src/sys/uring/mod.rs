@@ -291,7 +291,7 @@ impl PacketRing {
         let index = self.begin(&buf, file, &(0..self.buf_len))?;
         let slot = self.set_msg(
             index,
-            self.buf_len,
+            0..self.buf_len,
             size_of::<SockAddr>() as libc::socklen_t,
             CONTROL_LEN,
         );
@@ -299,7 +299,7 @@ impl PacketRing {
         self.submit_op(buf, Op::Recv, file, entry)
     }
 
-    /// Sends the first `len` bytes of `buf` to `dst` from socket slot `file`: as one datagram,
+    /// Sends `buf[range]` to `dst` from socket slot `file`: as one datagram,
     /// or with `segment_size` as consecutive datagrams of that size, the last possibly shorter
     /// (UDP GSO, see [`super::udp::Datagram::segment_size`]). A segment size of 0 is refused
     /// with [`io::ErrorKind::InvalidInput`] and the buffer goes back to the free stack.
@@ -307,7 +307,7 @@ impl PacketRing {
         &mut self,
         file: u32,
         buf: Buf,
-        len: usize,
+        range: Range<usize>,
         dst: SocketAddr,
         segment_size: Option<u16>,
     ) -> io::Result<()> {
@@ -318,10 +318,10 @@ impl PacketRing {
                 "GSO segment size 0",
             ));
         }
-        let index = self.begin(&buf, file, &(0..len))?;
+        let index = self.begin(&buf, file, &range)?;
         let (addr, name_len) = sockaddr_from(dst);
         let control_len = segment_size.map_or(0, |_| GSO_CMSG_SPACE);
-        let slot = self.set_msg(index, len, name_len, control_len);
+        let slot = self.set_msg(index, range, name_len, control_len);
         // SAFETY: the slot belongs to buffer `index`, which `begin` checked is ours (Held), so
         // the kernel is not using it; we write through the raw pointer without a reference.
         unsafe {
@@ -482,17 +482,19 @@ impl PacketRing {
         Err(io::Error::from(io::ErrorKind::WouldBlock))
     }
 
-    /// Points the message header of buffer `index` at its buffer (`len` bytes), its address
+    /// Points the message header of buffer `index` at `range` of its buffer (checked by
+    /// `begin` to lie within it), its address
     /// (`name_len` bytes), its `iovec` and `control_len` bytes of its control buffer (none
     /// for 0), and returns it.
     fn set_msg(
         &mut self,
         index: usize,
-        len: usize,
+        range: Range<usize>,
         name_len: libc::socklen_t,
         control_len: usize,
     ) -> *mut libc::msghdr {
-        let base = self.buf_ptr(index);
+        let base = self.buf_ptr(index).wrapping_add(range.start);
+        let len = range.end - range.start;
         let slot = self.slot_ptr(index);
         // SAFETY: slot `index` is within the slot array and belongs to a buffer we hold, so the
         // kernel is not using it; the fields are written through the raw pointer and point at
