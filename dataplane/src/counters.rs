@@ -57,11 +57,26 @@ pub enum DropReason {
     /// segment size zero or past the MTU, checksum or header offsets outside the packet, or a
     /// super-packet of a kind we cannot segment (e.g. IPv6 extension headers).
     InvalidOffload,
+    /// A rovy frame shorter than the fixed layout of its kind.
+    FrameTruncated,
+    /// A routed frame whose label length is past 14, whose position is past its length, or
+    /// that arrived with no label byte left to follow.
+    BadLabel,
+    /// A routed frame whose next hop is the link it came in on (only a PING may turn back).
+    UTurn,
+    /// A ROUTE_ERROR whose next hop is slot 0 or has no live link: errors about errors are
+    /// never sent.
+    DeadSlot,
+    /// A rovy frame from a plain WireGuard peer, which only ever carries IP packets.
+    FrameFromWireguardPeer,
+    /// A first plaintext byte below 0x40 that names no frame kind, or a frame of another kind
+    /// than the one expected.
+    UnknownFrame,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 29] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -85,6 +100,12 @@ impl DropReason {
         DropReason::QueueFull,
         DropReason::SendFailed,
         DropReason::InvalidOffload,
+        DropReason::FrameTruncated,
+        DropReason::BadLabel,
+        DropReason::UTurn,
+        DropReason::DeadSlot,
+        DropReason::FrameFromWireguardPeer,
+        DropReason::UnknownFrame,
     ];
 
     /// Stable snake_case name used in status output and metrics.
@@ -113,6 +134,12 @@ impl DropReason {
             DropReason::QueueFull => "queue_full",
             DropReason::SendFailed => "send_failed",
             DropReason::InvalidOffload => "invalid_offload",
+            DropReason::FrameTruncated => "frame_truncated",
+            DropReason::BadLabel => "bad_label",
+            DropReason::UTurn => "u_turn",
+            DropReason::DeadSlot => "dead_slot",
+            DropReason::FrameFromWireguardPeer => "frame_from_wireguard_peer",
+            DropReason::UnknownFrame => "unknown_frame",
         }
     }
 }

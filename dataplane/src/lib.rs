@@ -19,6 +19,7 @@ pub mod replay;
 pub mod route;
 pub mod session;
 pub mod staged;
+pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod wire;

@@ -6,6 +6,7 @@
 //! writes fields through the setters.
 
 pub mod frame;
+pub mod icmpv6;
 pub mod ip;
 mod link;
 

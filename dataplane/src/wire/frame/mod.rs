@@ -1,6 +1,23 @@
 //! Rovy frames: what a rovy link's data message carries when its first plaintext byte is below
 //! 0x40 (an IP packet starts with nibble 4 or 6). DESIGN §1 "Frames" is the layout; this module
-//! owns the kind bytes, and the views of each frame live beside them.
+//! owns the kind bytes, and the views of each frame live beside them: [`Label`] is a route label
+//! as a value, [`RoutedHeader`] and the four frame views read and write the frames that travel
+//! along one. What a label means and how a node rewrites it is the switch's
+//! ([`crate::switch`]).
+//!
+//! A frame arrives inside a link's data message, whose plaintext WireGuard pads to a multiple
+//! of 16 bytes, so every view accepts bytes after its fixed layout.
+
+mod label;
+mod routed;
+
+pub use label::{Label, LinkSlot, MAX_LABEL_LEN};
+pub use routed::{
+    PING_LEN, PONG_LEN, PingFrame, PongFrame, ROUTE_ERROR_LEN, ROUTE_ERROR_QUOTE_LEN,
+    ROUTED_HEADER_LEN, ROUTED_MIN_LEN, RouteErrorCode, RouteErrorFrame, RoutedFrame, RoutedHeader,
+};
+
+use crate::DropReason;
 
 /// The fixed header of every frame that travels along a label (ROUTED, PING, PONG,
 /// ROUTE_ERROR): kind, `pos<<4 | len`, and the 14-byte label.
@@ -51,6 +68,17 @@ impl FrameKind {
         })
     }
 
+    /// The kind of the frame `plaintext`, decrypted from a link data message whose first byte
+    /// is below [`Self::FIRST_NON_FRAME`]. A plain WireGuard peer only ever carries IP packets,
+    /// so anything else from one is refused before its kind byte is even looked at.
+    pub fn classify(plaintext: &[u8], from_rovy_peer: bool) -> Result<Self, DropReason> {
+        let first = *plaintext.first().ok_or(DropReason::FrameTruncated)?;
+        if !from_rovy_peer {
+            return Err(DropReason::FrameFromWireguardPeer);
+        }
+        Self::from_byte(first).ok_or(DropReason::UnknownFrame)
+    }
+
     /// Whether frames of this kind travel along a label (as opposed to one link).
     pub const fn is_routed(self) -> bool {
         matches!(
@@ -61,27 +89,4 @@ impl FrameKind {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_byte_round_trips_or_is_unknown() {
-        let mut known = 0;
-        for byte in 0..=u8::MAX {
-            if let Some(kind) = FrameKind::from_byte(byte) {
-                assert_eq!(kind as u8, byte);
-                assert!(byte < FrameKind::FIRST_NON_FRAME);
-                known += 1;
-            }
-        }
-        assert_eq!(known, 9);
-    }
-
-    #[test]
-    fn only_label_frames_are_routed() {
-        assert!(FrameKind::Routed.is_routed());
-        assert!(FrameKind::RouteError.is_routed());
-        assert!(!FrameKind::Hello.is_routed());
-        assert!(!FrameKind::Ack.is_routed());
-    }
-}
+mod tests;
