@@ -19,10 +19,6 @@ pub use routed::{
 
 use crate::DropReason;
 
-/// The fixed header of every frame that travels along a label (ROUTED, PING, PONG,
-/// ROUTE_ERROR): kind, `pos<<4 | len`, and the 14-byte label.
-pub const ROUTED_HEADER_LEN: usize = 16;
-
 /// The first byte of a rovy frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
