@@ -12,9 +12,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use rovy_control::protocol::{HANDSHAKE_BUF_LEN, PeerIdx, Protocol, Received};
+use rovy_dataplane::link_addr::LinkAddr;
 
-const A: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1);
-const B: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2);
+const A: LinkAddr = LinkAddr::Udp(SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    1,
+));
+const B: LinkAddr = LinkAddr::Udp(SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    2,
+));
 
 struct Pair {
     a: Protocol,

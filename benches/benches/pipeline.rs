@@ -14,6 +14,7 @@ use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use rovy_dataplane::buf::{LINK_PAYLOAD_AT, PACKET_AT, buffer_len};
 use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
+use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, Inbound};
 use rovy_dataplane::route::RoutingTable;
@@ -23,11 +24,17 @@ const MTU: usize = 1420;
 const SIZES: [usize; 3] = [64, 576, 1420];
 const A_INNER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 const B_INNER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
-const A_UNDER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 8, 0, 1)), 1);
-const B_UNDER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 8, 0, 2)), 2);
+const A_UNDER: LinkAddr = LinkAddr::Udp(SocketAddr::new(
+    std::net::IpAddr::V4(Ipv4Addr::new(10, 8, 0, 1)),
+    1,
+));
+const B_UNDER: LinkAddr = LinkAddr::Udp(SocketAddr::new(
+    std::net::IpAddr::V4(Ipv4Addr::new(10, 8, 0, 2)),
+    2,
+));
 
 /// A node whose only peer (slot 0) owns `peer_inner` at `peer_under`.
-fn node(peer_inner: Ipv4Addr, peer_under: SocketAddr, session: Session) -> Dataplane {
+fn node(peer_inner: Ipv4Addr, peer_under: LinkAddr, session: Session) -> Dataplane {
     let local = session.local_index();
     let peer = Arc::new(PeerShared::new(0, Some(peer_under)));
     peer.install(session);

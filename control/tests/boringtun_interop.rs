@@ -14,10 +14,14 @@ use rand::rngs::StdRng;
 use rovy_control::protocol::{HANDSHAKE_BUF_LEN, PeerIdx, Protocol, Received};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::buf::{PACKET_AT, buffer_len};
+use rovy_dataplane::link_addr::LinkAddr;
 
 const MTU: usize = 1420;
 const OURS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1)), 1312);
-const THEIRS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2)), 51820);
+const THEIRS: LinkAddr = LinkAddr::Udp(SocketAddr::new(
+    IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2)),
+    51820,
+));
 
 struct Pair {
     rovy: Protocol,

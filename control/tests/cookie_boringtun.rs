@@ -79,11 +79,11 @@ fn boringtun_initiator_honours_our_cookie_reply() {
     let first = initiation(&mut tunn, false);
     assert_eq!(first.len(), INIT_LEN);
     assert_eq!(
-        checker.check(&first, MAC1_OFFSET, source(), false),
+        checker.check(&first, MAC1_OFFSET, &source().into(), false),
         MacVerdict::Valid
     );
     assert_eq!(
-        checker.check(&first, MAC1_OFFSET, source(), true),
+        checker.check(&first, MAC1_OFFSET, &source().into(), true),
         MacVerdict::NeedsCookie
     );
     let wrong_keys = MacKeys::new(keys.initiator_public().as_bytes());
@@ -93,7 +93,12 @@ fn boringtun_initiator_honours_our_cookie_reply() {
     );
 
     let first_mac1: [u8; 16] = first[MAC1_OFFSET..MAC2_OFFSET].try_into().unwrap();
-    let reply = checker.make_cookie_reply(sender_index(&first), &first_mac1, source(), [0x5a; 24]);
+    let reply = checker.make_cookie_reply(
+        sender_index(&first),
+        &first_mac1,
+        &source().into(),
+        [0x5a; 24],
+    );
     let mut buf = [0u8; 2048];
     match tunn.decapsulate(Some(source().ip()), &reply, &mut buf) {
         TunnResult::Done => {}
@@ -107,12 +112,12 @@ fn boringtun_initiator_honours_our_cookie_reply() {
         "boringtun now sends a mac2"
     );
     assert_eq!(
-        checker.check(&retry, MAC1_OFFSET, source(), true),
+        checker.check(&retry, MAC1_OFFSET, &source().into(), true),
         MacVerdict::Mac2Valid
     );
     let elsewhere = SocketAddr::from((Ipv4Addr::new(198, 51, 100, 5), 40000));
     assert_eq!(
-        checker.check(&retry, MAC1_OFFSET, elsewhere, true),
+        checker.check(&retry, MAC1_OFFSET, &elsewhere.into(), true),
         MacVerdict::NeedsCookie
     );
 }

@@ -12,6 +12,7 @@ pub mod buf;
 pub mod counters;
 pub mod crypto;
 pub mod index;
+pub mod link_addr;
 pub mod offload;
 pub mod peer;
 pub mod pipeline;

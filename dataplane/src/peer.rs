@@ -10,13 +10,13 @@
 //! Packets that find no session are staged here (see [`crate::staged`]) until control has
 //! completed the handshake they asked for and calls [`PeerShared::send_staged`].
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use crate::DropReason;
 use crate::buf::{Encap, PACKET_AT};
+use crate::link_addr::LinkAddr;
 use crate::route::PeerSlot;
 use crate::session::{KeypairSlots, REKEY_ON_RECEIVE_AGE, Received, Session};
 use crate::staged::{Staged, StagedPackets};
@@ -64,7 +64,7 @@ pub enum Sealed {
         /// Datagram length.
         len: usize,
         /// Where to send it.
-        dst: SocketAddr,
+        dst: LinkAddr,
     },
     /// No session yet: held until the handshake completes; nothing to send now.
     Staged {
@@ -79,7 +79,7 @@ pub enum Sealed {
 pub struct PeerShared {
     slot: PeerSlot,
     sessions: RwLock<KeypairSlots>,
-    endpoint: Mutex<Option<SocketAddr>>,
+    endpoint: Mutex<Option<LinkAddr>>,
     data_sent: Stamp,
     data_received: Stamp,
     any_sent: Stamp,
@@ -98,7 +98,7 @@ impl PeerShared {
     pub const ENCAP: Encap = Encap::Direct;
 
     /// A peer in table slot `slot`, at its configured `endpoint` if it has one.
-    pub fn new(slot: PeerSlot, endpoint: Option<SocketAddr>) -> Self {
+    pub fn new(slot: PeerSlot, endpoint: Option<LinkAddr>) -> Self {
         PeerShared {
             slot,
             sessions: RwLock::new(KeypairSlots::new()),
@@ -143,12 +143,12 @@ impl PeerShared {
     }
 
     /// Where packets to this peer go now.
-    pub fn endpoint(&self) -> Option<SocketAddr> {
+    pub fn endpoint(&self) -> Option<LinkAddr> {
         *self.endpoint.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Moves the peer to `addr` (roaming, or a handshake from a new address).
-    pub fn set_endpoint(&self, addr: SocketAddr) {
+    pub fn set_endpoint(&self, addr: LinkAddr) {
         *self.endpoint.lock().unwrap_or_else(PoisonError::into_inner) = Some(addr);
     }
 
@@ -239,7 +239,7 @@ impl PeerShared {
         &self,
         now: Duration,
         mtu: usize,
-        mut send: impl FnMut(&[u8], SocketAddr),
+        mut send: impl FnMut(&[u8], LinkAddr),
     ) -> usize {
         if self.staged_len() == 0 {
             return 0;
@@ -278,7 +278,7 @@ impl PeerShared {
         buf: &mut [u8],
         payload_len: usize,
         mtu: usize,
-    ) -> Result<(usize, SocketAddr), DropReason> {
+    ) -> Result<(usize, LinkAddr), DropReason> {
         let dst = self.endpoint().ok_or(DropReason::NoEndpoint)?;
         let sessions = self.sessions();
         let datagram = buf
@@ -306,7 +306,7 @@ impl PeerShared {
     pub fn decapsulate(
         &self,
         now: Duration,
-        src: SocketAddr,
+        src: LinkAddr,
         packet: &mut [u8],
     ) -> Result<Received, DropReason> {
         let sessions = self.sessions();
@@ -342,8 +342,8 @@ mod tests {
     const MTU: usize = 1420;
     const T0: Duration = Duration::from_secs(1);
 
-    fn endpoint() -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, 2], 51820))
+    fn endpoint() -> LinkAddr {
+        LinkAddr::from(std::net::SocketAddr::from(([10, 0, 0, 2], 51820)))
     }
 
     /// An initiator's keypair to install at the peer, and the remote end's, to open with.

@@ -2,13 +2,13 @@
 //! a datagram becomes a packet for the TUN (or a handshake for control). Workers run it between
 //! their reads and writes; benchmarks run it in memory.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::DropReason;
 use crate::buf::{LINK_PAYLOAD_AT, PACKET_AT};
 use crate::index::IndexTable;
+use crate::link_addr::LinkAddr;
 use crate::peer::{PeerShared, Sealed};
 use crate::route::RoutingTable;
 use crate::wire::{self, MessageType, ip};
@@ -96,7 +96,7 @@ impl Dataplane {
     pub fn inbound(
         &self,
         now: Duration,
-        src: SocketAddr,
+        src: LinkAddr,
         buf: &mut [u8],
     ) -> Result<Inbound, DropReason> {
         if wire::message_type(buf)? != MessageType::Data {

@@ -23,6 +23,7 @@ use std::time::Instant;
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len, packet_room};
 use crate::counters::WorkerCounters;
+use crate::link_addr::LinkAddr;
 use crate::peer::Sealed;
 use crate::pipeline::{Dataplane, Inbound};
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
@@ -49,7 +50,7 @@ const TOKEN_UDP: u64 = 2;
 #[derive(Debug, Clone, Copy)]
 pub struct HandshakeMsg {
     /// Where it came from.
-    pub src: SocketAddr,
+    pub src: LinkAddr,
     /// Which listen socket it arrived on (index into the listen list).
     pub socket: usize,
     /// Its length in `bytes`.
@@ -196,17 +197,22 @@ impl Worker {
                 return;
             };
             start += first;
-            let v6 = sealed[start].is_some_and(|(_, _, dst)| dst.is_ipv6());
+            let socket_of = |s: &Option<(usize, usize, LinkAddr)>| {
+                s.and_then(|(_, _, dst)| self.udp_target(&dst))
+                    .map(|(socket, _)| socket)
+            };
+            let socket = socket_of(&sealed[start]);
             let run = sealed[start..count]
                 .iter()
-                .take_while(|s| s.is_some_and(|(_, _, dst)| dst.is_ipv6() == v6))
+                .take_while(|s| s.is_some() && socket_of(s) == socket)
                 .count();
             let datagrams: [Datagram<'_>; BATCH] = std::array::from_fn(|i| {
-                let (at, len, dst) = sealed.get(start + i).copied().flatten().unwrap_or((
-                    0,
-                    0,
-                    SocketAddr::from(([0, 0, 0, 0], 0)),
-                ));
+                let (at, len, dst) = sealed
+                    .get(start + i)
+                    .copied()
+                    .flatten()
+                    .and_then(|(at, len, dst)| Some((at, len, self.udp_target(&dst)?.1)))
+                    .unwrap_or((0, 0, SocketAddr::from(([0, 0, 0, 0], 0))));
                 let at = (start + i).min(BATCH - 1) * buf_len + at;
                 Datagram {
                     payload: pool.get(at..at + len).unwrap_or_default(),
@@ -214,7 +220,7 @@ impl Worker {
                     segment_size: None,
                 }
             });
-            match self.socket_for(v6) {
+            match socket.and_then(|socket| self.sockets.get(socket)) {
                 Some(socket) => self.send_run(send, socket, &datagrams[..run]),
                 None => (0..run).for_each(|_| self.drop_packet(DropReason::SendFailed)),
             }
@@ -244,15 +250,13 @@ impl Worker {
         }
     }
 
-    fn socket_for(&self, v6: bool) -> Option<&OwnedFd> {
-        self.socket_index_for(v6)
-            .and_then(|i| self.sockets.get(i))
-            .map(|s| &**s)
-    }
-
-    /// The index of the first socket of the family (true = IPv6).
-    fn socket_index_for(&self, v6: bool) -> Option<usize> {
-        self.socket_is_v6.iter().position(|is_v6| *is_v6 == v6)
+    /// The UDP side of a link address: the index of the first socket of its family, and the
+    /// socket address to send to; `None` when this worker has no socket of that family.
+    fn udp_target(&self, dst: &LinkAddr) -> Option<(usize, SocketAddr)> {
+        let addr = udp_addr(dst);
+        let v6 = addr.is_ipv6();
+        let socket = self.socket_is_v6.iter().position(|is_v6| *is_v6 == v6)?;
+        Some((socket, addr))
     }
 
     /// Receives datagrams in batches from socket `index`, opens them and writes the packets
@@ -279,7 +283,8 @@ impl Worker {
                     continue;
                 }
                 let datagram = &mut buf[..meta.len];
-                match self.dataplane.inbound(now, meta.src, datagram) {
+                let src = LinkAddr::Udp(meta.src);
+                match self.dataplane.inbound(now, src, datagram) {
                     Ok(Inbound::Deliver { at, len }) => {
                         match self
                             .tun
@@ -290,7 +295,7 @@ impl Worker {
                         }
                     }
                     Ok(Inbound::Keepalive) => {}
-                    Ok(Inbound::Handshake) => self.to_control(meta.src, index, datagram),
+                    Ok(Inbound::Handshake) => self.to_control(src, index, datagram),
                     Err(reason) => self.drop_packet(reason),
                 }
             }
@@ -300,7 +305,7 @@ impl Worker {
         }
     }
 
-    fn to_control(&self, src: SocketAddr, socket: usize, message: &[u8]) {
+    fn to_control(&self, src: LinkAddr, socket: usize, message: &[u8]) {
         let mut msg = HandshakeMsg {
             src,
             socket,
@@ -340,6 +345,12 @@ impl Worker {
     }
 }
 
+/// The UDP socket address inside a link address: the workers' sockets are the UDP transport.
+fn udp_addr(dst: &LinkAddr) -> SocketAddr {
+    let LinkAddr::Udp(addr) = *dst;
+    addr
+}
+
 /// The readiness backend's buffers, for the path its TUN queue takes.
 enum Io {
     Plain(Box<BatchIo>),
@@ -353,7 +364,7 @@ struct BatchIo {
     recv: RecvBatch,
     send: SendBatch,
     /// Per buffer of the batch: where its datagram starts, its length, its destination.
-    sealed: [Option<(usize, usize, SocketAddr)>; BATCH],
+    sealed: [Option<(usize, usize, LinkAddr)>; BATCH],
 }
 
 impl BatchIo {

@@ -49,7 +49,7 @@ fn carries_counts_and_hands_over(backend: Backend, offloads: bool) {
         let stopped = nodes.stop();
         let initiation = &stopped[0].handshakes;
         assert_eq!(initiation.len(), 1, "{backend:?}");
-        assert_eq!(initiation[0].src, junk_src);
+        assert_eq!(initiation[0].src, junk_src.into());
         assert_eq!(initiation[0].socket, 0);
         assert_eq!(
             &initiation[0].bytes[..initiation[0].len],

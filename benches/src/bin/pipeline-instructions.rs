@@ -13,6 +13,7 @@ use std::time::Duration;
 use rovy_dataplane::buf::{PACKET_AT, buffer_len};
 use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
+use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, Inbound};
 use rovy_dataplane::route::RoutingTable;
@@ -21,7 +22,10 @@ use rovy_dataplane::session::Session;
 const MTU: usize = 1420;
 const A_INNER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 const B_INNER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
-const UNDER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 8, 0, 1)), 1);
+const UNDER: LinkAddr = LinkAddr::Udp(SocketAddr::new(
+    std::net::IpAddr::V4(Ipv4Addr::new(10, 8, 0, 1)),
+    1,
+));
 
 fn node(peer_inner: Ipv4Addr, session: Session) -> Result<Dataplane, String> {
     let local = session.local_index();

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rand_core::OsRng;
 use rovy_dataplane::DropReason;
 use rovy_dataplane::counters::WorkerCounters;
+use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
 use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
@@ -383,19 +384,24 @@ impl Control {
         }
     }
 
-    /// Sends `bytes` to `dst` from the first socket of its address family.
-    fn send_by_family(&mut self, dst: SocketAddr, bytes: &[u8]) {
-        let socket = self.socket_is_v6.iter().position(|v6| *v6 == dst.is_ipv6());
+    /// Sends `bytes` to `dst` from the first UDP socket of its address family.
+    fn send_by_family(&mut self, dst: LinkAddr, bytes: &[u8]) {
+        let LinkAddr::Udp(addr) = dst;
+        let socket = self
+            .socket_is_v6
+            .iter()
+            .position(|v6| *v6 == addr.is_ipv6());
         match socket {
             Some(socket) => self.send_to(socket, dst, bytes),
             None => self.drops.count_drop(DropReason::SendFailed),
         }
     }
 
-    fn send_to(&mut self, socket: usize, dst: SocketAddr, bytes: &[u8]) {
+    fn send_to(&mut self, socket: usize, dst: LinkAddr, bytes: &[u8]) {
         let Some(fd) = self.sockets.get(socket) else {
             return;
         };
+        let LinkAddr::Udp(dst) = dst;
         let datagram = [Datagram {
             payload: bytes,
             dst,

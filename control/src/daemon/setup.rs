@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::OsRng;
+use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::sys::{self, TunQueue, UdpSocketBuilder};
 use rovy_dataplane::worker::SocketOffloads;
@@ -178,7 +179,12 @@ pub fn protocol_and_routes(
     let mut protocol = Protocol::new(*config.interface.private_key.as_bytes(), now, &mut OsRng);
     let mut routes = RoutingTable::new();
     for (i, peer) in config.peers.iter().enumerate() {
-        let endpoint = peer.endpoint.as_ref().map(resolve).transpose()?;
+        let endpoint = peer
+            .endpoint
+            .as_ref()
+            .map(resolve)
+            .transpose()?
+            .map(LinkAddr::Udp);
         let psk = peer.preshared_key.as_ref().map(|k| *k.as_bytes());
         let idx = protocol
             .add_peer(peer.public_key.0, psk, endpoint, peer.persistent_keepalive)

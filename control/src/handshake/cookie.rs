@@ -13,7 +13,6 @@
 //! - [`CookieJar`] is the sending side, one per peer, built from the *peer's* [`MacKeys`]: stamps
 //!   mac1/mac2 on outgoing handshake messages and opens the cookie replies they provoke.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use blake2::digest::consts::U16;
@@ -22,6 +21,7 @@ use blake2::{Blake2s256, Blake2sMac, Digest as _};
 use chacha20poly1305::aead::AeadInPlace as _;
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use rand_core::{CryptoRng, RngCore};
+use rovy_dataplane::link_addr::LinkAddr;
 use zeroize::Zeroizing;
 
 /// Prefix hashed with a static public key to derive the mac1 key.
@@ -205,20 +205,14 @@ impl CookieChecker {
 
     /// Checks the mac2 at `mac2_offset` in `msg` against the cookie `src` would hold under the
     /// current secret (constant time). Messages too short to hold it fail.
-    pub fn verify_mac2(&self, msg: &[u8], mac2_offset: usize, src: SocketAddr) -> bool {
+    pub fn verify_mac2(&self, msg: &[u8], mac2_offset: usize, src: &LinkAddr) -> bool {
         verify_mac_at(mac_state(&self.cookie(src)), msg, mac2_offset)
     }
 
-    /// The cookie for `src` under the current secret: `MAC(R, ip ‖ port)`, the IP as 4 or 16
-    /// bytes and the port big-endian, as the kernel does. IPv4-mapped IPv6 sources count as the
-    /// IPv4 address, so a dual-stack socket and a v4 socket agree.
-    pub fn cookie(&self, src: SocketAddr) -> [u8; COOKIE_LEN] {
-        let mac = mac_state(&self.secret);
-        let mac = match src.ip().to_canonical() {
-            std::net::IpAddr::V4(ip) => mac.chain_update(ip.octets()),
-            std::net::IpAddr::V6(ip) => mac.chain_update(ip.octets()),
-        };
-        finish(mac.chain_update(src.port().to_be_bytes()))
+    /// The cookie for `src` under the current secret: `MAC(R, source)` over the source's
+    /// [`LinkAddr::cookie_input`] (for UDP: IP ‖ port, as the kernel does).
+    pub fn cookie(&self, src: &LinkAddr) -> [u8; COOKIE_LEN] {
+        finish(mac_state(&self.secret).chain_update(src.cookie_input().as_bytes()))
     }
 
     /// The receiving-side decision for a handshake message whose mac1 sits at `mac1_offset`
@@ -230,7 +224,7 @@ impl CookieChecker {
         &self,
         msg: &[u8],
         mac1_offset: usize,
-        src: SocketAddr,
+        src: &LinkAddr,
         under_load: bool,
     ) -> MacVerdict {
         if !self.verify_mac1(msg, mac1_offset) {
@@ -252,7 +246,7 @@ impl CookieChecker {
         &self,
         receiver_index: u32,
         mac1_of_msg: &[u8; MAC_LEN],
-        src: SocketAddr,
+        src: &LinkAddr,
         nonce: [u8; NONCE_LEN],
     ) -> [u8; COOKIE_REPLY_LEN] {
         let mut sealed = self.cookie(src);

@@ -12,7 +12,6 @@ mod peer;
 mod tests;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +19,7 @@ use std::time::Duration;
 use rand_core::{CryptoRng, RngCore};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::index::IndexTable;
+use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::sys::steered_index;
 use rovy_dataplane::wire::{self, COOKIE_REPLY_LEN, INITIATION_LEN, MessageType, RESPONSE_LEN};
@@ -80,7 +80,7 @@ pub struct Transmit {
     /// The peer it is for.
     pub peer: PeerIdx,
     /// Where to send it.
-    pub dst: SocketAddr,
+    pub dst: LinkAddr,
     /// Its length in the buffer.
     pub len: usize,
 }
@@ -160,7 +160,7 @@ impl Protocol {
         &mut self,
         public: [u8; 32],
         psk: Option<[u8; 32]>,
-        endpoint: Option<SocketAddr>,
+        endpoint: Option<LinkAddr>,
         persistent_keepalive: Option<Duration>,
     ) -> Result<PeerIdx, AddPeerError> {
         if public == self.public {
@@ -201,7 +201,7 @@ impl Protocol {
     pub fn handle_datagram(
         &mut self,
         now: Duration,
-        src: SocketAddr,
+        src: LinkAddr,
         packet: &mut [u8],
         under_load: bool,
         rng: &mut (impl RngCore + CryptoRng),
@@ -223,7 +223,7 @@ impl Protocol {
     fn admit(
         &mut self,
         now: Duration,
-        src: SocketAddr,
+        src: LinkAddr,
         msg: &[u8],
         mac1_offset: usize,
         under_load: bool,
@@ -231,11 +231,11 @@ impl Protocol {
         out: &mut [u8; HANDSHAKE_BUF_LEN],
     ) -> Result<bool, DropReason> {
         self.checker.rotate_if_due(now, rng);
-        match self.checker.check(msg, mac1_offset, src, under_load) {
+        match self.checker.check(msg, mac1_offset, &src, under_load) {
             MacVerdict::InvalidMac1 => Err(DropReason::InvalidMac1),
             MacVerdict::Valid => Ok(true),
             MacVerdict::Mac2Valid => {
-                if self.limiter.allow(now, src.ip()) {
+                if self.limiter.allow(now, src.source_ip()) {
                     Ok(true)
                 } else {
                     Err(DropReason::RateLimited)
@@ -247,7 +247,7 @@ impl Protocol {
                 mac1.copy_from_slice(&msg[mac1_offset..mac1_offset + 16]);
                 let mut nonce = [0u8; 24];
                 rng.fill_bytes(&mut nonce);
-                let reply = self.checker.make_cookie_reply(sender, &mac1, src, nonce);
+                let reply = self.checker.make_cookie_reply(sender, &mac1, &src, nonce);
                 out[..COOKIE_REPLY_LEN].copy_from_slice(&reply);
                 Ok(false)
             }
@@ -257,7 +257,7 @@ impl Protocol {
     fn handle_initiation(
         &mut self,
         now: Duration,
-        src: SocketAddr,
+        src: LinkAddr,
         packet: &[u8],
         under_load: bool,
         rng: &mut (impl RngCore + CryptoRng),
@@ -304,7 +304,7 @@ impl Protocol {
     fn handle_response(
         &mut self,
         now: Duration,
-        src: SocketAddr,
+        src: LinkAddr,
         packet: &[u8],
         under_load: bool,
         rng: &mut (impl RngCore + CryptoRng),
@@ -351,7 +351,7 @@ impl Protocol {
     fn handle_data(
         &mut self,
         now: Duration,
-        src: SocketAddr,
+        src: LinkAddr,
         packet: &mut [u8],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Received, DropReason> {
@@ -392,7 +392,7 @@ impl Protocol {
         payload_len: usize,
         mtu: usize,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<(Range<usize>, SocketAddr), DropReason> {
+    ) -> Result<(Range<usize>, LinkAddr), DropReason> {
         let peer = self.peers.get(idx.0).ok_or(DropReason::NoRoute)?;
         let sent = peer.shared.seal(now, buf, payload_len, mtu);
         self.sync_activity(idx, rng);

@@ -3,7 +3,7 @@
 //! [`super::Protocol`] owns the peers and routes messages to them; this file holds the rules that
 //! concern a single peer (when to initiate, how a session is installed, what a timer does).
 
-use std::net::SocketAddr;
+use rovy_dataplane::link_addr::LinkAddr;
 use std::sync::{Arc, RwLockReadGuard};
 use std::time::Duration;
 
@@ -77,7 +77,7 @@ impl Peer {
     }
 
     /// Where packets to this peer go: configured, or roamed to its latest authenticated source.
-    pub fn endpoint(&self) -> Option<SocketAddr> {
+    pub fn endpoint(&self) -> Option<LinkAddr> {
         self.shared.endpoint()
     }
 

@@ -6,14 +6,14 @@ use rand::rngs::StdRng;
 use rovy_dataplane::buf::{PACKET_AT, buffer_len};
 use rovy_dataplane::peer::Sealed;
 
-const A_ADDR: SocketAddr = SocketAddr::new(
+const A_ADDR: LinkAddr = LinkAddr::Udp(std::net::SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
     1,
-);
-const B_ADDR: SocketAddr = SocketAddr::new(
+));
+const B_ADDR: LinkAddr = LinkAddr::Udp(std::net::SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)),
     2,
-);
+));
 const WALL0: Duration = Duration::from_secs(1_700_000_000);
 
 struct Net {
@@ -88,7 +88,7 @@ impl Net {
 
     fn deliver_b(
         &mut self,
-        from: SocketAddr,
+        from: LinkAddr,
         msg: &[u8],
         under_load: bool,
     ) -> Result<(Received, Vec<u8>), DropReason> {
@@ -395,7 +395,7 @@ fn persistent_keepalive_is_sent_on_schedule() {
 fn endpoint_roams_to_the_source_of_authenticated_data_only() {
     let mut n = net(11);
     n.handshake();
-    let roamed: SocketAddr = "10.0.0.99:4444".parse().unwrap();
+    let roamed = LinkAddr::Udp("10.0.0.99:4444".parse().unwrap());
     let mut forged = n.seal_a(b"x").unwrap();
     forged[20] ^= 1;
     assert_eq!(

@@ -5,14 +5,14 @@
 //! A GSO send the kernel refuses is sent again one datagram per message; after `EIO` (the
 //! device cannot segment) the worker stops grouping for good.
 
-use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
 use super::offload::{GsoGroup, SealedSink, SocketOffloads, coalescer_for, gso_unsupported};
-use super::{BATCH, ROUNDS_PER_WAKE, Worker};
+use super::{BATCH, ROUNDS_PER_WAKE, Worker, udp_addr};
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len};
 use crate::counters::WorkerCounters;
+use crate::link_addr::LinkAddr;
 use crate::offload::{Coalescer, MAX_FRAME_LEN};
 use crate::sys::TunQueue;
 use crate::sys::{Datagram, RecvBatch, SendBatch};
@@ -96,7 +96,7 @@ impl SealedSink for AreaSink<'_> {
         tx.area.get_mut(tx.cursor.checked_sub(datagram_at)?..)
     }
 
-    fn sealed(&mut self, len: usize, dst: SocketAddr) {
+    fn sealed(&mut self, len: usize, dst: LinkAddr) {
         let tx = &mut *self.tx;
         let joined = tx
             .groups
@@ -169,13 +169,13 @@ impl Worker {
     fn send_area(&self, tx: &mut AreaTx) {
         let mut start = 0;
         while let Some(first) = tx.groups.get(start) {
-            let v6 = first.dst.is_ipv6();
+            let socket = self.udp_target(&first.dst).map(|(socket, _)| socket);
             let run = tx.groups[start..]
                 .iter()
-                .take_while(|group| group.dst.is_ipv6() == v6)
+                .take_while(|group| self.udp_target(&group.dst).map(|(s, _)| s) == socket)
                 .count();
             let groups = &tx.groups[start..start + run];
-            match self.socket_for(v6) {
+            match socket.and_then(|socket| self.sockets.get(socket)) {
                 Some(socket) => {
                     self.send_groups(&mut tx.send, socket, &tx.area, groups, &mut tx.gso)
                 }
@@ -206,7 +206,7 @@ impl Worker {
                     payload: area
                         .get(group.start..group.start + group.len)
                         .unwrap_or_default(),
-                    dst: group.dst,
+                    dst: udp_addr(&group.dst),
                     segment_size: group.segment_size(),
                 }
             });
@@ -249,7 +249,7 @@ impl Worker {
                 .next()
                 .and_then(|range| area.get(range))
                 .unwrap_or_default(),
-            dst: group.dst,
+            dst: udp_addr(&group.dst),
             segment_size: None,
         });
         self.send_run(send, socket, &datagrams[..group.count.min(BATCH)]);

@@ -25,6 +25,7 @@ use super::Worker;
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len};
 use crate::counters::WorkerCounters;
+use crate::link_addr::LinkAddr;
 use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
 use crate::peer::{PeerShared, Sealed};
 use crate::pipeline::Inbound;
@@ -88,7 +89,7 @@ pub struct GsoGroup {
     /// Datagrams in the group.
     pub count: usize,
     /// Where they go.
-    pub dst: SocketAddr,
+    pub dst: LinkAddr,
     closed: bool,
 }
 
@@ -100,7 +101,7 @@ impl GsoGroup {
             len: 0,
             stride: 0,
             count: 0,
-            dst: SocketAddr::from(([0, 0, 0, 0], 0)),
+            dst: LinkAddr::Udp(SocketAddr::from(([0, 0, 0, 0], 0))),
             closed: false,
         }
     }
@@ -115,7 +116,7 @@ impl GsoGroup {
     }
 
     /// Adds a datagram of `len` bytes to `dst` that lies right after the group, if it may join.
-    pub fn push(&mut self, len: usize, dst: SocketAddr, gso: bool) -> bool {
+    pub fn push(&mut self, len: usize, dst: LinkAddr, gso: bool) -> bool {
         if self.count == 0 {
             (self.len, self.stride, self.count, self.dst) = (len, len, 1, dst);
             return true;
@@ -153,7 +154,7 @@ pub trait SealedSink {
     /// dropped).
     fn space(&mut self, need: usize, datagram_at: usize) -> Option<&mut [u8]>;
     /// The datagram of `len` bytes for `dst` just sealed at `datagram_at` of the last space.
-    fn sealed(&mut self, len: usize, dst: SocketAddr);
+    fn sealed(&mut self, len: usize, dst: LinkAddr);
 }
 
 /// Whether a failed GSO send means the path cannot segment (the device cannot checksum), so
@@ -234,10 +235,11 @@ impl Worker {
         for datagram in data.chunks_mut(size) {
             WorkerCounters::add(&self.counters.rx_packets, 1);
             WorkerCounters::add(&self.counters.rx_bytes, datagram.len() as u64);
-            match self.dataplane.inbound(now, meta.src, datagram) {
+            let src = LinkAddr::Udp(meta.src);
+            match self.dataplane.inbound(now, src, datagram) {
                 Ok(Inbound::Deliver { at, len }) => self.deliver(datagram, at, len, coalescer),
                 Ok(Inbound::Keepalive) => {}
-                Ok(Inbound::Handshake) => self.to_control(meta.src, socket, datagram),
+                Ok(Inbound::Handshake) => self.to_control(src, socket, datagram),
                 Err(reason) => self.drop_packet(reason),
             }
         }
@@ -275,8 +277,8 @@ impl Worker {
 mod tests {
     use super::*;
 
-    fn dst(port: u16) -> SocketAddr {
-        SocketAddr::from(([192, 0, 2, 1], port))
+    fn dst(port: u16) -> LinkAddr {
+        LinkAddr::Udp(SocketAddr::from(([192, 0, 2, 1], port)))
     }
 
     #[test]

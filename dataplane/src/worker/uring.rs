@@ -21,6 +21,7 @@ use super::uring_offload::UringOffload;
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len, packet_room};
 use crate::counters::WorkerCounters;
+use crate::link_addr::LinkAddr;
 use crate::peer::Sealed;
 use crate::pipeline::Inbound;
 use crate::sys::RecvMeta;
@@ -203,8 +204,8 @@ impl Worker {
         let sealed = self.dataplane.outbound(self.now(), ring.buf_mut(&buf), len);
         match sealed {
             Ok(Sealed::Staged { first }) => self.staged(first),
-            Ok(Sealed::Datagram { at, len, dst }) => match self.socket_index_for(dst.is_ipv6()) {
-                Some(socket) => {
+            Ok(Sealed::Datagram { at, len, dst }) => match self.udp_target(&dst) {
+                Some((socket, dst)) => {
                     let file = FIRST_SOCKET_FILE + socket as u32;
                     return ring.send(file, buf, at..at + len, dst, None);
                 }
@@ -237,13 +238,14 @@ impl Worker {
             ring.release(buf);
             return Ok(());
         };
-        match self.dataplane.inbound(self.now(), meta.src, datagram) {
+        let src = LinkAddr::Udp(meta.src);
+        match self.dataplane.inbound(self.now(), src, datagram) {
             Ok(Inbound::Deliver { at, len }) => {
                 WorkerCounters::add(&self.counters.tun_writes, 1);
                 return ring.write(TUN_FILE, buf, at..at + len);
             }
             Ok(Inbound::Keepalive) => {}
-            Ok(Inbound::Handshake) => self.to_control(meta.src, socket, datagram),
+            Ok(Inbound::Handshake) => self.to_control(src, socket, datagram),
             Err(reason) => self.drop_packet(reason),
         }
         ring.release(buf);

@@ -15,13 +15,13 @@
 //! sent since, which the receiver's replay window takes.
 
 use std::io;
-use std::net::SocketAddr;
 use std::ops::Range;
 
 use super::Worker;
 use super::offload::{GsoGroup, SealedSink, SocketOffloads, coalescer_for, gso_unsupported};
 use crate::DropReason;
 use crate::counters::WorkerCounters;
+use crate::link_addr::LinkAddr;
 use crate::offload::{Coalescer, MAX_FRAME_LEN};
 use crate::sys::TunQueue;
 use crate::sys::uring::{Buf, PacketRing};
@@ -147,7 +147,7 @@ impl SealedSink for RingSink<'_> {
         self.ring.buf_mut(buf).get_mut(space_at..)
     }
 
-    fn sealed(&mut self, len: usize, dst: SocketAddr) {
+    fn sealed(&mut self, len: usize, dst: LinkAddr) {
         let gso = self.offload.gso;
         let Some((buf, group)) = self.offload.open.as_mut() else {
             return;
@@ -207,7 +207,7 @@ impl Worker {
         if group.count == 0 {
             return ring.release(buf);
         }
-        let Some(socket) = self.socket_index_for(group.dst.is_ipv6()) else {
+        let Some((socket, dst)) = self.udp_target(&group.dst) else {
             ring.release(buf);
             return drop_all();
         };
@@ -217,7 +217,7 @@ impl Worker {
         let file = super::uring::FIRST_SOCKET_FILE + socket as u32;
         let range = group.start..group.start + group.len;
         if ring
-            .send(file, buf, range, group.dst, group.segment_size())
+            .send(file, buf, range, dst, group.segment_size())
             .is_err()
         {
             drop_all();
@@ -247,12 +247,13 @@ impl Worker {
         let Some(range) = settled.next else {
             return ring.release(buf);
         };
-        let (dst, unsettled) = (send.group.dst, send.unsettled());
-        let file = self
-            .socket_index_for(dst.is_ipv6())
-            .map(|socket| super::uring::FIRST_SOCKET_FILE + socket as u32);
-        let sent = match file {
-            Some(file) => ring.send(file, buf, range, dst, None).is_ok(),
+        let unsettled = send.unsettled();
+        let target = self.udp_target(&send.group.dst);
+        let sent = match target {
+            Some((socket, dst)) => {
+                let file = super::uring::FIRST_SOCKET_FILE + socket as u32;
+                ring.send(file, buf, range, dst, None).is_ok()
+            }
             None => {
                 ring.release(buf);
                 false
@@ -268,10 +269,10 @@ impl Worker {
 mod tests {
     use super::*;
 
-    const DST: SocketAddr = SocketAddr::new(
+    const DST: LinkAddr = LinkAddr::Udp(std::net::SocketAddr::new(
         std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
         51820,
-    );
+    ));
 
     fn failure(errno: i32) -> io::Result<usize> {
         Err(io::Error::from_raw_os_error(errno))

@@ -106,7 +106,7 @@ fn app_socket(addr: SocketAddr) -> UdpSocket {
 /// which we receive on as `local_index`.
 fn dataplane(inner: Ipv4Addr, endpoint: SocketAddr, session: Session) -> Arc<Dataplane> {
     let local_index = session.local_index();
-    let peer = Arc::new(PeerShared::new(0, Some(endpoint)));
+    let peer = Arc::new(PeerShared::new(0, Some(endpoint.into())));
     peer.install(session);
     let index = Arc::new(IndexTable::new());
     index.insert(local_index, Arc::clone(&peer));
