@@ -10,6 +10,7 @@
 
 pub mod counters;
 pub mod crypto;
+pub mod handshake_queue;
 pub mod index;
 pub mod offload;
 pub mod peer;

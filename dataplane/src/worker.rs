@@ -16,12 +16,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::DropReason;
 use crate::counters::WorkerCounters;
+use crate::handshake_queue::HandshakeSender;
 use crate::peer::Sealed;
 use crate::pipeline::{Dataplane, HEADROOM, Inbound, buffer_len};
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
@@ -57,13 +57,11 @@ pub struct HandshakeMsg {
     pub bytes: [u8; INITIATION_LEN],
 }
 
-/// The handshake queue to control and its fill level (read by control for "under load").
+/// The handshake queue to control (its fill level is control's "under load" signal).
 #[derive(Debug, Clone)]
 pub struct ControlLink {
     /// Bounded queue of handshake messages.
-    pub handshakes: SyncSender<HandshakeMsg>,
-    /// Messages queued and not yet taken by control.
-    pub queued: Arc<AtomicUsize>,
+    pub handshakes: HandshakeSender,
     /// Wakes the control loop.
     pub wake: Arc<EventFd>,
 }
@@ -308,15 +306,13 @@ impl Worker {
             return;
         };
         slot.copy_from_slice(message);
-        match self.control.handshakes.try_send(msg) {
-            Ok(()) => {
-                if self.control.queued.fetch_add(1, Ordering::Relaxed) == 0 {
+        match self.control.handshakes.push(msg) {
+            Ok(was_empty) => {
+                if was_empty {
                     self.control.wake.notify();
                 }
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.drop_packet(DropReason::QueueFull)
-            }
+            Err(reason) => self.drop_packet(reason),
         }
     }
 

@@ -11,17 +11,17 @@ mod status;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
 use rovy_dataplane::DropReason;
 use rovy_dataplane::counters::WorkerCounters;
+use rovy_dataplane::handshake_queue::{HandshakeReceiver, handshake_queue};
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
-use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
+use rovy_dataplane::worker::{ControlLink, Worker};
 
 use crate::api::{self, ApiServer};
 use crate::config::Config;
@@ -156,8 +156,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         usize::from(config.interface.mtu),
     ));
     let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
-    let (tx, rx) = sync_channel(HANDSHAKE_QUEUE);
-    let queued = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
     let shutdown = Arc::new(AtomicBool::new(false));
     let control_sockets = sockets.first().cloned().unwrap_or_default();
     let socket_is_v6: Vec<bool> = listen.iter().map(SocketAddr::is_ipv6).collect();
@@ -177,7 +176,6 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             counters: Arc::clone(&counters),
             control: ControlLink {
                 handshakes: tx.clone(),
-                queued: Arc::clone(&queued),
                 wake: Arc::clone(&control_wake),
             },
             shutdown: Arc::clone(&shutdown),
@@ -225,7 +223,6 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         protocol,
         origin,
         handshakes: rx,
-        queued,
         sockets: control_sockets,
         socket_is_v6,
         send: SendBatch::new(4),
@@ -259,8 +256,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
 struct Control {
     protocol: Protocol,
     origin: Instant,
-    handshakes: Receiver<HandshakeMsg>,
-    queued: Arc<AtomicUsize>,
+    handshakes: HandshakeReceiver,
     sockets: Vec<Arc<OwnedFd>>,
     socket_is_v6: Vec<bool>,
     send: SendBatch,
@@ -313,7 +309,7 @@ impl Control {
     }
 
     fn under_load(&mut self, now: Duration) -> bool {
-        if self.queued.load(Ordering::Relaxed) > UNDER_LOAD_QUEUED {
+        if self.handshakes.queued() > UNDER_LOAD_QUEUED {
             self.under_load_until = Some(now + UNDER_LOAD_STICKY);
         }
         self.under_load_until.is_some_and(|until| now < until)
@@ -321,8 +317,7 @@ impl Control {
 
     fn drain_handshakes(&mut self) {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
-        while let Ok(mut msg) = self.handshakes.try_recv() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
+        while let Some(mut msg) = self.handshakes.pop() {
             let now = self.now();
             let under_load = self.under_load(now);
             let packet = &mut msg.bytes[..msg.len];
