@@ -7,12 +7,14 @@
 
 mod setup;
 mod status;
+#[cfg(test)]
+mod tests;
+mod workers;
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
@@ -83,11 +85,6 @@ pub struct RunOptions {
     pub offloads: bool,
     /// The local API socket; default `/run/rovy/NAME.sock`.
     pub socket: Option<std::path::PathBuf>,
-}
-
-struct WorkerHandle {
-    thread: JoinHandle<std::io::Result<()>>,
-    wake: Arc<EventFd>,
 }
 
 /// The CPUs to pin workers to, in worker order (worker `i` takes the `i mod len`-th): the
@@ -161,7 +158,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let control_sockets = sockets.first().cloned().unwrap_or_default();
     let socket_is_v6: Vec<bool> = listen.iter().map(SocketAddr::is_ipv6).collect();
 
-    let mut handles = Vec::with_capacity(workers);
+    let mut threads = workers::WorkerThreads::default();
     let mut counters_all = Vec::with_capacity(workers);
     for (i, (tun, sockets)) in queues.into_iter().zip(sockets).enumerate() {
         let wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
@@ -183,19 +180,19 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             origin,
         };
         let backend = options.backend;
-        let thread = std::thread::Builder::new()
-            .name(format!("rovy-worker-{i}"))
-            .spawn(move || {
-                if let Err(e) = sys::pin_current_thread(core) {
-                    eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
-                }
-                match backend {
-                    Backend::Uring => worker.run_uring(),
-                    Backend::Epoll => worker.run(),
-                }
-            })
-            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
-        handles.push(WorkerHandle { thread, wake });
+        let run_worker = move || {
+            if let Err(e) = sys::pin_current_thread(core) {
+                eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
+            }
+            match backend {
+                Backend::Uring => worker.run_uring(),
+                Backend::Epoll => worker.run(),
+            }
+        };
+        if let Err(e) = threads.spawn(wake, &control_wake, run_worker) {
+            threads.stop(&shutdown);
+            return Err(e);
+        }
     }
     drop(tx);
 
@@ -231,21 +228,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         workers: counters_all,
         status: static_status,
         mtu: usize::from(config.interface.mtu),
+        threads,
     };
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
-
-    shutdown.store(true, Ordering::Relaxed);
-    for h in &handles {
-        h.wake.notify();
-    }
-    for (i, h) in handles.into_iter().enumerate() {
-        match h.thread.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("rovy-fast: worker {i} failed: {e}"),
-            Err(_) => eprintln!("rovy-fast: worker {i} panicked"),
-        }
-    }
+    control.threads.stop(&shutdown);
     drop(control);
     let _ = sys::delete_link(&name);
     eprintln!("rovy-fast: {name} down");
@@ -267,9 +254,12 @@ struct Control {
     status: status::StaticStatus,
     /// The TUN MTU, for sealing staged packets.
     mtu: usize,
+    /// The workers; one that ends stops the node.
+    threads: workers::WorkerThreads,
 }
 
 impl Control {
+    /// Runs until SIGINT/SIGTERM (`Ok`) or until a worker ends (`Err` naming it and why).
     fn run(&mut self, signals: &SignalFd, wake: &EventFd, api: &ApiServer) -> Result<(), String> {
         let mut epoll = Epoll::new(4).map_err(|e| format!("epoll: {e}"))?;
         epoll
@@ -284,6 +274,9 @@ impl Control {
                 .collect();
             if tokens.contains(&TOKEN_SIGNAL) && signals.read().is_some() {
                 return Ok(());
+            }
+            if let Some(ended) = self.threads.ended() {
+                return Err(ended);
             }
             if tokens.contains(&TOKEN_WAKE) {
                 wake.drain();
