@@ -38,6 +38,10 @@ const UNDER_LOAD_QUEUED: usize = HANDSHAKE_QUEUE / 8;
 const UNDER_LOAD_STICKY: Duration = Duration::from_secs(1);
 /// Timer resolution of the control loop.
 const TICK: Duration = Duration::from_millis(100);
+/// Handshake messages handled per loop turn. A flood of initiations with a valid mac1 (which
+/// needs only our public key) must not keep timers, staged sends, the API and signals waiting;
+/// while messages remain the loop comes back without sleeping.
+const HANDSHAKES_PER_TURN: usize = 64;
 
 const TOKEN_SIGNAL: u64 = 0;
 const TOKEN_WAKE: u64 = 1;
@@ -267,9 +271,11 @@ impl Control {
             .and_then(|()| epoll.add_readable(wake, TOKEN_WAKE))
             .and_then(|()| epoll.add_readable(api, TOKEN_API))
             .map_err(|e| format!("epoll: {e}"))?;
+        let mut backlog = false;
         loop {
+            let timeout = if backlog { 0 } else { TICK.as_millis() as i32 };
             let tokens: Vec<u64> = epoll
-                .wait(TICK.as_millis() as i32)
+                .wait(timeout)
                 .map_err(|e| format!("control loop: {e}"))?
                 .collect();
             if tokens.contains(&TOKEN_SIGNAL) && signals.read().is_some() {
@@ -281,7 +287,7 @@ impl Control {
             if tokens.contains(&TOKEN_WAKE) {
                 wake.drain();
             }
-            self.drain_handshakes();
+            backlog = self.drain_handshakes();
             self.transmit();
             self.send_staged();
             if tokens.contains(&TOKEN_API) {
@@ -308,9 +314,15 @@ impl Control {
         self.under_load_until.is_some_and(|until| now < until)
     }
 
-    fn drain_handshakes(&mut self) {
+    /// Handles up to [`HANDSHAKES_PER_TURN`] queued handshake messages; returns whether more
+    /// are waiting (the workers wake control only when the queue was empty, so the loop must
+    /// come back for them itself).
+    fn drain_handshakes(&mut self) -> bool {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
-        while let Some(mut msg) = self.handshakes.pop() {
+        for _ in 0..HANDSHAKES_PER_TURN {
+            let Some(mut msg) = self.handshakes.pop() else {
+                return false;
+            };
             let now = self.now();
             let under_load = self.under_load(now);
             let packet = &mut msg.bytes[..msg.len];
@@ -329,6 +341,7 @@ impl Control {
                 Err(reason) => self.drops.count_drop(reason),
             }
         }
+        self.handshakes.queued() > 0
     }
 
     fn transmit(&mut self) {

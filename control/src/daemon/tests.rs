@@ -3,6 +3,8 @@
 use super::*;
 use crate::keys::PrivateKey;
 use rovy_dataplane::handshake_queue::HandshakeSender;
+use rovy_dataplane::wire::INITIATION_LEN;
+use rovy_dataplane::worker::HandshakeMsg;
 
 /// Everything [`Control::run`] is given besides the control state.
 struct Loop {
@@ -108,4 +110,62 @@ fn a_worker_that_fails_or_panics_ends_the_loop_naming_it_and_the_cause() {
         assert_eq!(lp.run(&mut control), Err(expected.to_owned()), "{name}");
         control.threads.stop(&shutdown);
     }
+}
+
+/// An initiation-sized message with a wrong mac1: each one is handled as a counted drop.
+fn junk_initiation() -> HandshakeMsg {
+    let mut bytes = [0u8; INITIATION_LEN];
+    bytes[0] = 1;
+    HandshakeMsg {
+        src: SocketAddr::from(([192, 0, 2, 7], 7)),
+        socket: 0,
+        len: INITIATION_LEN,
+        bytes,
+    }
+}
+
+fn handled(control: &Control) -> u64 {
+    control.drops.drops().get(DropReason::InvalidMac1)
+}
+
+#[test]
+fn one_drain_handles_a_bounded_batch_and_reports_the_rest() {
+    let (mut control, tx) = control(1024);
+    for _ in 0..2 * HANDSHAKES_PER_TURN + 3 {
+        tx.push(junk_initiation()).unwrap();
+    }
+    assert!(
+        control.drain_handshakes(),
+        "work left after the first batch"
+    );
+    assert_eq!(handled(&control), HANDSHAKES_PER_TURN as u64);
+    assert_eq!(control.handshakes.queued(), HANDSHAKES_PER_TURN + 3);
+    assert!(control.drain_handshakes());
+    assert!(
+        !control.drain_handshakes(),
+        "the last three empty the queue"
+    );
+    assert_eq!(handled(&control), 2 * HANDSHAKES_PER_TURN as u64 + 3);
+    assert!(!control.drain_handshakes());
+}
+
+/// A backlog far larger than one batch, queued while the loop sleeps and announced by one
+/// wake-up only (workers wake control when the queue was empty), is worked off at once: the
+/// loop does not wait a tick between batches. A worker that ends 300 ms in stops the loop;
+/// twenty batches spaced by 100 ms ticks would take two seconds.
+#[test]
+fn the_loop_comes_back_for_a_backlog_without_waiting_for_a_tick() {
+    let lp = Loop::new("backlog");
+    let (mut control, tx) = control(4096);
+    let total = 20 * HANDSHAKES_PER_TURN;
+    for _ in 0..total {
+        tx.push(junk_initiation()).unwrap();
+    }
+    lp.wake.notify();
+    spawn(&mut control, &lp.wake, || {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    });
+    assert!(lp.run(&mut control).is_err());
+    assert_eq!(handled(&control), total as u64);
 }
