@@ -58,7 +58,8 @@ pub enum Received {
         /// The responding peer.
         peer: PeerIdx,
     },
-    /// A cookie reply for our initiation was stored; the next retry carries a valid mac2.
+    /// A cookie reply for our last handshake message to the peer (initiation or response) was
+    /// stored; the next one we send it carries a valid mac2.
     CookieAccepted {
         /// The peer that sent it.
         peer: PeerIdx,
@@ -339,7 +340,10 @@ impl Protocol {
         packet: &[u8],
     ) -> Result<Received, DropReason> {
         let receiver = wire::CookieReply::new_checked(packet)?.receiver_index();
-        let idx = self.pending_peer(receiver)?;
+        // Any index of ours names the peer, as in the kernel's wg_cookie_message_consume: a
+        // handshake in flight, or a session (a response's sender index is the responder's new
+        // session). The jar opens the reply with the mac1 of our last message to that peer.
+        let idx = self.indexed_peer(receiver)?;
         self.peers[idx.0]
             .jar
             .consume_reply(now, packet)
@@ -500,14 +504,18 @@ impl Protocol {
     /// The peer whose handshake in flight has local index `receiver` (pending indices are in
     /// the index table too, so this is one lookup).
     fn pending_peer(&self, receiver: u32) -> Result<PeerIdx, DropReason> {
-        let idx = self
-            .index
-            .with(receiver, |p| PeerIdx(usize::from(p.slot())))
-            .ok_or(DropReason::UnexpectedHandshake)?;
+        let idx = self.indexed_peer(receiver)?;
         match &self.peers[idx.0].pending {
             Some(p) if p.local_index() == receiver => Ok(idx),
             _ => Err(DropReason::UnexpectedHandshake),
         }
+    }
+
+    /// The peer holding local index `receiver` (handshake in flight or session).
+    fn indexed_peer(&self, receiver: u32) -> Result<PeerIdx, DropReason> {
+        self.index
+            .with(receiver, |p| PeerIdx(usize::from(p.slot())))
+            .ok_or(DropReason::UnexpectedHandshake)
     }
 
     /// Makes every new local index of a peer steer its data messages to the peer's home
