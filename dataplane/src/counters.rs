@@ -57,11 +57,14 @@ pub enum DropReason {
     /// segment size zero or past the MTU, checksum or header offsets outside the packet, or a
     /// super-packet of a kind we cannot segment (e.g. IPv6 extension headers).
     InvalidOffload,
+    /// Handshake message whose Diffie-Hellman gave all zeros: a low-order public key as its
+    /// ephemeral or static (refused as the kernel and wireguard-go do).
+    LowOrderKey,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -85,6 +88,7 @@ impl DropReason {
         DropReason::QueueFull,
         DropReason::SendFailed,
         DropReason::InvalidOffload,
+        DropReason::LowOrderKey,
     ];
 
     /// Stable snake_case name used in status output and metrics.
@@ -113,6 +117,7 @@ impl DropReason {
             DropReason::QueueFull => "queue_full",
             DropReason::SendFailed => "send_failed",
             DropReason::InvalidOffload => "invalid_offload",
+            DropReason::LowOrderKey => "low_order_key",
         }
     }
 }

@@ -7,10 +7,14 @@
 //! small surface means the rest of the crate never sees a `snow::HandshakeState`.
 //!
 //! Ephemeral keys come from snow's resolver (the OS RNG); everything else is deterministic.
+//! X25519 is ours ([`super::resolver`]): it refuses the all-zero results of low-order keys.
 
+use rovy_dataplane::DropReason;
 use rovy_dataplane::wire::{INITIATION_LEN, Initiation, RESPONSE_LEN, Response};
 use snow::params::NoiseParams;
 use zeroize::Zeroizing;
+
+use super::resolver::Resolver;
 
 /// Noise protocol name of WireGuard's construction.
 pub const CONSTRUCTION: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
@@ -37,6 +41,29 @@ pub enum NoiseError {
     /// Building the Noise state failed (bad local key material).
     #[error("cannot set up the Noise state")]
     Setup,
+    /// A Diffie-Hellman gave all zeros: the message carries a low-order ephemeral or static.
+    #[error("handshake message carries a low-order public key")]
+    LowOrderKey,
+}
+
+impl NoiseError {
+    /// The drop counter a message failing with this error is counted under.
+    pub fn drop_reason(self) -> DropReason {
+        match self {
+            NoiseError::LowOrderKey => DropReason::LowOrderKey,
+            NoiseError::Decrypt | NoiseError::BadStatic | NoiseError::Setup => {
+                DropReason::HandshakeFailed
+            }
+        }
+    }
+}
+
+/// What a failed read of a peer's Noise message means.
+fn read_error(error: snow::Error) -> NoiseError {
+    match error {
+        snow::Error::Dh => NoiseError::LowOrderKey,
+        _ => NoiseError::Decrypt,
+    }
 }
 
 /// The two directional ChaCha20-Poly1305 keys a completed handshake yields. Zeroized on drop.
@@ -65,6 +92,11 @@ fn params() -> NoiseParams {
     CONSTRUCTION
         .parse()
         .unwrap_or_else(|_| unreachable!("{CONSTRUCTION} parses"))
+}
+
+/// A builder for WireGuard's construction over our [`Resolver`].
+fn builder<'a>() -> snow::Builder<'a> {
+    snow::Builder::with_resolver(params(), Box::new(Resolver))
 }
 
 fn split(state: &mut snow::HandshakeState, local_index: u32, remote_index: u32) -> TransportKeys {
@@ -113,7 +145,7 @@ pub fn write_initiation(
     timestamp: &[u8; TIMESTAMP_LEN],
     out: &mut [u8; INITIATION_LEN],
 ) -> Result<PendingInitiation, NoiseError> {
-    let mut state = snow::Builder::new(params())
+    let mut state = builder()
         .local_private_key(local_private)
         .and_then(|b| b.remote_public_key(peer_public))
         .and_then(|b| b.prologue(IDENTIFIER))
@@ -148,7 +180,7 @@ impl PendingInitiation {
         let mut payload = [0u8; 0];
         self.state
             .read_message(&msg[RESPONSE_NOISE], &mut payload)
-            .map_err(|_| NoiseError::Decrypt)?;
+            .map_err(read_error)?;
         Ok(split(&mut self.state, self.local_index, remote_index))
     }
 }
@@ -179,7 +211,7 @@ pub fn read_initiation(
     local_private: &[u8; 32],
     msg: &[u8; INITIATION_LEN],
 ) -> Result<ReceivedInitiation, NoiseError> {
-    let mut state = snow::Builder::new(params())
+    let mut state = builder()
         .local_private_key(local_private)
         .and_then(|b| b.prologue(IDENTIFIER))
         .and_then(|b| b.build_responder())
@@ -187,7 +219,7 @@ pub fn read_initiation(
     let mut timestamp = [0u8; TIMESTAMP_LEN];
     let len = state
         .read_message(&msg[INITIATION_NOISE], &mut timestamp)
-        .map_err(|_| NoiseError::Decrypt)?;
+        .map_err(read_error)?;
     if len != TIMESTAMP_LEN {
         return Err(NoiseError::Decrypt);
     }
@@ -226,3 +258,6 @@ impl ReceivedInitiation {
         Ok(split(&mut self.state, local_index, self.remote_index))
     }
 }
+
+#[cfg(test)]
+mod tests;

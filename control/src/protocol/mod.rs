@@ -268,7 +268,7 @@ impl Protocol {
             return Ok(Received::CookieReply);
         }
         let received =
-            noise::read_initiation(&self.private, msg).map_err(|_| DropReason::HandshakeFailed)?;
+            noise::read_initiation(&self.private, msg).map_err(NoiseError::drop_reason)?;
         let idx = self
             .peer_by_key(&received.peer_public)
             .ok_or(DropReason::HandshakeFailed)?;
@@ -323,7 +323,7 @@ impl Protocol {
             .ok_or(DropReason::UnexpectedHandshake)?;
         let keys = pending
             .read_response(msg)
-            .map_err(|_| DropReason::HandshakeFailed)?;
+            .map_err(NoiseError::drop_reason)?;
         peer.pending = None;
         peer.install(now, &keys, true);
         peer.shared.set_endpoint(src);
