@@ -228,3 +228,31 @@ fn low_order_static_in_an_initiation_is_refused() {
         );
     }
 }
+
+#[test]
+fn our_cipher_seals_as_snows_does_and_refuses_short_or_forged_ciphertext() {
+    use crate::handshake::resolver::ChaChaPoly;
+    let mut ours = ChaChaPoly::default();
+    ours.set(&[9; 32]);
+    let mut snows = DefaultResolver
+        .resolve_cipher(&CipherChoice::ChaChaPoly)
+        .unwrap();
+    snows.set(&[9; 32]);
+    let (mut sealed, mut expected) = ([0u8; 28], [0u8; 28]);
+    assert_eq!(ours.encrypt(7, b"ad", &TIMESTAMP, &mut sealed), 28);
+    assert_eq!(snows.encrypt(7, b"ad", &TIMESTAMP, &mut expected), 28);
+    assert_eq!(sealed, expected);
+    let mut opened = [0u8; TIMESTAMP_LEN];
+    assert!(matches!(
+        ours.decrypt(7, b"ad", &sealed, &mut opened),
+        Ok(12)
+    ));
+    assert_eq!(opened, TIMESTAMP);
+    for len in 0..sealed.len() {
+        assert!(ours.decrypt(7, b"ad", &sealed[..len], &mut opened).is_err());
+    }
+    let mut forged = sealed;
+    forged[3] ^= 1;
+    assert!(ours.decrypt(7, b"ad", &forged, &mut opened).is_err());
+    assert!(ours.decrypt(8, b"ad", &sealed, &mut opened).is_err());
+}
