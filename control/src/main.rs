@@ -180,6 +180,9 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
         offloads,
         socket,
     } = options;
+    // Before any key is read: no core file, no ptrace by other users.
+    rovy_dataplane::sys::set_non_dumpable()
+        .map_err(|error| format!("cannot keep keys out of core dumps: {error}"))?;
     let config = Config::load(path).map_err(|error| error.to_string())?;
     let backend = match backend {
         BackendChoice::Epoll => Backend::Epoll,

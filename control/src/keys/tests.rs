@@ -332,3 +332,22 @@ fn chmod_hint_quotes_paths_a_shell_would_split() {
     assert_eq!(shell_quote(Path::new("my key")), "'my key'");
     assert_eq!(shell_quote(Path::new("it's")), r"'it'\''s'");
 }
+
+#[test]
+fn private_key_bytes_live_in_a_page_of_their_own_that_stays_put_as_the_key_moves() {
+    let keys: Vec<PrivateKey> = (0..3)
+        .map(|_| PrivateKey::generate(&mut rand_core::OsRng))
+        .collect();
+    let before: Vec<usize> = keys
+        .iter()
+        .map(|k| k.as_bytes().as_ptr() as usize)
+        .collect();
+    assert!(before.iter().all(|addr| addr % 4096 == 0), "{before:x?}");
+    let moved: Vec<PrivateKey> = keys.into_iter().rev().collect();
+    let after: Vec<usize> = moved
+        .iter()
+        .rev()
+        .map(|k| k.as_bytes().as_ptr() as usize)
+        .collect();
+    assert_eq!(before, after, "moving a key does not copy its bytes");
+}

@@ -20,10 +20,9 @@ use rand_core::{CryptoRng, RngCore};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::peer::PeerShared;
-use rovy_dataplane::sys::steered_index;
+use rovy_dataplane::sys::{SecretPage, steered_index};
 use rovy_dataplane::wire::{self, COOKIE_REPLY_LEN, INITIATION_LEN, MessageType, RESPONSE_LEN};
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
 
 use crate::handshake::cookie::{CookieChecker, MacKeys, MacVerdict};
 use crate::handshake::noise::{self, NoiseError};
@@ -101,7 +100,8 @@ pub enum AddPeerError {
 
 /// One node's WireGuard protocol state.
 pub struct Protocol {
-    private: Zeroizing<[u8; 32]>,
+    /// The static private key, in a page core dumps leave out.
+    private: SecretPage<32>,
     public: [u8; 32],
     checker: CookieChecker,
     limiter: RateLimiter,
@@ -131,7 +131,7 @@ impl Protocol {
     pub fn new(private: [u8; 32], now: Duration, rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let public = PublicKey::from(&StaticSecret::from(private)).to_bytes();
         Protocol {
-            private: Zeroizing::new(private),
+            private: SecretPage::new(&private),
             public,
             checker: CookieChecker::new(MacKeys::new(&public), now, rng),
             limiter: RateLimiter::new(),
@@ -268,7 +268,7 @@ impl Protocol {
             return Ok(Received::CookieReply);
         }
         let received =
-            noise::read_initiation(&self.private, msg).map_err(NoiseError::drop_reason)?;
+            noise::read_initiation(self.private.expose(), msg).map_err(NoiseError::drop_reason)?;
         let idx = self
             .peer_by_key(&received.peer_public)
             .ok_or(DropReason::HandshakeFailed)?;
@@ -473,7 +473,7 @@ impl Protocol {
         let timestamp = Tai64n::from_unix(wall);
         let peer = &mut self.peers[idx.0];
         let Ok(pending) = noise::write_initiation(
-            &self.private,
+            self.private.expose(),
             &peer.public,
             &peer.psk,
             local_index,
