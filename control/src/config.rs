@@ -14,14 +14,13 @@ mod reader;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 pub use endpoint::{Endpoint, parse_listen_address};
 pub use prefix::IpPrefix;
@@ -48,7 +47,7 @@ pub const CORES_RANGE: RangeInclusive<u16> = 1..=256;
 const MAX_INTERFACE_NAME_LEN: usize = 15;
 
 /// Largest config file read; a config with thousands of peers stays far below it.
-const MAX_CONFIG_LEN: u64 = 4 << 20;
+const MAX_CONFIG_LEN: usize = 4 << 20;
 /// The permission bits a config file must not have: write access for group or others.
 const GROUP_OR_OTHER_WRITE_BITS: u32 = 0o022;
 
@@ -186,12 +185,10 @@ impl Config {
                 keys::shell_quote(path)
             )));
         }
-        let mut bytes = Zeroizing::new(Vec::new());
-        handle
-            .take(MAX_CONFIG_LEN + 1)
-            .read_to_end(&mut bytes)
+        let expected = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+        let bytes = keys::read_secret_bytes(handle, expected, MAX_CONFIG_LEN)
             .map_err(|error| fail(format!("cannot read: {error}")))?;
-        if bytes.len() as u64 > MAX_CONFIG_LEN {
+        if bytes.len() > MAX_CONFIG_LEN {
             return Err(fail(format!("is larger than {MAX_CONFIG_LEN} bytes")));
         }
         let text = std::str::from_utf8(&bytes)

@@ -12,7 +12,7 @@
 //! a parse goes through.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{self, Read};
 use std::net::Ipv6Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -391,15 +391,28 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
             len: metadata.len(),
         });
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize));
-    file.take(MAX_KEY_FILE_LEN)
-        .read_to_end(&mut bytes)
+    let bytes = read_secret_bytes(file, MAX_KEY_FILE_LEN as usize, MAX_KEY_FILE_LEN as usize)
         .map_err(io_error)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::Malformed {
         path: path.to_owned(),
         source: KeyParseError::NotBase64 { chars: bytes.len() },
     })?;
     Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// Reads secret input of at most `max` bytes (more is cut off at `max + 1`; the caller tells
+/// by the length) into one buffer allocated up front for `expected` bytes (capped at `max`)
+/// and wiped on drop. A `Vec` that grows frees its old allocation without wiping it, leaving
+/// a copy of what was read so far; sized up front, it grows only if the input is larger than
+/// expected (a file that grew after it was measured).
+pub fn read_secret_bytes(
+    reader: impl Read,
+    expected: usize,
+    max: usize,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(expected.min(max) + 1));
+    reader.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Quotes a path for the `chmod` hint when it holds characters a shell would interpret.
