@@ -14,14 +14,13 @@ mod reader;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 pub use endpoint::{Endpoint, parse_listen_address};
 pub use prefix::IpPrefix;
@@ -48,7 +47,9 @@ pub const CORES_RANGE: RangeInclusive<u16> = 1..=256;
 const MAX_INTERFACE_NAME_LEN: usize = 15;
 
 /// Largest config file read; a config with thousands of peers stays far below it.
-const MAX_CONFIG_LEN: u64 = 4 << 20;
+const MAX_CONFIG_LEN: usize = 4 << 20;
+/// The permission bits a config file must not have: write access for group or others.
+const GROUP_OR_OTHER_WRITE_BITS: u32 = 0o022;
 
 const INTERFACE_KEYS: &[&str] = &[
     "name",
@@ -158,8 +159,9 @@ impl std::error::Error for ConfigError {}
 pub struct AddressParseError(String);
 
 impl Config {
-    /// Reads and validates a config file and the key files it names. A file holding an inline
-    /// secret (`private_key`, `preshared_key`) is refused if group or others can access it.
+    /// Reads and validates a config file and the key files it names. The file is refused if
+    /// group or others can write it (whoever may edit it chooses the node's peers), and a file
+    /// holding an inline secret (`private_key`, `preshared_key`) if they can access it at all.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let fail = |problem: String| ConfigError {
@@ -176,12 +178,17 @@ impl Config {
         if !metadata.is_file() {
             return Err(fail("is not a regular file".to_owned()));
         }
-        let mut bytes = Zeroizing::new(Vec::new());
-        handle
-            .take(MAX_CONFIG_LEN + 1)
-            .read_to_end(&mut bytes)
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode & GROUP_OR_OTHER_WRITE_BITS != 0 {
+            return Err(fail(format!(
+                "is writable by group or others (mode {mode:04o}); run `chmod go-w {}`",
+                keys::shell_quote(path)
+            )));
+        }
+        let expected = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+        let bytes = keys::read_secret_bytes(handle, expected, MAX_CONFIG_LEN)
             .map_err(|error| fail(format!("cannot read: {error}")))?;
-        if bytes.len() as u64 > MAX_CONFIG_LEN {
+        if bytes.len() > MAX_CONFIG_LEN {
             return Err(fail(format!("is larger than {MAX_CONFIG_LEN} bytes")));
         }
         let text = std::str::from_utf8(&bytes)
@@ -189,7 +196,7 @@ impl Config {
         let loader = Loader {
             source: Source { file: &file, text },
             base_dir: path.parent().unwrap_or(Path::new("")),
-            file_mode: Some(metadata.permissions().mode() & 0o7777),
+            file_mode: Some(mode),
         };
         loader.config()
     }

@@ -12,7 +12,7 @@
 //! a parse goes through.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{self, Read};
 use std::net::Ipv6Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use blake2::{Blake2s256, Digest};
 use rand_core::{CryptoRng, RngCore};
+use rovy_dataplane::sys::SecretPage;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Length in bytes of every key here (X25519 private, public and the preshared key).
@@ -92,9 +93,9 @@ pub enum KeyError {
     },
 }
 
-/// An X25519 static private key. Zeroized on drop; `Debug` never shows it.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct PrivateKey([u8; KEY_LEN]);
+/// An X25519 static private key, in a page of its own that core dumps leave out, never copied
+/// as the key moves and wiped on drop; `Debug` never shows it.
+pub struct PrivateKey(SecretPage<KEY_LEN>);
 
 /// An X25519 public key. Any 32 bytes are a valid encoding; low-order points are caught where a
 /// Diffie-Hellman result is used.
@@ -108,23 +109,24 @@ pub struct PresharedKey([u8; KEY_LEN]);
 impl PrivateKey {
     /// Wraps raw bytes as given; X25519 clamps them when the key is used, as `wg` does.
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(bytes)
+        Self(SecretPage::new(&bytes))
     }
 
     /// The raw bytes, for the handshake.
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
+        self.0.expose()
     }
 
     /// A fresh key whose overlay address is valid. Draws clamped keys (as `wg genkey` prints
     /// them) until the address starts with 0xfc, which takes about 256 tries.
     pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
         loop {
-            let mut key = Self([0; KEY_LEN]);
-            rng.fill_bytes(&mut key.0);
-            key.0[0] &= 0b1111_1000;
-            key.0[31] &= 0b0111_1111;
-            key.0[31] |= 0b0100_0000;
+            let mut key = Self(SecretPage::new(&[0; KEY_LEN]));
+            let bytes = key.0.expose_mut();
+            rng.fill_bytes(bytes);
+            bytes[0] &= 0b1111_1000;
+            bytes[31] &= 0b0111_1111;
+            bytes[31] |= 0b0100_0000;
             if key.public_key().address().is_some() {
                 return key;
             }
@@ -132,14 +134,14 @@ impl PrivateKey {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        let secret = x25519_dalek::StaticSecret::from(self.0);
+        let secret = x25519_dalek::StaticSecret::from(*self.as_bytes());
         PublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
     }
 
     /// Whether a Diffie-Hellman with `peer` gives a usable shared secret, i.e. `peer` is not a
     /// low-order point (WireGuard refuses such peers).
     pub fn agrees_with(&self, peer: &PublicKey) -> bool {
-        let secret = x25519_dalek::StaticSecret::from(self.0);
+        let secret = x25519_dalek::StaticSecret::from(*self.as_bytes());
         secret
             .diffie_hellman(&x25519_dalek::PublicKey::from(peer.0))
             .was_contributory()
@@ -147,11 +149,11 @@ impl PrivateKey {
 
     /// WireGuard's form: 44 characters of padded standard base64.
     pub fn from_base64(text: &str) -> Result<Self, KeyParseError> {
-        decode_key_base64(text).map(|bytes| Self(*bytes))
+        decode_key_base64(text).map(|bytes| Self(SecretPage::new(&bytes)))
     }
 
     pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(STANDARD.encode(self.0))
+        Zeroizing::new(STANDARD.encode(self.as_bytes()))
     }
 
     /// go-rovy's multibase form: `m` followed by unpadded standard base64.
@@ -162,11 +164,13 @@ impl PrivateKey {
                 .decode(body)
                 .map_err(|_| KeyParseError::NotMultibase)?,
         );
-        let array: [u8; KEY_LEN] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyParseError::WrongLength { bytes: bytes.len() })?;
-        Ok(Self(array))
+        let array: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyParseError::WrongLength { bytes: bytes.len() })?,
+        );
+        Ok(Self(SecretPage::new(&array)))
     }
 }
 
@@ -387,15 +391,28 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
             len: metadata.len(),
         });
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize));
-    file.take(MAX_KEY_FILE_LEN)
-        .read_to_end(&mut bytes)
+    let bytes = read_secret_bytes(file, MAX_KEY_FILE_LEN as usize, MAX_KEY_FILE_LEN as usize)
         .map_err(io_error)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::Malformed {
         path: path.to_owned(),
         source: KeyParseError::NotBase64 { chars: bytes.len() },
     })?;
     Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// Reads secret input of at most `max` bytes (more is cut off at `max + 1`; the caller tells
+/// by the length) into one buffer allocated up front for `expected` bytes (capped at `max`)
+/// and wiped on drop. A `Vec` that grows frees its old allocation without wiping it, leaving
+/// a copy of what was read so far; sized up front, it grows only if the input is larger than
+/// expected (a file that grew after it was measured).
+pub fn read_secret_bytes(
+    reader: impl Read,
+    expected: usize,
+    max: usize,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(expected.min(max) + 1));
+    reader.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Quotes a path for the `chmod` hint when it holds characters a shell would interpret.

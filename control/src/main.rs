@@ -3,7 +3,7 @@
 //! Every failure is one line on stderr, `rovy-fast: <message>`, and exit status 1.
 #![forbid(unsafe_code)]
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,10 +12,14 @@ use rovy_control::api;
 use rovy_control::config::{CORES_RANGE, Config, Listen, PeerKind};
 use rovy_control::cpus::CpuList;
 use rovy_control::daemon::{self, Backend, RunOptions};
-use rovy_control::keys::{PrivateKey, read_private_key_file, trim_key_line};
+use rovy_control::keys::{
+    KeyParseError, PrivateKey, read_private_key_file, read_secret_bytes, trim_key_line,
+};
 
-/// Most stdin read for a key: a key and its newline are 45 bytes.
-const MAX_KEY_INPUT_LEN: u64 = 4096;
+/// A key and its newline.
+const KEY_LINE_LEN: usize = 45;
+/// Most stdin read for a key.
+const MAX_KEY_INPUT_LEN: usize = 4096;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -182,6 +186,9 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
         offloads,
         socket,
     } = options;
+    // Before any key is read: no core file, no ptrace by other users.
+    rovy_dataplane::sys::set_non_dumpable()
+        .map_err(|error| format!("cannot keep keys out of core dumps: {error}"))?;
     let config = Config::load(path).map_err(|error| error.to_string())?;
     let backend = match backend {
         BackendChoice::Epoll => Backend::Epoll,
@@ -207,19 +214,18 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
 
 /// Reads one base64 private key from stdin, tolerating trailing whitespace as `wg` does.
 fn read_key_from_stdin() -> Result<PrivateKey, String> {
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    io::stdin()
-        .lock()
-        .take(MAX_KEY_INPUT_LEN + 1)
-        .read_to_end(&mut bytes)
+    let bytes = read_secret_bytes(io::stdin().lock(), KEY_LINE_LEN, MAX_KEY_INPUT_LEN)
         .map_err(|error| format!("stdin: {error}"))?;
-    if bytes.len() as u64 > MAX_KEY_INPUT_LEN {
+    if bytes.len() > MAX_KEY_INPUT_LEN {
         return Err(format!(
             "stdin: more than {MAX_KEY_INPUT_LEN} bytes; expected one key"
         ));
     }
-    let text = String::from_utf8_lossy(&bytes);
-    PrivateKey::from_base64(trim_key_line(&text)).map_err(|error| format!("stdin: {error}"))
+    // Not `from_utf8_lossy`: on invalid input it would copy the bytes into a String that is
+    // not wiped.
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| format!("stdin: {}", KeyParseError::NotBase64 { chars: bytes.len() }))?;
+    PrivateKey::from_base64(trim_key_line(text)).map_err(|error| format!("stdin: {error}"))
 }
 
 fn print_identity(key: &PrivateKey) -> Result<(), String> {

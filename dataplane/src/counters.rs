@@ -72,11 +72,14 @@ pub enum DropReason {
     /// A first plaintext byte below 0x40 that names no frame kind, or a frame of another kind
     /// than the one expected.
     UnknownFrame,
+    /// Handshake message whose Diffie-Hellman gave all zeros: a low-order public key as its
+    /// ephemeral or static (refused as the kernel and wireguard-go do).
+    LowOrderKey,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 29] = [
+    pub const ALL: [DropReason; 30] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -106,6 +109,7 @@ impl DropReason {
         DropReason::DeadSlot,
         DropReason::FrameFromWireguardPeer,
         DropReason::UnknownFrame,
+        DropReason::LowOrderKey,
     ];
 
     /// Stable snake_case name used in status output and metrics.
@@ -140,6 +144,7 @@ impl DropReason {
             DropReason::DeadSlot => "dead_slot",
             DropReason::FrameFromWireguardPeer => "frame_from_wireguard_peer",
             DropReason::UnknownFrame => "unknown_frame",
+            DropReason::LowOrderKey => "low_order_key",
         }
     }
 }

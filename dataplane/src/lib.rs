@@ -11,6 +11,7 @@
 pub mod buf;
 pub mod counters;
 pub mod crypto;
+pub mod handshake_queue;
 pub mod index;
 pub mod link_addr;
 pub mod offload;

@@ -16,13 +16,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len, packet_room};
 use crate::counters::WorkerCounters;
+use crate::handshake_queue::HandshakeSender;
 use crate::link_addr::LinkAddr;
 use crate::peer::Sealed;
 use crate::pipeline::{Dataplane, Inbound};
@@ -59,13 +59,11 @@ pub struct HandshakeMsg {
     pub bytes: [u8; INITIATION_LEN],
 }
 
-/// The handshake queue to control and its fill level (read by control for "under load").
+/// The handshake queue to control (its fill level is control's "under load" signal).
 #[derive(Debug, Clone)]
 pub struct ControlLink {
     /// Bounded queue of handshake messages.
-    pub handshakes: SyncSender<HandshakeMsg>,
-    /// Messages queued and not yet taken by control.
-    pub queued: Arc<AtomicUsize>,
+    pub handshakes: HandshakeSender,
     /// Wakes the control loop.
     pub wake: Arc<EventFd>,
 }
@@ -317,15 +315,13 @@ impl Worker {
             return;
         };
         slot.copy_from_slice(message);
-        match self.control.handshakes.try_send(msg) {
-            Ok(()) => {
-                if self.control.queued.fetch_add(1, Ordering::Relaxed) == 0 {
+        match self.control.handshakes.push(msg) {
+            Ok(was_empty) => {
+                if was_empty {
                     self.control.wake.notify();
                 }
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.drop_packet(DropReason::QueueFull)
-            }
+            Err(reason) => self.drop_packet(reason),
         }
     }
 

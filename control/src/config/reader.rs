@@ -7,6 +7,7 @@ use std::ops::{Range, RangeInclusive};
 
 use serde::Deserialize;
 use toml::Spanned;
+use zeroize::Zeroize;
 
 use super::ConfigError;
 
@@ -46,16 +47,55 @@ impl<'a> Source<'a> {
     /// Parses the document into the `[interface]` table and the `[[peer]]` tables, refusing
     /// syntax errors, unknown top-level keys, tables of the wrong shape and tables nested in
     /// them (no key takes one).
+    ///
+    /// The file may hold secrets (`private_key`, `preshared_key`): every string we get from
+    /// the parser and do not hand on is wiped (the untyped pass, values nobody took, values of
+    /// the wrong type). What the `toml` parser allocates and frees inside itself while
+    /// parsing is out of our reach; the text itself is the caller's, wiped by it.
     pub fn parse(
         &self,
         interface_keys: &[&str],
         peer_keys: &[&str],
     ) -> Result<(Fields, Vec<Fields>), ConfigError> {
-        let untyped: toml::Table = toml::from_str(self.text).map_err(|error| {
+        let mut untyped: toml::Table = toml::from_str(self.text).map_err(|error| {
             let message = error.message().trim().replace('\n', "; ");
             self.error(None, error.span(), format!("invalid TOML: {message}"))
         })?;
-        for (key, value) in &untyped {
+        let shape = self.check_shape(&untyped, interface_keys, peer_keys);
+        untyped
+            .iter_mut()
+            .for_each(|(_, value)| wipe_strings(value));
+        shape?;
+        let document: RawDocument = toml::from_str(self.text).map_err(|error| {
+            let message = error.message().trim().replace('\n', "; ");
+            self.error(None, error.span(), message)
+        })?;
+        let interface = Fields {
+            path: "interface".to_owned(),
+            span: document.interface.span(),
+            table: document.interface.into_inner(),
+        };
+        let peers = document
+            .peer
+            .into_iter()
+            .enumerate()
+            .map(|(index, table)| Fields {
+                path: format!("peer[{index}]"),
+                span: table.span(),
+                table: table.into_inner(),
+            })
+            .collect();
+        Ok((interface, peers))
+    }
+
+    /// The checks of [`Source::parse`] on the untyped document.
+    fn check_shape(
+        &self,
+        untyped: &toml::Table,
+        interface_keys: &[&str],
+        peer_keys: &[&str],
+    ) -> Result<(), ConfigError> {
+        for (key, value) in untyped {
             let problem = match (key.as_str(), value) {
                 ("interface", toml::Value::Table(_)) => continue,
                 ("peer", toml::Value::Array(peers)) if peers.iter().all(toml::Value::is_table) => {
@@ -86,26 +126,7 @@ impl<'a> Source<'a> {
                 }
             }
         }
-        let document: RawDocument = toml::from_str(self.text).map_err(|error| {
-            let message = error.message().trim().replace('\n', "; ");
-            self.error(None, error.span(), message)
-        })?;
-        let interface = Fields {
-            path: "interface".to_owned(),
-            span: document.interface.span(),
-            table: document.interface.into_inner(),
-        };
-        let peers = document
-            .peer
-            .into_iter()
-            .enumerate()
-            .map(|(index, table)| Fields {
-                path: format!("peer[{index}]"),
-                span: table.span(),
-                table: table.into_inner(),
-            })
-            .collect();
-        Ok((interface, peers))
+        Ok(())
     }
 
     /// Refuses a value that is or holds a table (`a.b = 1`, `name = { x = 1 }`): none is
@@ -235,11 +256,15 @@ impl Fields {
                 key: field.key,
                 span: field.span,
             })),
-            Err(other) => Err(source.error(
-                Some(&field.key),
-                Some(field.span),
-                format!("must be {expected}, not {}", type_name(&other)),
-            )),
+            Err(mut other) => {
+                let error = source.error(
+                    Some(&field.key),
+                    Some(field.span),
+                    format!("must be {expected}, not {}", type_name(&other)),
+                );
+                wipe_strings(&mut other);
+                Err(error)
+            }
         }
     }
 
@@ -292,6 +317,25 @@ impl Fields {
     }
 }
 
+impl Drop for Fields {
+    /// Wipes the values nobody took (a config error stops reading half-way).
+    fn drop(&mut self) {
+        for value in self.table.values_mut() {
+            wipe_strings(value.get_mut());
+        }
+    }
+}
+
+/// Zeroizes every string in `value`, however deep in arrays and tables.
+fn wipe_strings(value: &mut toml::Value) {
+    match value {
+        toml::Value::String(text) => text.zeroize(),
+        toml::Value::Array(items) => items.iter_mut().for_each(wipe_strings),
+        toml::Value::Table(table) => table.iter_mut().for_each(|(_, value)| wipe_strings(value)),
+        _ => {}
+    }
+}
+
 fn type_name(value: &toml::Value) -> &'static str {
     match value {
         toml::Value::String(_) => "a string",
@@ -305,5 +349,32 @@ fn type_name(value: &toml::Value) -> &'static str {
         toml::Value::Array(items) if items.is_empty() => "an empty array",
         toml::Value::Array(_) => "an array with non-string items",
         toml::Value::Table(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wipe_strings_reaches_every_string_and_leaves_the_shape() {
+        let mut value: toml::Value = toml::from_str(
+            r#"
+            private_key = "c2VjcmV0"
+            list = ["a", ["b"], { psk = "c" }]
+            table = { inner = { deeper = "d" }, port = 1 }
+            "#,
+        )
+        .unwrap();
+        wipe_strings(&mut value);
+        let expected: toml::Value = toml::from_str(
+            r#"
+            private_key = ""
+            list = ["", [""], { psk = "" }]
+            table = { inner = { deeper = "" }, port = 1 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(value, expected);
     }
 }

@@ -7,22 +7,24 @@
 
 mod setup;
 mod status;
+#[cfg(test)]
+mod tests;
+mod workers;
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
 use rovy_dataplane::DropReason;
 use rovy_dataplane::counters::WorkerCounters;
+use rovy_dataplane::handshake_queue::{HandshakeReceiver, handshake_queue};
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
-use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
+use rovy_dataplane::worker::{ControlLink, Worker};
 
 use crate::api::{self, ApiServer};
 use crate::config::Config;
@@ -37,6 +39,10 @@ const UNDER_LOAD_QUEUED: usize = HANDSHAKE_QUEUE / 8;
 const UNDER_LOAD_STICKY: Duration = Duration::from_secs(1);
 /// Timer resolution of the control loop.
 const TICK: Duration = Duration::from_millis(100);
+/// Handshake messages handled per loop turn. A flood of initiations with a valid mac1 (which
+/// needs only our public key) must not keep timers, staged sends, the API and signals waiting;
+/// while messages remain the loop comes back without sleeping.
+const HANDSHAKES_PER_TURN: usize = 64;
 
 const TOKEN_SIGNAL: u64 = 0;
 const TOKEN_WAKE: u64 = 1;
@@ -84,11 +90,6 @@ pub struct RunOptions {
     pub offloads: bool,
     /// The local API socket; default [`api::default_socket_path`].
     pub socket: Option<std::path::PathBuf>,
-}
-
-struct WorkerHandle {
-    thread: JoinHandle<std::io::Result<()>>,
-    wake: Arc<EventFd>,
 }
 
 /// The CPUs to pin workers to, in worker order (worker `i` takes the `i mod len`-th): the
@@ -167,13 +168,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         usize::from(config.interface.mtu),
     ));
     let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
-    let (tx, rx) = sync_channel(HANDSHAKE_QUEUE);
-    let queued = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
     let shutdown = Arc::new(AtomicBool::new(false));
     let control_sockets = sockets.first().cloned().unwrap_or_default();
     let socket_is_v6: Vec<bool> = listen.iter().map(SocketAddr::is_ipv6).collect();
 
-    let mut handles = Vec::with_capacity(workers);
+    let mut threads = workers::WorkerThreads::default();
     let mut counters_all = Vec::with_capacity(workers);
     for (i, (tun, sockets)) in queues.into_iter().zip(sockets).enumerate() {
         let wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
@@ -188,7 +188,6 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             counters: Arc::clone(&counters),
             control: ControlLink {
                 handshakes: tx.clone(),
-                queued: Arc::clone(&queued),
                 wake: Arc::clone(&control_wake),
             },
             shutdown: Arc::clone(&shutdown),
@@ -196,19 +195,19 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             origin,
         };
         let backend = options.backend;
-        let thread = std::thread::Builder::new()
-            .name(format!("rovy-worker-{i}"))
-            .spawn(move || {
-                if let Err(e) = sys::pin_current_thread(core) {
-                    eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
-                }
-                match backend {
-                    Backend::Uring => worker.run_uring(),
-                    Backend::Epoll => worker.run(),
-                }
-            })
-            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
-        handles.push(WorkerHandle { thread, wake });
+        let run_worker = move || {
+            if let Err(e) = sys::pin_current_thread(core) {
+                eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
+            }
+            match backend {
+                Backend::Uring => worker.run_uring(),
+                Backend::Epoll => worker.run(),
+            }
+        };
+        if let Err(e) = threads.spawn(wake, &control_wake, run_worker) {
+            threads.stop(&shutdown);
+            return Err(e);
+        }
     }
     drop(tx);
 
@@ -236,7 +235,6 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         protocol,
         origin,
         handshakes: rx,
-        queued,
         sockets: control_sockets,
         socket_is_v6,
         send: SendBatch::new(4),
@@ -245,21 +243,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         workers: counters_all,
         status: static_status,
         mtu: usize::from(config.interface.mtu),
+        threads,
     };
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
-
-    shutdown.store(true, Ordering::Relaxed);
-    for h in &handles {
-        h.wake.notify();
-    }
-    for (i, h) in handles.into_iter().enumerate() {
-        match h.thread.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("rovy-fast: worker {i} failed: {e}"),
-            Err(_) => eprintln!("rovy-fast: worker {i} panicked"),
-        }
-    }
+    control.threads.stop(&shutdown);
     drop(control);
     let _ = sys::delete_link(&name);
     eprintln!("rovy-fast: {name} down");
@@ -270,8 +258,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
 struct Control {
     protocol: Protocol,
     origin: Instant,
-    handshakes: Receiver<HandshakeMsg>,
-    queued: Arc<AtomicUsize>,
+    handshakes: HandshakeReceiver,
     sockets: Vec<Arc<OwnedFd>>,
     socket_is_v6: Vec<bool>,
     send: SendBatch,
@@ -282,9 +269,12 @@ struct Control {
     status: status::StaticStatus,
     /// The TUN MTU, for sealing staged packets.
     mtu: usize,
+    /// The workers; one that ends stops the node.
+    threads: workers::WorkerThreads,
 }
 
 impl Control {
+    /// Runs until SIGINT/SIGTERM (`Ok`) or until a worker ends (`Err` naming it and why).
     fn run(&mut self, signals: &SignalFd, wake: &EventFd, api: &ApiServer) -> Result<(), String> {
         let mut epoll = Epoll::new(4).map_err(|e| format!("epoll: {e}"))?;
         epoll
@@ -292,18 +282,23 @@ impl Control {
             .and_then(|()| epoll.add_readable(wake, TOKEN_WAKE))
             .and_then(|()| epoll.add_readable(api, TOKEN_API))
             .map_err(|e| format!("epoll: {e}"))?;
+        let mut backlog = false;
         loop {
+            let timeout = if backlog { 0 } else { TICK.as_millis() as i32 };
             let tokens: Vec<u64> = epoll
-                .wait(TICK.as_millis() as i32)
+                .wait(timeout)
                 .map_err(|e| format!("control loop: {e}"))?
                 .collect();
             if tokens.contains(&TOKEN_SIGNAL) && signals.read().is_some() {
                 return Ok(());
             }
+            if let Some(ended) = self.threads.ended() {
+                return Err(ended);
+            }
             if tokens.contains(&TOKEN_WAKE) {
                 wake.drain();
             }
-            self.drain_handshakes();
+            backlog = self.drain_handshakes();
             self.transmit();
             self.send_staged();
             if tokens.contains(&TOKEN_API) {
@@ -324,16 +319,21 @@ impl Control {
     }
 
     fn under_load(&mut self, now: Duration) -> bool {
-        if self.queued.load(Ordering::Relaxed) > UNDER_LOAD_QUEUED {
+        if self.handshakes.queued() > UNDER_LOAD_QUEUED {
             self.under_load_until = Some(now + UNDER_LOAD_STICKY);
         }
         self.under_load_until.is_some_and(|until| now < until)
     }
 
-    fn drain_handshakes(&mut self) {
+    /// Handles up to [`HANDSHAKES_PER_TURN`] queued handshake messages; returns whether more
+    /// are waiting (the workers wake control only when the queue was empty, so the loop must
+    /// come back for them itself).
+    fn drain_handshakes(&mut self) -> bool {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
-        while let Ok(mut msg) = self.handshakes.try_recv() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
+        for _ in 0..HANDSHAKES_PER_TURN {
+            let Some(mut msg) = self.handshakes.pop() else {
+                return false;
+            };
             let now = self.now();
             let under_load = self.under_load(now);
             let packet = &mut msg.bytes[..msg.len];
@@ -352,6 +352,7 @@ impl Control {
                 Err(reason) => self.drops.count_drop(reason),
             }
         }
+        self.handshakes.queued() > 0
     }
 
     fn transmit(&mut self) {

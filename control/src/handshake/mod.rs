@@ -5,4 +5,5 @@
 pub mod cookie;
 pub mod noise;
 pub mod rate_limit;
+mod resolver;
 pub mod tai64n;

@@ -7,10 +7,14 @@
 //! small surface means the rest of the crate never sees a `snow::HandshakeState`.
 //!
 //! Ephemeral keys come from snow's resolver (the OS RNG); everything else is deterministic.
+//! X25519 is ours ([`super::resolver`]): it refuses the all-zero results of low-order keys.
 
+use rovy_dataplane::DropReason;
 use rovy_dataplane::wire::{INITIATION_LEN, Initiation, RESPONSE_LEN, Response};
 use snow::params::NoiseParams;
 use zeroize::Zeroizing;
+
+use super::resolver::Resolver;
 
 /// Noise protocol name of WireGuard's construction.
 pub const CONSTRUCTION: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
@@ -37,6 +41,29 @@ pub enum NoiseError {
     /// Building the Noise state failed (bad local key material).
     #[error("cannot set up the Noise state")]
     Setup,
+    /// A Diffie-Hellman gave all zeros: the message carries a low-order ephemeral or static.
+    #[error("handshake message carries a low-order public key")]
+    LowOrderKey,
+}
+
+impl NoiseError {
+    /// The drop counter a message failing with this error is counted under.
+    pub fn drop_reason(self) -> DropReason {
+        match self {
+            NoiseError::LowOrderKey => DropReason::LowOrderKey,
+            NoiseError::Decrypt | NoiseError::BadStatic | NoiseError::Setup => {
+                DropReason::HandshakeFailed
+            }
+        }
+    }
+}
+
+/// What a failed read of a peer's Noise message means.
+fn read_error(error: snow::Error) -> NoiseError {
+    match error {
+        snow::Error::Dh => NoiseError::LowOrderKey,
+        _ => NoiseError::Decrypt,
+    }
 }
 
 /// The two directional ChaCha20-Poly1305 keys a completed handshake yields. Zeroized on drop.
@@ -67,6 +94,36 @@ fn params() -> NoiseParams {
         .unwrap_or_else(|_| unreachable!("{CONSTRUCTION} parses"))
 }
 
+/// A builder for WireGuard's construction over our [`Resolver`].
+fn builder<'a>() -> snow::Builder<'a> {
+    snow::Builder::with_resolver(params(), Box::new(Resolver))
+}
+
+/// A snow handshake state, boxed so that it is not copied as it moves, with its PSK copy
+/// overwritten when dropped.
+///
+/// What of our secrets a state holds, and what is wiped when it is dropped (one is built for
+/// every initiation we send and every initiation with a valid mac1 we receive):
+/// - the static private key and the ephemeral key pair: in our [`super::resolver`] X25519,
+///   wiped on drop;
+/// - the cipher keys of the handshake and, after the last message, of the session: in our
+///   ChaCha20-Poly1305, wiped on drop;
+/// - a copy of the PSK in snow's `psks` array: overwritten with zeros here on drop;
+/// - **not wiped**: snow's chaining key `ck` and transcript hash `h` (plain arrays in its
+///   `SymmetricState`, unreachable from outside; `ck` derives the session keys) and its BLAKE2s
+///   state, and the stack temporaries inside snow's `read_message`/`write_message` and
+///   `dangerously_get_raw_split` (DH results, HKDF/HMAC outputs and pads, the checkpoint a
+///   failed read restores). snow 0.10 has no zeroize support; fixing these needs a change in
+///   snow itself.
+struct NoiseState(Box<snow::HandshakeState>);
+
+impl Drop for NoiseState {
+    fn drop(&mut self) {
+        // Cannot fail: the slot exists and the key has the right length.
+        let _ = self.0.set_psk(usize::from(PSK_LOCATION), &[0; 32]);
+    }
+}
+
 fn split(state: &mut snow::HandshakeState, local_index: u32, remote_index: u32) -> TransportKeys {
     let (initiator_to_responder, responder_to_initiator) = state.dangerously_get_raw_split();
     let (i2r, r2i) = (
@@ -88,7 +145,7 @@ fn split(state: &mut snow::HandshakeState, local_index: u32, remote_index: u32) 
 
 /// An initiation we sent and whose response we are waiting for.
 pub struct PendingInitiation {
-    state: snow::HandshakeState,
+    state: NoiseState,
     local_index: u32,
 }
 
@@ -113,18 +170,20 @@ pub fn write_initiation(
     timestamp: &[u8; TIMESTAMP_LEN],
     out: &mut [u8; INITIATION_LEN],
 ) -> Result<PendingInitiation, NoiseError> {
-    let mut state = snow::Builder::new(params())
+    let mut state = builder()
         .local_private_key(local_private)
         .and_then(|b| b.remote_public_key(peer_public))
         .and_then(|b| b.prologue(IDENTIFIER))
         .and_then(|b| b.psk(PSK_LOCATION, psk))
         .and_then(|b| b.build_initiator())
+        .map(|state| NoiseState(Box::new(state)))
         .map_err(|_| NoiseError::Setup)?;
     out.fill(0);
     let mut msg = Initiation::new_unchecked(&mut out[..]);
     msg.fill_header();
     msg.set_sender_index(local_index);
     state
+        .0
         .write_message(timestamp, &mut out[INITIATION_NOISE])
         .map_err(|_| NoiseError::Setup)?;
     Ok(PendingInitiation { state, local_index })
@@ -147,15 +206,16 @@ impl PendingInitiation {
         // this handshake able to accept the genuine one.
         let mut payload = [0u8; 0];
         self.state
+            .0
             .read_message(&msg[RESPONSE_NOISE], &mut payload)
-            .map_err(|_| NoiseError::Decrypt)?;
-        Ok(split(&mut self.state, self.local_index, remote_index))
+            .map_err(read_error)?;
+        Ok(split(&mut self.state.0, self.local_index, remote_index))
     }
 }
 
 /// A decrypted, authenticated initiation from some peer, not yet answered.
 pub struct ReceivedInitiation {
-    state: snow::HandshakeState,
+    state: NoiseState,
     /// The initiator's static public key: who this is.
     pub peer_public: [u8; 32],
     /// The initiator's TAI64N timestamp, for the replay rule.
@@ -179,19 +239,22 @@ pub fn read_initiation(
     local_private: &[u8; 32],
     msg: &[u8; INITIATION_LEN],
 ) -> Result<ReceivedInitiation, NoiseError> {
-    let mut state = snow::Builder::new(params())
+    let mut state = builder()
         .local_private_key(local_private)
         .and_then(|b| b.prologue(IDENTIFIER))
         .and_then(|b| b.build_responder())
+        .map(|state| NoiseState(Box::new(state)))
         .map_err(|_| NoiseError::Setup)?;
     let mut timestamp = [0u8; TIMESTAMP_LEN];
     let len = state
+        .0
         .read_message(&msg[INITIATION_NOISE], &mut timestamp)
-        .map_err(|_| NoiseError::Decrypt)?;
+        .map_err(read_error)?;
     if len != TIMESTAMP_LEN {
         return Err(NoiseError::Decrypt);
     }
     let peer_public: [u8; 32] = state
+        .0
         .get_remote_static()
         .and_then(|s| s.try_into().ok())
         .ok_or(NoiseError::BadStatic)?;
@@ -213,6 +276,7 @@ impl ReceivedInitiation {
         out: &mut [u8; RESPONSE_LEN],
     ) -> Result<TransportKeys, NoiseError> {
         self.state
+            .0
             .set_psk(usize::from(PSK_LOCATION), psk)
             .map_err(|_| NoiseError::Setup)?;
         out.fill(0);
@@ -221,8 +285,12 @@ impl ReceivedInitiation {
         msg.set_sender_index(local_index);
         msg.set_receiver_index(self.remote_index);
         self.state
+            .0
             .write_message(&[], &mut out[RESPONSE_NOISE])
             .map_err(|_| NoiseError::Setup)?;
-        Ok(split(&mut self.state, local_index, self.remote_index))
+        Ok(split(&mut self.state.0, local_index, self.remote_index))
     }
 }
+
+#[cfg(test)]
+mod tests;

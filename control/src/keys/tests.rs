@@ -332,3 +332,56 @@ fn chmod_hint_quotes_paths_a_shell_would_split() {
     assert_eq!(shell_quote(Path::new("my key")), "'my key'");
     assert_eq!(shell_quote(Path::new("it's")), r"'it'\''s'");
 }
+
+#[test]
+fn private_key_bytes_live_in_a_page_of_their_own_that_stays_put_as_the_key_moves() {
+    let keys: Vec<PrivateKey> = (0..3)
+        .map(|_| PrivateKey::generate(&mut rand_core::OsRng))
+        .collect();
+    let before: Vec<usize> = keys
+        .iter()
+        .map(|k| k.as_bytes().as_ptr() as usize)
+        .collect();
+    assert!(before.iter().all(|addr| addr % 4096 == 0), "{before:x?}");
+    let moved: Vec<PrivateKey> = keys.into_iter().rev().collect();
+    let after: Vec<usize> = moved
+        .iter()
+        .rev()
+        .map(|k| k.as_bytes().as_ptr() as usize)
+        .collect();
+    assert_eq!(before, after, "moving a key does not copy its bytes");
+}
+
+/// Hands out its input a few bytes per `read`, as a pipe may.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(3);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn secret_input_is_read_into_one_buffer_that_never_grows() {
+    let line = [b'A'; 45];
+    let bytes = read_secret_bytes(Trickle(&line), 45, 4096).unwrap();
+    assert_eq!(&bytes[..], &line[..]);
+    assert_eq!(
+        bytes.capacity(),
+        46,
+        "sized once, for the input and the end probe"
+    );
+
+    let long = vec![b'A'; 5000];
+    let bytes = read_secret_bytes(Trickle(&long), 45, 4096).unwrap();
+    assert_eq!(bytes.len(), 4097, "cut off one past the limit");
+    let bytes = read_secret_bytes(Trickle(&long), 1 << 20, 4096).unwrap();
+    assert_eq!(
+        bytes.capacity(),
+        4097,
+        "the expected size is capped by the limit"
+    );
+}

@@ -21,10 +21,9 @@ use rovy_dataplane::DropReason;
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::peer::PeerShared;
-use rovy_dataplane::sys::steered_index;
+use rovy_dataplane::sys::{SecretPage, steered_index};
 use rovy_dataplane::wire::{self, COOKIE_REPLY_LEN, INITIATION_LEN, MessageType, RESPONSE_LEN};
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
 
 use crate::handshake::cookie::{CookieChecker, MacKeys, MacVerdict};
 use crate::handshake::noise::{self, NoiseError};
@@ -59,7 +58,8 @@ pub enum Received {
         /// The responding peer.
         peer: PeerIdx,
     },
-    /// A cookie reply for our initiation was stored; the next retry carries a valid mac2.
+    /// A cookie reply for our last handshake message to the peer (initiation or response) was
+    /// stored; the next one we send it carries a valid mac2.
     CookieAccepted {
         /// The peer that sent it.
         peer: PeerIdx,
@@ -101,7 +101,8 @@ pub enum AddPeerError {
 
 /// One node's WireGuard protocol state.
 pub struct Protocol {
-    private: Zeroizing<[u8; 32]>,
+    /// The static private key, in a page core dumps leave out.
+    private: SecretPage<32>,
     public: [u8; 32],
     checker: CookieChecker,
     limiter: RateLimiter,
@@ -131,7 +132,7 @@ impl Protocol {
     pub fn new(private: [u8; 32], now: Duration, rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let public = PublicKey::from(&StaticSecret::from(private)).to_bytes();
         Protocol {
-            private: Zeroizing::new(private),
+            private: SecretPage::new(&private),
             public,
             checker: CookieChecker::new(MacKeys::new(&public), now, rng),
             limiter: RateLimiter::new(),
@@ -268,7 +269,7 @@ impl Protocol {
             return Ok(Received::CookieReply);
         }
         let received =
-            noise::read_initiation(&self.private, msg).map_err(|_| DropReason::HandshakeFailed)?;
+            noise::read_initiation(self.private.expose(), msg).map_err(NoiseError::drop_reason)?;
         let idx = self
             .peer_by_key(&received.peer_public)
             .ok_or(DropReason::HandshakeFailed)?;
@@ -323,7 +324,7 @@ impl Protocol {
             .ok_or(DropReason::UnexpectedHandshake)?;
         let keys = pending
             .read_response(msg)
-            .map_err(|_| DropReason::HandshakeFailed)?;
+            .map_err(NoiseError::drop_reason)?;
         peer.pending = None;
         peer.install(now, &keys, true);
         peer.shared.set_endpoint(src);
@@ -340,7 +341,10 @@ impl Protocol {
         packet: &[u8],
     ) -> Result<Received, DropReason> {
         let receiver = wire::CookieReply::new_checked(packet)?.receiver_index();
-        let idx = self.pending_peer(receiver)?;
+        // Any index of ours names the peer, as in the kernel's wg_cookie_message_consume: a
+        // handshake in flight, or a session (a response's sender index is the responder's new
+        // session). The jar opens the reply with the mac1 of our last message to that peer.
+        let idx = self.indexed_peer(receiver)?;
         self.peers[idx.0]
             .jar
             .consume_reply(now, packet)
@@ -475,7 +479,7 @@ impl Protocol {
         let timestamp = Tai64n::from_unix(wall);
         let peer = &mut self.peers[idx.0];
         let Ok(pending) = noise::write_initiation(
-            &self.private,
+            self.private.expose(),
             &peer.public,
             &peer.psk,
             local_index,
@@ -506,14 +510,18 @@ impl Protocol {
     /// The peer whose handshake in flight has local index `receiver` (pending indices are in
     /// the index table too, so this is one lookup).
     fn pending_peer(&self, receiver: u32) -> Result<PeerIdx, DropReason> {
-        let idx = self
-            .index
-            .with(receiver, |p| PeerIdx(usize::from(p.slot())))
-            .ok_or(DropReason::UnexpectedHandshake)?;
+        let idx = self.indexed_peer(receiver)?;
         match &self.peers[idx.0].pending {
             Some(p) if p.local_index() == receiver => Ok(idx),
             _ => Err(DropReason::UnexpectedHandshake),
         }
+    }
+
+    /// The peer holding local index `receiver` (handshake in flight or session).
+    fn indexed_peer(&self, receiver: u32) -> Result<PeerIdx, DropReason> {
+        self.index
+            .with(receiver, |p| PeerIdx(usize::from(p.slot())))
+            .ok_or(DropReason::UnexpectedHandshake)
     }
 
     /// Makes every new local index of a peer steer its data messages to the peer's home

@@ -215,6 +215,29 @@ fn inline_secrets_need_a_private_config_file() {
 }
 
 #[test]
+fn config_writable_by_group_or_others_is_refused() {
+    let dir = TempDir::new();
+    dir.file("own.key", own_key().to_base64().as_str(), 0o600);
+    let text = "[interface]\nprivate_key_file = \"own.key\"\n";
+    for mode in [0o664, 0o646, 0o622] {
+        let path = dir.file("writable.toml", text, mode);
+        let shown = path.display();
+        assert_eq!(
+            Config::load(&path).unwrap_err().to_string(),
+            format!(
+                "{shown}: is writable by group or others (mode {mode:04o}); \
+                 run `chmod go-w {shown}`"
+            )
+        );
+    }
+    let readable = dir.file("readable.toml", text, 0o644);
+    assert!(
+        Config::load(&readable).is_ok(),
+        "a config without secrets may be read by all"
+    );
+}
+
+#[test]
 fn load_reports_unreadable_files() {
     let dir = TempDir::new();
     let missing = dir.path().join("missing.toml");

@@ -4,8 +4,9 @@
 //! This is the only module of the crate allowed to contain `unsafe` code. Everything here is a
 //! thin wrapper over Linux system calls (through `libc`) that the data path needs and that the
 //! standard library does not offer: `ioctl` on `/dev/net/tun`, `sendmmsg`/`recvmmsg` with
-//! control messages, raw netlink sockets, `sched_setaffinity`, `unshare`, and io_uring (through
-//! the `io-uring` crate, whose submissions are `unsafe`). Each `unsafe` block
+//! control messages, raw netlink sockets, `sched_setaffinity`, `unshare`, `prctl`/`mmap`/
+//! `madvise` for secrets, and io_uring (through the `io-uring` crate, whose submissions are
+//! `unsafe`). Each `unsafe` block
 //! carries a `// SAFETY:` comment saying why the call is sound; every public function is safe,
 //! takes or returns owned file descriptors ([`std::os::fd::OwnedFd`]) and reports failures as
 //! [`std::io::Error`] whose message names the interface, address or core involved.
@@ -17,6 +18,7 @@ pub mod alloc_count;
 pub mod netif;
 pub mod netns;
 pub mod poll;
+pub mod secret;
 pub mod steer;
 pub mod tun;
 pub mod udp;
@@ -38,6 +40,7 @@ pub use alloc_count::CountingAllocator;
 pub use netif::{add_address, add_route, delete_link, index, set_mtu, set_tx_queue_len, set_up};
 pub use netns::enter_new_netns_for_current_thread;
 pub use poll::{Epoll, EventFd, SignalFd, block_signals};
+pub use secret::{SecretPage, is_dumpable, set_non_dumpable};
 pub use steer::{steer_by_receiver_index, steered_index};
 pub use tun::{TUN_VNET_HDR_LEN, Tun, TunOffloads, TunQueue};
 pub use udp::{

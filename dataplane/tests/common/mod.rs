@@ -9,13 +9,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::crypto::SymmetricKey;
+use rovy_dataplane::handshake_queue::{HandshakeReceiver, handshake_queue};
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::pipeline::Dataplane;
@@ -49,7 +49,7 @@ struct Running {
     shutdown: Arc<AtomicBool>,
     wake: Arc<EventFd>,
     counters: Arc<WorkerCounters>,
-    handshakes: Receiver<HandshakeMsg>,
+    handshakes: HandshakeReceiver,
 }
 
 /// What a worker did, once stopped.
@@ -127,7 +127,7 @@ fn start(
         .nonblocking(true)
         .bind(underlay)
         .unwrap();
-    let (handshakes, rx) = sync_channel(16);
+    let (handshakes, rx) = handshake_queue(16);
     let shutdown = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(EventFd::new().unwrap());
     let counters = Arc::new(WorkerCounters::default());
@@ -139,7 +139,6 @@ fn start(
         counters: Arc::clone(&counters),
         control: ControlLink {
             handshakes,
-            queued: Arc::new(AtomicUsize::new(0)),
             wake: Arc::new(EventFd::new().unwrap()),
         },
         shutdown: Arc::clone(&shutdown),
@@ -228,7 +227,7 @@ impl TwoNodes {
             worker.thread.join().unwrap().unwrap();
             Stopped {
                 counters: worker.counters,
-                handshakes: worker.handshakes.try_iter().collect(),
+                handshakes: std::iter::from_fn(|| worker.handshakes.pop()).collect(),
             }
         })
     }
