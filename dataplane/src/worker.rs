@@ -25,11 +25,13 @@ use crate::counters::WorkerCounters;
 use crate::handshake_queue::HandshakeSender;
 use crate::link_addr::LinkAddr;
 use crate::peer::Sealed;
-use crate::pipeline::{Dataplane, Inbound};
+use crate::pipeline::Dataplane;
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
 use crate::wire::INITIATION_LEN;
+use dispatch::TunWrites;
 use epoll_offload::OffloadIo;
 
+mod dispatch;
 mod epoll_offload;
 mod offload;
 mod uring;
@@ -274,32 +276,37 @@ impl Worker {
             let received = metas.len();
             let now = self.now();
             for (meta, buf) in metas.iter().zip(bufs.iter_mut()) {
-                WorkerCounters::add(&self.counters.rx_packets, 1);
-                WorkerCounters::add(&self.counters.rx_bytes, meta.len as u64);
                 if meta.truncated {
-                    self.drop_packet(DropReason::BadLength);
+                    self.drop_truncated(meta.len);
                     continue;
                 }
                 let datagram = &mut buf[..meta.len];
-                let src = LinkAddr::Udp(meta.src);
-                match self.dataplane.inbound(now, src, datagram) {
-                    Ok(Inbound::Deliver { at, len }) => {
-                        match self
-                            .tun
-                            .write(datagram.get(at..at + len).unwrap_or_default())
-                        {
-                            Ok(_) => WorkerCounters::add(&self.counters.tun_writes, 1),
-                            Err(_) => self.drop_packet(DropReason::SendFailed),
-                        }
-                    }
-                    Ok(Inbound::Keepalive) => {}
-                    Ok(Inbound::Handshake) => self.to_control(src, index, datagram),
-                    Err(reason) => self.drop_packet(reason),
-                }
+                self.dispatch(
+                    now,
+                    LinkAddr::Udp(meta.src),
+                    index,
+                    datagram,
+                    &mut TunWrites,
+                );
             }
             if received < BATCH {
                 return;
             }
+        }
+    }
+
+    /// Counts a datagram the kernel truncated (longer than our buffers) as received and dropped.
+    fn drop_truncated(&self, len: usize) {
+        WorkerCounters::add(&self.counters.rx_packets, 1);
+        WorkerCounters::add(&self.counters.rx_bytes, len as u64);
+        self.drop_packet(DropReason::BadLength);
+    }
+
+    /// Writes one frame (a packet, or a vnet header and a packet) to the TUN and counts it.
+    fn write_tun(&self, frame: &[u8]) {
+        match self.tun.write(frame) {
+            Ok(_) => WorkerCounters::add(&self.counters.tun_writes, 1),
+            Err(_) => self.drop_packet(DropReason::SendFailed),
         }
     }
 

@@ -22,13 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Worker;
+use super::dispatch::ReceivedSink;
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len};
-use crate::counters::WorkerCounters;
 use crate::link_addr::LinkAddr;
 use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
 use crate::peer::{PeerShared, Sealed};
-use crate::pipeline::Inbound;
 use crate::sys::TunQueue;
 use crate::sys::{RecvMeta, enable_gro, probe_gso};
 
@@ -224,52 +223,41 @@ impl Worker {
         coalescer: &mut Coalescer,
     ) {
         if meta.truncated {
-            WorkerCounters::add(&self.counters.rx_packets, 1);
-            WorkerCounters::add(&self.counters.rx_bytes, meta.len as u64);
-            return self.drop_packet(DropReason::BadLength);
+            return self.drop_truncated(meta.len);
         }
         let Some(data) = buf.get_mut(..meta.len) else {
             return self.drop_packet(DropReason::BadLength);
         };
         let size = meta.gro_segment_size.map_or(data.len(), usize::from).max(1);
+        let src = LinkAddr::Udp(meta.src);
         for datagram in data.chunks_mut(size) {
-            WorkerCounters::add(&self.counters.rx_packets, 1);
-            WorkerCounters::add(&self.counters.rx_bytes, datagram.len() as u64);
-            let src = LinkAddr::Udp(meta.src);
-            match self.dataplane.inbound(now, src, datagram) {
-                Ok(Inbound::Deliver { at, len }) => self.deliver(datagram, at, len, coalescer),
-                Ok(Inbound::Keepalive) => {}
-                Ok(Inbound::Handshake) => self.to_control(src, socket, datagram),
-                Err(reason) => self.drop_packet(reason),
-            }
+            self.dispatch(now, src, socket, datagram, &mut Coalescing(coalescer));
         }
     }
 
     /// Writes every super-frame the coalescer holds to the TUN.
     pub(super) fn flush_coalesced(&self, coalescer: &mut Coalescer) {
-        coalescer.flush(|frame| self.write_frame(frame));
+        coalescer.flush(|frame| self.write_tun(frame));
     }
+}
 
+/// Delivery through the coalescer to a TUN queue with a vnet header.
+struct Coalescing<'a>(&'a mut Coalescer);
+
+impl ReceivedSink for Coalescing<'_> {
     /// Hands the opened packet at `datagram[at..at + len]` to the coalescer, or writes it at
     /// once behind a zero vnet header laid over the spent headers before it.
-    fn deliver(&self, datagram: &mut [u8], at: usize, len: usize, coalescer: &mut Coalescer) {
+    fn deliver(&mut self, worker: &Worker, datagram: &mut [u8], at: usize, len: usize) {
         let (Some(start), Some(packet)) =
             (at.checked_sub(VNET_HDR_LEN), datagram.get(at..at + len))
         else {
-            return self.drop_packet(DropReason::InvalidInnerPacket);
+            return worker.drop_packet(DropReason::InvalidInnerPacket);
         };
-        if coalescer.push(packet, &mut |frame| self.write_frame(frame)) == Push::Held {
+        if self.0.push(packet, &mut |frame| worker.write_tun(frame)) == Push::Held {
             return;
         }
         datagram[start..at].fill(0);
-        self.write_frame(&datagram[start..at + len]);
-    }
-
-    fn write_frame(&self, frame: &[u8]) {
-        match self.tun.write(frame) {
-            Ok(_) => WorkerCounters::add(&self.counters.tun_writes, 1),
-            Err(_) => self.drop_packet(DropReason::SendFailed),
-        }
+        worker.write_tun(&datagram[start..at + len]);
     }
 }
 

@@ -12,10 +12,12 @@
 //! buffers, no TUN reads or writes on the ring, GSO sends and GRO receives.
 
 use std::io;
+use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 
 use super::Worker;
+use super::dispatch::ReceivedSink;
 use super::offload::{SocketOffloads, super_buf_len};
 use super::uring_offload::UringOffload;
 use crate::DropReason;
@@ -23,7 +25,6 @@ use crate::buf::{PACKET_AT, buffer_len, packet_room};
 use crate::counters::WorkerCounters;
 use crate::link_addr::LinkAddr;
 use crate::peer::Sealed;
-use crate::pipeline::Inbound;
 use crate::sys::RecvMeta;
 use crate::sys::uring::{Buf, Completion, PacketRing};
 
@@ -226,30 +227,34 @@ impl Worker {
         buf: Buf,
         meta: RecvMeta,
     ) -> io::Result<()> {
-        WorkerCounters::add(&self.counters.rx_packets, 1);
-        WorkerCounters::add(&self.counters.rx_bytes, meta.len as u64);
-        if meta.truncated {
-            self.drop_packet(DropReason::BadLength);
-            ring.release(buf);
-            return Ok(());
-        }
-        let Some(datagram) = ring.buf_mut(&buf).get_mut(..meta.len) else {
-            self.drop_packet(DropReason::BadLength);
-            ring.release(buf);
-            return Ok(());
-        };
-        let src = LinkAddr::Udp(meta.src);
-        match self.dataplane.inbound(self.now(), src, datagram) {
-            Ok(Inbound::Deliver { at, len }) => {
-                WorkerCounters::add(&self.counters.tun_writes, 1);
-                return ring.write(TUN_FILE, buf, at..at + len);
+        let now = self.now();
+        let mut write = RingWrite(None);
+        match ring.buf_mut(&buf).get_mut(..meta.len) {
+            Some(datagram) if !meta.truncated => {
+                self.dispatch(now, LinkAddr::Udp(meta.src), socket, datagram, &mut write);
             }
-            Ok(Inbound::Keepalive) => {}
-            Ok(Inbound::Handshake) => self.to_control(src, socket, datagram),
-            Err(reason) => self.drop_packet(reason),
+            _ => self.drop_truncated(meta.len),
         }
-        ring.release(buf);
-        Ok(())
+        match write.0 {
+            Some(range) => {
+                WorkerCounters::add(&self.counters.tun_writes, 1);
+                ring.write(TUN_FILE, buf, range)
+            }
+            None => {
+                ring.release(buf);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Delivery from the ring buffer the datagram was received into: the verdict's range, written
+/// to the TUN by the caller once the pipeline is done with the buffer.
+struct RingWrite(Option<Range<usize>>);
+
+impl ReceivedSink for RingWrite {
+    fn deliver(&mut self, _: &Worker, _: &mut [u8], at: usize, len: usize) {
+        self.0 = Some(at..at + len);
     }
 }
 
