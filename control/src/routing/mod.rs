@@ -19,6 +19,7 @@
 mod deadlines;
 pub mod label;
 pub mod message;
+mod query;
 mod router;
 pub mod slots;
 mod table;
@@ -32,7 +33,8 @@ use std::time::Duration;
 
 pub use label::{Label, MAX_ANNOUNCED_LABEL_LEN, MAX_LABEL_LEN, Slot};
 pub use message::{METRIC_INFINITY, MessageError};
-pub use router::{Alternate, RouteInfo, RouteSource, Router};
+pub use query::{Alternate, RouteInfo, RouteSource};
+pub use router::Router;
 pub use slots::{SLOT_QUARANTINE, SlotAllocator, SlotError};
 
 /// A node's X25519 public key: its identity and the destination routes lead to.

@@ -1,18 +1,20 @@
-//! The [`Router`]: inputs, timers, events and queries. What it sends is in `transmit.rs`.
+//! The [`Router`]: inputs, timers and events. What it sends is in `transmit.rs`, what it shows in
+//! `query.rs`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::deadlines::{Deadlines, Target};
 use super::label::{Label, MAX_ANNOUNCED_LABEL_LEN, Slot};
-use super::message::{METRIC_INFINITY, Message, SeqnoRequest, UpdateEntry};
+use super::message::{METRIC_INFINITY, Message, RouteRequest, SeqnoRequest, UpdateEntry};
 use super::slots::{SlotAllocator, SlotError};
 use super::table::{Destination, ReturnPath, Route, Table, seqno_newer};
 use super::transmit::{Change, ChangeLog, Link, LinkRequest};
 use super::{
-    FEASIBILITY_HOLD, HandleError, InstalledRoute, LINK_COST, MAX_DESTINATIONS, MAX_LINK_REQUESTS,
-    NodeKey, RETRACTION_INTERVAL, RETRACTION_SENDS, ROUTE_EXPIRY, RouteEvent, RouterStats,
-    SEQNO_RAISE_INTERVAL, SEQNO_REQUEST_HOPS, SEQNO_REQUEST_INTERVAL,
+    FEASIBILITY_HOLD, FULL_UPDATE_INTERVAL, HELLO_INTERVAL, HandleError, LINK_COST,
+    LINK_DEAD_AFTER, MAX_DESTINATIONS, MAX_LINK_REQUESTS, NodeKey, RETRACTION_INTERVAL,
+    RETRACTION_SENDS, ROUTE_EXPIRY, RouteEvent, RouterStats, SEQNO_RAISE_INTERVAL,
+    SEQNO_REQUEST_HOPS, SEQNO_REQUEST_INTERVAL,
 };
 
 /// RTT samples above this are taken for clock nonsense and ignored.
@@ -38,68 +40,6 @@ pub struct Router {
     stats: RouterStats,
     /// Slot `poll_transmit` looks at first, so links take turns.
     pub(super) transmit_from: u8,
-}
-
-/// Where a selected route came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteSource {
-    /// Announced by a neighbour (feasible, loop-free).
-    Announced,
-    /// Learned from a frame the destination sent here, used while nothing is announced.
-    ReturnPath,
-}
-
-/// A destination's route as `route list` shows it.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteInfo<'a> {
-    /// The destination.
-    pub key: &'a NodeKey,
-    /// The route traffic takes.
-    pub route: InstalledRoute,
-    /// The origin's seqno the route carries (`None` for a return path).
-    pub seqno: Option<u32>,
-    /// Time since the route was last refreshed.
-    pub age: Duration,
-    /// Announced or learned.
-    pub source: RouteSource,
-    dest: &'a Destination,
-    now: Duration,
-}
-
-/// A route kept besides the selected one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Alternate {
-    /// The route.
-    pub route: InstalledRoute,
-    /// The origin's seqno it carries.
-    pub seqno: u32,
-    /// Time since it was last refreshed.
-    pub age: Duration,
-    /// Whether it may be selected now (unfeasible ones wait for a newer seqno).
-    pub feasible: bool,
-}
-
-impl<'a> RouteInfo<'a> {
-    /// The other routes kept for this destination, each through a different first hop.
-    pub fn alternates(&self) -> impl Iterator<Item = Alternate> + 'a {
-        let (dest, now) = (self.dest, self.now);
-        dest.heard()
-            .filter(move |r| Some(r.slot) != dest.selected)
-            .map(move |r| Alternate {
-                route: installed(r),
-                seqno: r.seqno,
-                age: now.saturating_sub(r.refreshed),
-                feasible: dest.is_feasible(r),
-            })
-    }
-}
-
-fn installed(r: &Route) -> InstalledRoute {
-    InstalledRoute {
-        label: r.label,
-        metric: r.metric,
-        next_hop: r.slot,
-    }
 }
 
 /// The earliest moment a destination needs attention.
@@ -237,12 +177,12 @@ impl Router {
                 }
             }
             Message::SeqnoRequest(request) => self.handle_seqno_request(slot, &request, now),
-            Message::RouteRequest(super::message::RouteRequest::All) => {
+            Message::RouteRequest(RouteRequest::All) => {
                 if let Some(link) = self.links[usize::from(slot.get())].as_mut() {
                     link.dump.get_or_insert(0);
                 }
             }
-            Message::RouteRequest(super::message::RouteRequest::Key(key)) => {
+            Message::RouteRequest(RouteRequest::Key(key)) => {
                 self.queue_request(slot, LinkRequest::Announce(key));
             }
             Message::Ack(_) => {}
@@ -537,39 +477,46 @@ impl Router {
     /// Runs every deadline due at `now`: dead links, idle HELLOs, full updates, route expiry,
     /// retraction repeats and SEQNO_REQ repeats.
     pub fn handle_timeout(&mut self, now: Duration) {
+        // Only what was queued on entry: a deadline re-armed at or before `now` waits for the
+        // next call rather than spinning this one.
+        let mut budget = self.deadlines.len();
         while let Some((at, target)) = self.deadlines.peek() {
-            if at > now {
+            if at > now || budget == 0 {
                 break;
             }
+            budget -= 1;
             self.deadlines.pop();
             if !is_current(&self.links, &self.table, at, target) {
                 continue;
             }
             match target {
-                Target::Link { slot, .. } => self.link_timeout(Slot::new(slot), now),
+                Target::Link { slot, .. } => {
+                    if let Some(slot) = Slot::new(slot) {
+                        self.link_timeout(slot, now);
+                    }
+                }
                 Target::Destination { idx, .. } => self.destination_timeout(idx, now),
             }
         }
     }
 
-    fn link_timeout(&mut self, slot: Option<Slot>, now: Duration) {
-        let Some((slot, link)) =
-            slot.and_then(|s| Some((s, self.links[usize::from(s.get())].as_mut()?)))
-        else {
+    fn link_timeout(&mut self, slot: Slot, now: Duration) {
+        let Some(link) = self.links[usize::from(slot.get())].as_mut() else {
             return;
         };
         link.armed = None;
-        if now >= link.heard + super::LINK_DEAD_AFTER {
+        if now >= link.heard + LINK_DEAD_AFTER {
             self.remove_link(slot, now);
             self.dead_links.push_back(slot);
             return;
         }
-        if !link.hello_due && now >= link.sent + super::HELLO_INTERVAL {
-            link.hello_due = true;
-        }
         if now >= link.full_update_at {
             link.dump.get_or_insert(0);
-            link.full_update_at = now + super::FULL_UPDATE_INTERVAL;
+            link.full_update_at = now + FULL_UPDATE_INTERVAL;
+        }
+        // A table going out keeps the link from being idle; no HELLO beside it.
+        if !link.hello_due && link.dump.is_none() && now >= link.sent + HELLO_INTERVAL {
+            link.hello_due = true;
         }
         self.arm_link(slot);
     }
@@ -604,48 +551,19 @@ impl Router {
         if dest.seqno_request_due.is_some_and(|at| now >= at) {
             dest.seqno_request_due = None;
         }
-        let forgotten = dest
+        if dest
             .empty_since
             .is_some_and(|at| now >= at + FEASIBILITY_HOLD)
-            && dest.is_empty()
-            && dest.reported.is_none()
-            && !dest.event_pending
-            && dest.retract_due.is_none();
-        if forgotten {
-            self.table.remove(idx);
-        } else {
-            self.settle(idx, now);
+        {
+            let settled =
+                dest.reported.is_none() && !dest.event_pending && dest.retract_due.is_none();
+            if settled && dest.is_empty() {
+                self.table.remove(idx);
+                return;
+            }
+            // Its removal is still to be reported or retracted: hold it another round.
+            dest.empty_since = Some(now);
         }
-    }
-
-    /// The route traffic to `key` takes now.
-    pub fn route(&self, key: &NodeKey) -> Option<InstalledRoute> {
-        self.table.at(self.table.find(key)?)?.effective()
-    }
-
-    /// Every reachable destination with its selected route and alternates, for `route list`.
-    pub fn routes(&self, now: Duration) -> impl Iterator<Item = RouteInfo<'_>> {
-        self.table.iter().filter_map(move |(_, dest)| {
-            let route = dest.effective()?;
-            let (seqno, refreshed, source) = match (dest.selected_route(), dest.return_path) {
-                (Some(r), _) => (Some(r.seqno), r.refreshed, RouteSource::Announced),
-                (None, Some(back)) => (None, back.refreshed, RouteSource::ReturnPath),
-                (None, None) => return None,
-            };
-            Some(RouteInfo {
-                key: &dest.key,
-                route,
-                seqno,
-                age: now.saturating_sub(refreshed),
-                source,
-                dest,
-                now,
-            })
-        })
-    }
-
-    /// Destinations tracked (reachable or remembered for feasibility).
-    pub fn destinations(&self) -> usize {
-        self.table.len()
+        self.settle(idx, now);
     }
 }

@@ -69,7 +69,9 @@ impl Link {
     /// The next moment this link needs attention: death, an idle HELLO or a full update.
     pub fn deadline(&self) -> Duration {
         let dead = self.heard + LINK_DEAD_AFTER;
-        let hello = (!self.hello_due).then_some(self.sent + HELLO_INTERVAL);
+        // A HELLO already queued, or a table about to go out, needs no idle deadline.
+        let idle = !self.hello_due && self.dump.is_none();
+        let hello = idle.then_some(self.sent + HELLO_INTERVAL);
         hello.map_or(dead, |h| h.min(dead)).min(self.full_update_at)
     }
 }

@@ -177,3 +177,23 @@ fn churn_never_forms_a_loop() {
     net.run_for(SETTLE * 2);
     net.assert_converged();
 }
+
+#[test]
+fn a_converged_network_sends_only_hellos_and_periodic_tables() {
+    let mut net = random_graph(24, 12, 10);
+    net.run_for(SETTLE);
+    let links = (0..24).map(|n| net.nodes[n].links().count()).sum::<usize>() as u64;
+    let before = net.messages_sent;
+    let window = FULL_UPDATE_INTERVAL * 2;
+    net.run_for(window);
+    // Per link direction and 8 s: one full table (one UPDATE here) and a HELLO in each of
+    // the 7 idle seconds after it; one more for where the window cuts the cycle.
+    let per_direction = 2 * FULL_UPDATE_INTERVAL.as_secs() + 1;
+    assert!(
+        net.messages_sent - before <= links * per_direction,
+        "{} messages on {links} link ends in {window:?}",
+        net.messages_sent - before
+    );
+    assert!(net.events.iter().all(|(at, _, _)| *at < net.now - window));
+    net.assert_converged();
+}

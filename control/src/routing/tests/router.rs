@@ -463,3 +463,27 @@ fn hellos_measure_the_round_trip_time() {
     a.handle_message(sa, &from_b, ms(25)).unwrap();
     assert_eq!(a.link_rtt(sa), Some(Duration::from_millis(20)));
 }
+
+#[test]
+fn a_lost_destination_keeps_its_feasibility_distance_then_is_forgotten() {
+    let (mut r, slots) = with_neighbours(2);
+    send(&mut r, slots[0], &[entry(5, 4, 1, &[7])], T0);
+    send(&mut r, slots[0], &[entry(5, 4, METRIC_INFINITY, &[])], T0);
+    let stale = entry(5, 4, 2, &[8, 8]);
+    send(&mut r, slots[1], &[stale], T0);
+    assert_eq!(r.route(&key(5)), None, "not closer than what was announced");
+    send(&mut r, slots[1], &[entry(5, 4, METRIC_INFINITY, &[])], T0);
+    assert_eq!(r.destinations(), 3);
+    let mut last = T0;
+    for s in 1..=FEASIBILITY_HOLD.as_secs() + 1 {
+        last = T0 + Duration::from_secs(s);
+        for &slot in &slots {
+            r.link_heard(slot, last);
+        }
+        run(&mut r, last);
+        events(&mut r);
+    }
+    assert_eq!(r.destinations(), 2, "only the neighbours remain");
+    send(&mut r, slots[1], &[stale], last);
+    assert_eq!(r.route(&key(5)).unwrap().next_hop, slots[1]);
+}
