@@ -13,4 +13,5 @@ pub mod daemon;
 pub mod handshake;
 pub mod keys;
 pub mod protocol;
+pub mod routing;
 pub mod timers;
