@@ -31,7 +31,7 @@ mod transmit;
 
 use std::time::Duration;
 
-pub use label::{Label, MAX_ANNOUNCED_LABEL_LEN, MAX_LABEL_LEN, Slot};
+pub use label::{Label, MAX_ANNOUNCED_LABEL_LEN, MAX_LABEL_LEN, Slot, first_hop};
 pub use message::{METRIC_INFINITY, MessageError};
 pub use query::{Alternate, RouteInfo, RouteSource};
 pub use router::Router;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::deadlines::{Deadlines, Target};
-use super::label::{Label, MAX_ANNOUNCED_LABEL_LEN, Slot};
+use super::label::{Label, MAX_ANNOUNCED_LABEL_LEN, Slot, first_hop};
 use super::message::{METRIC_INFINITY, Message, RouteRequest, SeqnoRequest, UpdateEntry};
 use super::slots::{SlotAllocator, SlotError};
 use super::table::{Destination, ReturnPath, Route, Table, seqno_newer};
@@ -212,7 +212,7 @@ impl Router {
         }
         let label = entry
             .label
-            .prepend(slot)
+            .prepend(slot.get())
             .filter(|_| entry.label.len() <= MAX_ANNOUNCED_LABEL_LEN);
         let self_announcement = entry.key == *neighbour;
         let (Some(label), true) = (label, entry.label.is_empty() == self_announcement) else {
@@ -300,7 +300,7 @@ impl Router {
     /// A routed frame from `key` arrived; `back` is its label reversed, the way back. Used
     /// while no announced route to `key` exists; expires like announced routes.
     pub fn learn_return_path(&mut self, key: &NodeKey, back: Label, now: Duration) {
-        let Some(next_hop) = back.first_hop() else {
+        let Some(next_hop) = first_hop(&back) else {
             return;
         };
         if *key == self.key || self.link(next_hop).is_none() {

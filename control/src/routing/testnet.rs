@@ -11,6 +11,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::label::first_hop;
 use super::{InstalledRoute, Label, NodeKey, RouteEvent, Router, Slot};
 
 /// Wall clock the routers are created at.
@@ -331,7 +332,7 @@ impl TestNet {
                             Some(dst),
                             "label {src} -> {dst}"
                         );
-                        assert_eq!(route.label.first_hop(), Some(route.next_hop));
+                        assert_eq!(first_hop(&route.label), Some(route.next_hop));
                     }
                     (None, None) => {}
                     (hops, route) => panic!("{src} -> {dst}: distance {hops:?}, route {route:?}"),

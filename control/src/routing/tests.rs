@@ -232,15 +232,20 @@ fn random_bytes_never_panic() {
 #[test]
 fn labels_prepend_reverse_and_stop_at_fourteen() {
     let s = |b| Slot::new(b).unwrap();
-    let l = Label::EMPTY.prepend(s(3)).unwrap().prepend(s(9)).unwrap();
+    let l = Label::EMPTY.prepend(3).unwrap().prepend(9).unwrap();
     assert_eq!(l.as_slice(), &[9, 3]);
-    assert_eq!(l.first_hop(), Some(s(9)));
-    assert_eq!(l.reversed().as_slice(), &[3, 9]);
+    assert_eq!(first_hop(&l), Some(s(9)));
+    assert_eq!(l.backwards().as_slice(), &[3, 9]);
     assert_eq!(l.to_string(), "9.3");
     let full = label(&[1; MAX_LABEL_LEN]);
-    assert_eq!(full.prepend(s(1)), None);
+    assert_eq!(full.prepend(1), None);
     assert_eq!(Label::new(&[1; MAX_LABEL_LEN + 1]), None);
-    assert_eq!(Label::EMPTY.first_hop(), None);
+    assert_eq!(first_hop(&Label::EMPTY), None);
+    assert_eq!(
+        first_hop(&label(&[0, 4])),
+        None,
+        "slot 0 is the node itself"
+    );
     assert_eq!(Slot::new(0), None);
 }
 

@@ -19,6 +19,12 @@ pub struct Label {
 }
 
 impl Label {
+    /// The label of no hop: how a node announces itself.
+    pub const EMPTY: Self = Label {
+        slots: [0; MAX_LABEL_LEN],
+        len: 0,
+    };
+
     /// The label made of `slots`, or `None` if there are more than [`MAX_LABEL_LEN`].
     pub fn new(slots: &[LinkSlot]) -> Option<Self> {
         let mut label = Label::default();
@@ -54,10 +60,53 @@ impl Label {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The first hop's slot: the link a frame with this label leaves its source on.
+    pub fn first(&self) -> Option<LinkSlot> {
+        self.as_slice().first().copied()
+    }
+
+    /// `slot ‖ self`: labels compose by prepending, so a node that reaches the announcer of
+    /// `self` on `slot` installs this. `None` when it would pass [`MAX_LABEL_LEN`].
+    pub fn prepend(&self, slot: LinkSlot) -> Option<Self> {
+        let len = self.len();
+        if len >= MAX_LABEL_LEN {
+            return None;
+        }
+        let mut out = Label::EMPTY;
+        out.slots[0] = slot;
+        out.slots[1..=len].copy_from_slice(self.as_slice());
+        out.len = self.len + 1;
+        Some(out)
+    }
+
+    /// This label read backwards: at a destination, the rewritten label reversed is the way
+    /// back to the source.
+    pub fn backwards(&self) -> Self {
+        let mut out = *self;
+        out.slots[..self.len()].reverse();
+        out
+    }
 }
 
 impl fmt::Debug for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Label").field(&self.as_slice()).finish()
+        write!(f, "Label({self})")
+    }
+}
+
+/// Slots joined by dots (`3.7`), `-` for the empty label: how `route list` shows a label.
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("-");
+        }
+        for (i, slot) in self.as_slice().iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            slot.fmt(f)?;
+        }
+        Ok(())
     }
 }
