@@ -19,6 +19,7 @@ use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, Inbound};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
+use rovy_dataplane::tables::{PeerKind, Tables};
 
 const MTU: usize = 1420;
 const SIZES: [usize; 3] = [64, 576, 1420];
@@ -42,7 +43,11 @@ fn node(peer_inner: Ipv4Addr, peer_under: LinkAddr, session: Session) -> Datapla
     index.insert(local, Arc::clone(&peer));
     let mut routes = RoutingTable::new();
     routes.insert(peer_inner.into(), 32, 0).unwrap();
-    Dataplane::new(index, routes, vec![peer], MTU)
+    Dataplane::new(
+        index,
+        Tables::new(routes, vec![peer], vec![PeerKind::Rovy]),
+        MTU,
+    )
 }
 
 fn pair() -> (Dataplane, Dataplane) {

@@ -113,13 +113,9 @@ pub struct PeerConfig {
     pub persistent_keepalive: Option<Duration>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerKind {
-    /// A rovy node: its fc00::/8 address is derived from its key.
-    Rovy,
-    /// A stock WireGuard peer: only its allowed IPs route to it, and no rovy frames are sent.
-    WireGuard,
-}
+/// What a peer is: a rovy node or a stock WireGuard peer (the dataplane's type, so the
+/// workers and the config agree on it).
+pub use rovy_dataplane::tables::PeerKind;
 
 /// A configuration error: the file, the key path, what is wrong and, when known, where.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,9 +9,10 @@
 #![deny(unsafe_code)]
 
 pub mod buf;
+pub mod control_queue;
 pub mod counters;
 pub mod crypto;
-pub mod handshake_queue;
+
 pub mod index;
 pub mod link_addr;
 pub mod offload;
@@ -24,6 +25,7 @@ pub mod staged;
 pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tables;
 pub mod wire;
 pub mod worker;
 

@@ -15,6 +15,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use std::time::Duration;
 
 use crate::DropReason;
+#[cfg(doc)]
+use crate::buf::LINK_PAYLOAD_AT;
 use crate::buf::{Encap, PACKET_AT};
 use crate::link_addr::LinkAddr;
 use crate::route::PeerSlot;
@@ -279,11 +281,24 @@ impl PeerShared {
         payload_len: usize,
         mtu: usize,
     ) -> Result<(usize, LinkAddr), DropReason> {
-        let dst = self.endpoint().ok_or(DropReason::NoEndpoint)?;
-        let sessions = self.sessions();
         let datagram = buf
             .get_mut(Self::ENCAP.datagram_at()..)
             .ok_or(DropReason::BadLength)?;
+        self.seal_link(now, datagram, payload_len, mtu)
+    }
+
+    /// Seals the link payload at `datagram[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + payload_len]`
+    /// (a packet, or a frame this node forwards) into a data message from `datagram[0]` on;
+    /// returns its length and destination. Asks for a handshake as [`PeerShared::seal`] does.
+    pub fn seal_link(
+        &self,
+        now: Duration,
+        datagram: &mut [u8],
+        payload_len: usize,
+        mtu: usize,
+    ) -> Result<(usize, LinkAddr), DropReason> {
+        let dst = self.endpoint().ok_or(DropReason::NoEndpoint)?;
+        let sessions = self.sessions();
         let sent = sessions.encapsulate(now, datagram, payload_len, mtu);
         let rekey = sessions.current().is_none_or(|s| s.needs_rekey(now));
         drop(sessions);

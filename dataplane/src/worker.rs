@@ -21,16 +21,18 @@ use std::time::Instant;
 
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len, packet_room};
+use crate::control_queue::{FrameSender, HandshakeSender};
 use crate::counters::WorkerCounters;
-use crate::handshake_queue::HandshakeSender;
 use crate::link_addr::LinkAddr;
 use crate::peer::Sealed;
 use crate::pipeline::Dataplane;
+use crate::route::PeerSlot;
 use crate::sys::{Datagram, Epoll, EventFd, RecvBatch, SendBatch, TunQueue};
 use crate::wire::INITIATION_LEN;
-use dispatch::TunWrites;
+use dispatch::PlainIo;
 use epoll_offload::OffloadIo;
 
+mod area;
 mod dispatch;
 mod epoll_offload;
 mod offload;
@@ -61,11 +63,29 @@ pub struct HandshakeMsg {
     pub bytes: [u8; INITIATION_LEN],
 }
 
-/// The handshake queue to control (its fill level is control's "under load" signal).
+/// Longest rovy frame handed to control: routing messages are written to fit the IPv6
+/// minimum MTU, and a longer frame for control is dropped as [`DropReason::BadLength`].
+pub const FRAME_MSG_MAX_LEN: usize = 1280;
+
+/// A rovy frame on its way to control: a one-link routing message, or a routed frame whose
+/// label ended at this node.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameMsg {
+    /// The configured peer whose link it came in on.
+    pub peer: PeerSlot,
+    /// Its length in `bytes` (with the link's padding).
+    pub len: usize,
+    /// The frame.
+    pub bytes: [u8; FRAME_MSG_MAX_LEN],
+}
+
+/// The queues to control (the handshake queue's fill level is control's "under load" signal).
 #[derive(Debug, Clone)]
 pub struct ControlLink {
     /// Bounded queue of handshake messages.
     pub handshakes: HandshakeSender,
+    /// Bounded queue of rovy frames for control.
+    pub frames: FrameSender,
     /// Wakes the control loop.
     pub wake: Arc<EventFd>,
 }
@@ -281,13 +301,8 @@ impl Worker {
                     continue;
                 }
                 let datagram = &mut buf[..meta.len];
-                self.dispatch(
-                    now,
-                    LinkAddr::Udp(meta.src),
-                    index,
-                    datagram,
-                    &mut TunWrites,
-                );
+                let mut sink = PlainIo { send: &mut io.send };
+                self.dispatch(now, LinkAddr::Udp(meta.src), index, datagram, &mut sink);
             }
             if received < BATCH {
                 return;
@@ -302,11 +317,45 @@ impl Worker {
         self.drop_packet(DropReason::BadLength);
     }
 
+    /// Sends one sealed datagram to `dst` at once, from the socket of its family.
+    fn send_now(&self, send: &mut SendBatch, payload: &[u8], dst: &LinkAddr) {
+        let Some((socket, addr)) = self.udp_target(dst) else {
+            return self.drop_packet(DropReason::SendFailed);
+        };
+        let datagram = [Datagram {
+            payload,
+            dst: addr,
+            segment_size: None,
+        }];
+        match self.sockets.get(socket) {
+            Some(socket) => self.send_run(send, socket, &datagram),
+            None => self.drop_packet(DropReason::SendFailed),
+        }
+    }
+
     /// Writes one frame (a packet, or a vnet header and a packet) to the TUN and counts it.
     fn write_tun(&self, frame: &[u8]) {
         match self.tun.write(frame) {
             Ok(_) => WorkerCounters::add(&self.counters.tun_writes, 1),
             Err(_) => self.drop_packet(DropReason::SendFailed),
+        }
+    }
+
+    /// Copies the rovy frame `frame` from configured peer `peer` onto the frame queue.
+    fn frame_to_control(&self, peer: PeerSlot, frame: &[u8]) {
+        let mut msg = FrameMsg {
+            peer,
+            len: frame.len(),
+            bytes: [0; FRAME_MSG_MAX_LEN],
+        };
+        let Some(slot) = msg.bytes.get_mut(..frame.len()) else {
+            return self.drop_packet(DropReason::BadLength);
+        };
+        slot.copy_from_slice(frame);
+        match self.control.frames.push(msg) {
+            Ok(true) => self.control.wake.notify(),
+            Ok(false) => {}
+            Err(reason) => self.drop_packet(reason),
         }
     }
 

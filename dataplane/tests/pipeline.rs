@@ -15,6 +15,7 @@ use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, Inbound};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
+use rovy_dataplane::tables::{PeerKind, Tables};
 
 const MTU: usize = 1420;
 const A_V4: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
@@ -36,7 +37,11 @@ fn node(peer_owns: [IpAddr; 2], peer_under: LinkAddr, session: Session) -> Datap
         let len = if addr.is_ipv4() { 32 } else { 128 };
         routes.insert(addr, len, 0).unwrap();
     }
-    Dataplane::new(index, routes, vec![peer], MTU)
+    Dataplane::new(
+        index,
+        Tables::new(routes, vec![peer], vec![PeerKind::Rovy]),
+        MTU,
+    )
 }
 
 /// A and B with matching sessions, B the responder already confirmed by A's first packet.

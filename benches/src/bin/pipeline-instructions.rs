@@ -18,6 +18,7 @@ use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, Inbound};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
+use rovy_dataplane::tables::{PeerKind, Tables};
 
 const MTU: usize = 1420;
 const A_INNER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
@@ -37,7 +38,11 @@ fn node(peer_inner: Ipv4Addr, session: Session) -> Result<Dataplane, String> {
     routes
         .insert(peer_inner.into(), 32, 0)
         .map_err(|e| format!("{e:?}"))?;
-    Ok(Dataplane::new(index, routes, vec![peer], MTU))
+    Ok(Dataplane::new(
+        index,
+        Tables::new(routes, vec![peer], vec![PeerKind::Rovy]),
+        MTU,
+    ))
 }
 
 fn run(packets: u64, size: usize) -> Result<(), String> {

@@ -19,11 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
 use rovy_dataplane::DropReason;
+use rovy_dataplane::control_queue::{HandshakeReceiver, bounded_queue, handshake_queue};
 use rovy_dataplane::counters::WorkerCounters;
-use rovy_dataplane::handshake_queue::{HandshakeReceiver, handshake_queue};
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
+use rovy_dataplane::tables::Tables;
 use rovy_dataplane::worker::{ControlLink, Worker};
 
 use crate::api::{self, ApiServer};
@@ -33,6 +34,8 @@ use crate::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
 
 /// Handshake messages waiting for control, at most (wireguard-go: 1024).
 const HANDSHAKE_QUEUE: usize = 1024;
+/// Capacity of the queue of rovy frames for control (routing messages, frames for this node).
+const FRAME_QUEUE: usize = 256;
 /// Past this many queued handshakes the node is under load and demands cookies.
 const UNDER_LOAD_QUEUED: usize = HANDSHAKE_QUEUE / 8;
 /// Once under load, stay so for this long (as wireguard-go and the kernel do).
@@ -161,14 +164,15 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .filter_map(|i| protocol.peer(crate::protocol::PeerIdx(i)))
         .map(|p| Arc::clone(p.shared()))
         .collect();
+    let kinds = config.peers.iter().map(|p| p.kind).collect();
     let dataplane = Arc::new(Dataplane::new(
         protocol.index_table(),
-        routes,
-        peers,
+        Tables::new(routes, peers, kinds),
         usize::from(config.interface.mtu),
     ));
     let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
     let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
+    let (frames_tx, _frames_rx) = bounded_queue(FRAME_QUEUE);
     let shutdown = Arc::new(AtomicBool::new(false));
     let control_sockets = sockets.first().cloned().unwrap_or_default();
     let socket_is_v6: Vec<bool> = listen.iter().map(SocketAddr::is_ipv6).collect();
@@ -188,6 +192,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             counters: Arc::clone(&counters),
             control: ControlLink {
                 handshakes: tx.clone(),
+                frames: frames_tx.clone(),
                 wake: Arc::clone(&control_wake),
             },
             shutdown: Arc::clone(&shutdown),

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::keys::PrivateKey;
-use rovy_dataplane::handshake_queue::HandshakeSender;
+use rovy_dataplane::control_queue::HandshakeSender;
 use rovy_dataplane::wire::INITIATION_LEN;
 use rovy_dataplane::worker::HandshakeMsg;
 

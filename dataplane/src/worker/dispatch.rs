@@ -6,15 +6,28 @@
 use std::time::Duration;
 
 use super::Worker;
+use crate::DropReason;
 use crate::counters::WorkerCounters;
 use crate::link_addr::LinkAddr;
 use crate::pipeline::Inbound;
+use crate::sys::SendBatch;
 
 /// The I/O a backend does for the verdicts that release bytes.
 pub(super) trait ReceivedSink {
     /// Writes the IP packet at `datagram[at..at + len]` to the TUN (or hands it to the
     /// coalescer that will); counts what it writes or drops on `worker`.
     fn deliver(&mut self, worker: &Worker, datagram: &mut [u8], at: usize, len: usize);
+
+    /// Sends the datagram at `datagram[at..at + len]`, sealed for another link, to `dst`;
+    /// counts what it sends or drops on `worker`.
+    fn forward(
+        &mut self,
+        worker: &Worker,
+        datagram: &mut [u8],
+        at: usize,
+        len: usize,
+        dst: LinkAddr,
+    );
 }
 
 impl Worker {
@@ -33,6 +46,15 @@ impl Worker {
         WorkerCounters::add(&self.counters.rx_bytes, datagram.len() as u64);
         match self.dataplane.inbound(now, src, datagram) {
             Ok(Inbound::Deliver { at, len }) => sink.deliver(self, datagram, at, len),
+            Ok(Inbound::Forward { at, len, dst }) => sink.forward(self, datagram, at, len, dst),
+            Ok(Inbound::Bounce { at, len, dst }) => {
+                self.drop_packet(DropReason::DeadSlot);
+                sink.forward(self, datagram, at, len, dst);
+            }
+            Ok(Inbound::Control { at, len, peer }) => match datagram.get(at..at + len) {
+                Some(frame) => self.frame_to_control(peer, frame),
+                None => self.drop_packet(DropReason::FrameTruncated),
+            },
             Ok(Inbound::Keepalive) => {}
             Ok(Inbound::Handshake) => self.to_control(src, socket, datagram),
             Err(reason) => self.drop_packet(reason),
@@ -40,14 +62,31 @@ impl Worker {
     }
 }
 
-/// Delivery by one `write` per packet to the worker's TUN queue (no vnet header).
-pub(super) struct TunWrites;
+/// The readiness backend without offloads: one `write` per packet to the worker's TUN queue,
+/// and a forwarded frame sent at once from the buffer it was received and re-sealed in.
+pub(super) struct PlainIo<'a> {
+    pub(super) send: &'a mut SendBatch,
+}
 
-impl ReceivedSink for TunWrites {
+impl ReceivedSink for PlainIo<'_> {
     fn deliver(&mut self, worker: &Worker, datagram: &mut [u8], at: usize, len: usize) {
         match datagram.get(at..at + len) {
             Some(packet) => worker.write_tun(packet),
-            None => worker.drop_packet(crate::DropReason::InvalidInnerPacket),
+            None => worker.drop_packet(DropReason::InvalidInnerPacket),
+        }
+    }
+
+    fn forward(
+        &mut self,
+        worker: &Worker,
+        datagram: &mut [u8],
+        at: usize,
+        len: usize,
+        dst: LinkAddr,
+    ) {
+        match datagram.get(at..at + len) {
+            Some(sealed) => worker.send_now(self.send, sealed, &dst),
+            None => worker.drop_packet(DropReason::SendFailed),
         }
     }
 }

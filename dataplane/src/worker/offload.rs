@@ -22,12 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Worker;
+use super::area::{AreaSink, AreaTx};
 use super::dispatch::ReceivedSink;
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len};
 use crate::link_addr::LinkAddr;
 use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
 use crate::peer::{PeerShared, Sealed};
+use crate::pipeline::route;
 use crate::sys::TunQueue;
 use crate::sys::{RecvMeta, enable_gro, probe_gso};
 
@@ -38,11 +40,25 @@ pub const MAX_GSO_BYTES: usize = 65_535 - 20 - 8;
 /// Flows the coalescer of one worker holds at once.
 pub const COALESCED_FLOWS: usize = 8;
 
-/// The coalescer for a worker writing to `tun`: TCP always, UDP over each family whose USO
-/// the TUN accepted (the same kernels take USO frames written to it).
-pub(super) fn coalescer_for(tun: &TunQueue) -> Coalescer {
-    let offloads = tun.offloads();
-    Coalescer::new(COALESCED_FLOWS).merge_udp(offloads.uso4, offloads.uso6)
+/// What the receive side of the offload path keeps across the datagrams of a batch: the
+/// coalescer of delivered packets, and the area forwarded frames leave from.
+pub(super) struct OffloadRx {
+    pub(super) coalescer: Coalescer,
+    forwards: AreaTx,
+}
+
+impl OffloadRx {
+    /// For a worker writing to `tun` and sending with `offloads`: the coalescer merges TCP
+    /// always, UDP over each family whose USO the TUN accepted (the same kernels take USO
+    /// frames written to it).
+    pub(super) fn new(tun: &TunQueue, mtu: usize, offloads: SocketOffloads) -> Self {
+        let tun_offloads = tun.offloads();
+        OffloadRx {
+            coalescer: Coalescer::new(COALESCED_FLOWS)
+                .merge_udp(tun_offloads.uso4, tun_offloads.uso6),
+            forwards: AreaTx::new(mtu, offloads),
+        }
+    }
 }
 
 /// Size of a buffer that holds anything the offload path reads or lays out: a TUN frame of a
@@ -179,6 +195,7 @@ impl Worker {
             Ok(segmenter) => segmenter,
             Err(reason) => return self.drop_packet(reason),
         };
+        let tables = self.dataplane.tables();
         let mut peer = None;
         let datagram_at = PeerShared::ENCAP.datagram_at();
         loop {
@@ -196,7 +213,7 @@ impl Worker {
             };
             let routed = match peer {
                 Some(peer) => peer,
-                None => match self.dataplane.route(&plain[..len]) {
+                None => match route(&tables, &plain[..len]) {
                     Ok(routed) => *peer.insert(routed),
                     Err(reason) => {
                         return (0..left).for_each(|_| self.drop_packet(reason));
@@ -213,14 +230,15 @@ impl Worker {
 
     /// Opens in place every datagram of `buf` as `meta` describes it (one, or a GRO
     /// super-buffer of several) received on socket `socket`, and delivers the packets through
-    /// `coalescer`; handshakes go to control. Call [`Worker::flush_coalesced`] after the batch.
+    /// `rx`; handshakes go to control, forwarded frames to `rx`'s area. Call
+    /// [`Worker::flush_received`] after the batch.
     pub(super) fn open_received(
         &self,
         now: Duration,
         buf: &mut [u8],
         meta: &RecvMeta,
         socket: usize,
-        coalescer: &mut Coalescer,
+        rx: &mut OffloadRx,
     ) {
         if meta.truncated {
             return self.drop_truncated(meta.len);
@@ -230,19 +248,29 @@ impl Worker {
         };
         let size = meta.gro_segment_size.map_or(data.len(), usize::from).max(1);
         let src = LinkAddr::Udp(meta.src);
+        let mut sink = Coalescing {
+            coalescer: &mut rx.coalescer,
+            forwards: rx.forwards.sink(self),
+        };
         for datagram in data.chunks_mut(size) {
-            self.dispatch(now, src, socket, datagram, &mut Coalescing(coalescer));
+            self.dispatch(now, src, socket, datagram, &mut sink);
         }
     }
 
-    /// Writes every super-frame the coalescer holds to the TUN.
-    pub(super) fn flush_coalesced(&self, coalescer: &mut Coalescer) {
-        coalescer.flush(|frame| self.write_tun(frame));
+    /// Writes every super-frame the coalescer holds to the TUN, and sends the frames
+    /// forwarded since the last flush.
+    pub(super) fn flush_received(&self, rx: &mut OffloadRx) {
+        rx.coalescer.flush(|frame| self.write_tun(frame));
+        self.send_area(&mut rx.forwards);
     }
 }
 
-/// Delivery through the coalescer to a TUN queue with a vnet header.
-struct Coalescing<'a>(&'a mut Coalescer);
+/// Delivery through the coalescer to a TUN queue with a vnet header; forwarded frames are
+/// copied into the area, to leave in GSO groups per next link at the flush.
+struct Coalescing<'a> {
+    coalescer: &'a mut Coalescer,
+    forwards: AreaSink<'a>,
+}
 
 impl ReceivedSink for Coalescing<'_> {
     /// Hands the opened packet at `datagram[at..at + len]` to the coalescer, or writes it at
@@ -253,11 +281,29 @@ impl ReceivedSink for Coalescing<'_> {
         else {
             return worker.drop_packet(DropReason::InvalidInnerPacket);
         };
-        if self.0.push(packet, &mut |frame| worker.write_tun(frame)) == Push::Held {
+        if self
+            .coalescer
+            .push(packet, &mut |frame| worker.write_tun(frame))
+            == Push::Held
+        {
             return;
         }
         datagram[start..at].fill(0);
         worker.write_tun(&datagram[start..at + len]);
+    }
+
+    fn forward(
+        &mut self,
+        worker: &Worker,
+        datagram: &mut [u8],
+        at: usize,
+        len: usize,
+        dst: LinkAddr,
+    ) {
+        match datagram.get(at..at + len) {
+            Some(sealed) => self.forwards.push_copy(sealed, dst),
+            None => worker.drop_packet(DropReason::SendFailed),
+        }
     }
 }
 

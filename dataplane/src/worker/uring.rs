@@ -74,8 +74,10 @@ impl Worker {
         };
         let buffers = armed.max_tun_reads + armed.max_recvs * sockets + spare;
         let mut ring = PacketRing::new(&files, buffers, buf_len)?;
-        let mut offload = offloading
-            .then(|| UringOffload::new(buffers, SocketOffloads::enable(&self.sockets), &self.tun));
+        let mut offload = offloading.then(|| {
+            let offloads = SocketOffloads::enable(&self.sockets);
+            UringOffload::new(buffers, offloads, &self.tun, mtu)
+        });
         ring.poll_readable(WAKE_FILE)?;
         if offloading {
             ring.poll_readable(TUN_FILE)?;
@@ -87,7 +89,7 @@ impl Worker {
                 self.complete(&mut ring, &mut armed, offload.as_mut(), completion)?;
             }
             if let Some(offload) = offload.as_mut() {
-                self.flush_coalesced(&mut offload.coalescer);
+                self.flush_received(&mut offload.rx);
                 self.send_open(&mut ring, offload);
             }
         }
@@ -157,7 +159,7 @@ impl Worker {
                     (Ok(meta), Some(offload)) => {
                         let now = self.now();
                         let data = ring.buf_mut(&buf);
-                        self.open_received(now, data, &meta, socket, &mut offload.coalescer);
+                        self.open_received(now, data, &meta, socket, &mut offload.rx);
                         ring.release(buf);
                     }
                     (Ok(meta), None) => self.open_and_deliver(ring, socket, buf, meta)?,
@@ -228,18 +230,28 @@ impl Worker {
         meta: RecvMeta,
     ) -> io::Result<()> {
         let now = self.now();
-        let mut write = RingWrite(None);
+        let mut io = RingIo::default();
         match ring.buf_mut(&buf).get_mut(..meta.len) {
             Some(datagram) if !meta.truncated => {
-                self.dispatch(now, LinkAddr::Udp(meta.src), socket, datagram, &mut write);
+                self.dispatch(now, LinkAddr::Udp(meta.src), socket, datagram, &mut io);
             }
             _ => self.drop_truncated(meta.len),
         }
-        match write.0 {
-            Some(range) => {
+        match io.0 {
+            Some(RingOp::Write(range)) => {
                 WorkerCounters::add(&self.counters.tun_writes, 1);
                 ring.write(TUN_FILE, buf, range)
             }
+            Some(RingOp::Send(range, dst)) => match self.udp_target(&dst) {
+                Some((socket, dst)) => {
+                    ring.send(FIRST_SOCKET_FILE + socket as u32, buf, range, dst, None)
+                }
+                None => {
+                    self.drop_packet(DropReason::SendFailed);
+                    ring.release(buf);
+                    Ok(())
+                }
+            },
             None => {
                 ring.release(buf);
                 Ok(())
@@ -248,13 +260,24 @@ impl Worker {
     }
 }
 
-/// Delivery from the ring buffer the datagram was received into: the verdict's range, written
-/// to the TUN by the caller once the pipeline is done with the buffer.
-struct RingWrite(Option<Range<usize>>);
+/// The io_uring backend without offloads works from the ring buffer the datagram was received
+/// into: the verdict's range is written to the TUN, or sent to the next link, by the caller once
+/// the pipeline is done with the buffer.
+#[derive(Default)]
+struct RingIo(Option<RingOp>);
 
-impl ReceivedSink for RingWrite {
+enum RingOp {
+    Write(Range<usize>),
+    Send(Range<usize>, LinkAddr),
+}
+
+impl ReceivedSink for RingIo {
     fn deliver(&mut self, _: &Worker, _: &mut [u8], at: usize, len: usize) {
-        self.0 = Some(at..at + len);
+        self.0 = Some(RingOp::Write(at..at + len));
+    }
+
+    fn forward(&mut self, _: &Worker, _: &mut [u8], at: usize, len: usize, dst: LinkAddr) {
+        self.0 = Some(RingOp::Send(at..at + len, dst));
     }
 }
 

@@ -18,11 +18,11 @@ use std::io;
 use std::ops::Range;
 
 use super::Worker;
-use super::offload::{GsoGroup, SealedSink, SocketOffloads, coalescer_for, gso_unsupported};
+use super::offload::{GsoGroup, OffloadRx, SealedSink, SocketOffloads, gso_unsupported};
 use crate::DropReason;
 use crate::counters::WorkerCounters;
 use crate::link_addr::LinkAddr;
-use crate::offload::{Coalescer, MAX_FRAME_LEN};
+use crate::offload::MAX_FRAME_LEN;
 use crate::sys::TunQueue;
 use crate::sys::uring::{Buf, PacketRing};
 
@@ -32,7 +32,8 @@ const FRAMES_PER_POLL: usize = 16;
 /// The offload path's state, allocated once.
 pub(super) struct UringOffload {
     frame: Box<[u8]>,
-    pub(super) coalescer: Coalescer,
+    /// The receive side: coalescer, and the area forwarded frames leave from.
+    pub(super) rx: OffloadRx,
     /// The group being laid out, in a buffer of its own.
     open: Option<(Buf, GsoGroup)>,
     /// The send in flight from each buffer, by buffer index.
@@ -110,11 +111,17 @@ impl GroupSend {
 }
 
 impl UringOffload {
-    /// State for a ring of `buffers` buffers, using `offloads` on the sockets.
-    pub(super) fn new(buffers: usize, offloads: SocketOffloads, tun: &TunQueue) -> Self {
+    /// State for a ring of `buffers` buffers, using `offloads` on the sockets of a link with
+    /// `mtu`.
+    pub(super) fn new(
+        buffers: usize,
+        offloads: SocketOffloads,
+        tun: &TunQueue,
+        mtu: usize,
+    ) -> Self {
         UringOffload {
             frame: vec![0; MAX_FRAME_LEN].into_boxed_slice(),
-            coalescer: coalescer_for(tun),
+            rx: OffloadRx::new(tun, mtu, offloads),
             open: None,
             sends: vec![GroupSend::whole(GsoGroup::empty(0)); buffers].into_boxed_slice(),
             gso: offloads.gso,

@@ -13,15 +13,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rovy_dataplane::control_queue::{HandshakeReceiver, bounded_queue, handshake_queue};
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::crypto::SymmetricKey;
-use rovy_dataplane::handshake_queue::{HandshakeReceiver, handshake_queue};
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
 use rovy_dataplane::sys::{self, EventFd, Tun, TunOffloads, TunQueue, UdpSocketBuilder};
+use rovy_dataplane::tables::{PeerKind, Tables};
 use rovy_dataplane::worker::{ControlLink, HandshakeMsg, Worker};
 
 pub const A_INNER: Ipv4Addr = Ipv4Addr::new(10, 71, 1, 1);
@@ -112,7 +113,11 @@ fn dataplane(inner: Ipv4Addr, endpoint: SocketAddr, session: Session) -> Arc<Dat
     index.insert(local_index, Arc::clone(&peer));
     let mut routes = RoutingTable::new();
     routes.insert(inner.into(), 32, 0).unwrap();
-    Arc::new(Dataplane::new(index, routes, vec![peer], MTU))
+    Arc::new(Dataplane::new(
+        index,
+        Tables::new(routes, vec![peer], vec![PeerKind::Rovy]),
+        MTU,
+    ))
 }
 
 /// Starts a worker on its own thread.
@@ -128,6 +133,7 @@ fn start(
         .bind(underlay)
         .unwrap();
     let (handshakes, rx) = handshake_queue(16);
+    let (frames, _) = bounded_queue(16);
     let shutdown = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(EventFd::new().unwrap());
     let counters = Arc::new(WorkerCounters::default());
@@ -139,6 +145,7 @@ fn start(
         counters: Arc::clone(&counters),
         control: ControlLink {
             handshakes,
+            frames,
             wake: Arc::new(EventFd::new().unwrap()),
         },
         shutdown: Arc::clone(&shutdown),

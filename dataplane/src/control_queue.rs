@@ -1,7 +1,9 @@
-//! The bounded queue that carries handshake messages from the workers to control, and its
-//! fill level, which control reads as the "under load" signal for cookies.
+//! The bounded queues that carry messages from the workers to control: handshake messages, whose
+//! fill level control reads as the "under load" signal for cookies, and rovy frames for control
+//! (routing messages, frames whose label ends here). Two queues, so that a handshake flood
+//! neither starves routing nor is measured by it.
 //!
-//! A standard channel cannot tell its length, so the queue keeps a count beside it. The count
+//! A standard channel cannot tell its length, so a queue keeps a count beside it. The count
 //! is raised *before* a message enters the channel and lowered *after* control took it out, so
 //! it is never below the number of messages in the channel and the decrement cannot wrap
 //! (counting after the send let control take a message first and read `usize::MAX`: a full
@@ -12,32 +14,55 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use crate::DropReason;
-use crate::worker::HandshakeMsg;
+use crate::worker::{FrameMsg, HandshakeMsg};
+
+/// The workers' end of the handshake queue.
+pub type HandshakeSender = QueueSender<HandshakeMsg>;
+/// Control's end of the handshake queue.
+pub type HandshakeReceiver = QueueReceiver<HandshakeMsg>;
+/// The workers' end of the frame queue.
+pub type FrameSender = QueueSender<FrameMsg>;
+/// Control's end of the frame queue.
+pub type FrameReceiver = QueueReceiver<FrameMsg>;
+
+/// A queue of at most `capacity` handshake messages: the workers' end and control's end.
+pub fn handshake_queue(capacity: usize) -> (HandshakeSender, HandshakeReceiver) {
+    bounded_queue(capacity)
+}
 
 /// A queue of at most `capacity` messages: the workers' end and control's end.
-pub fn handshake_queue(capacity: usize) -> (HandshakeSender, HandshakeReceiver) {
+pub fn bounded_queue<T>(capacity: usize) -> (QueueSender<T>, QueueReceiver<T>) {
     let (tx, rx) = sync_channel(capacity);
     let queued = Arc::new(AtomicUsize::new(0));
     (
-        HandshakeSender {
+        QueueSender {
             tx,
             queued: Arc::clone(&queued),
         },
-        HandshakeReceiver { rx, queued },
+        QueueReceiver { rx, queued },
     )
 }
 
 /// The workers' end; cloned once per worker.
-#[derive(Debug, Clone)]
-pub struct HandshakeSender {
-    tx: SyncSender<HandshakeMsg>,
+#[derive(Debug)]
+pub struct QueueSender<T> {
+    tx: SyncSender<T>,
     queued: Arc<AtomicUsize>,
 }
 
-impl HandshakeSender {
+impl<T> Clone for QueueSender<T> {
+    fn clone(&self) -> Self {
+        QueueSender {
+            tx: self.tx.clone(),
+            queued: Arc::clone(&self.queued),
+        }
+    }
+}
+
+impl<T> QueueSender<T> {
     /// Queues `msg`. `Ok(true)` when the queue was empty before (the caller wakes control),
     /// [`DropReason::QueueFull`] when it is full or control is gone.
-    pub fn push(&self, msg: HandshakeMsg) -> Result<bool, DropReason> {
+    pub fn push(&self, msg: T) -> Result<bool, DropReason> {
         let before = self.queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(msg) {
             Ok(()) => Ok(before == 0),
@@ -51,14 +76,14 @@ impl HandshakeSender {
 
 /// Control's end.
 #[derive(Debug)]
-pub struct HandshakeReceiver {
-    rx: Receiver<HandshakeMsg>,
+pub struct QueueReceiver<T> {
+    rx: Receiver<T>,
     queued: Arc<AtomicUsize>,
 }
 
-impl HandshakeReceiver {
+impl<T> QueueReceiver<T> {
     /// The next message, if one is waiting.
-    pub fn pop(&self) -> Option<HandshakeMsg> {
+    pub fn pop(&self) -> Option<T> {
         let msg = self.rx.try_recv().ok()?;
         self.queued.fetch_sub(1, Ordering::Relaxed);
         Some(msg)
