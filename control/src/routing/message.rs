@@ -190,12 +190,22 @@ impl<'a> Message<'a> {
     }
 }
 
-/// `bytes` must be exactly `len` long.
+/// Most bytes of padding a message may arrive with: a link pads its plaintext with zeros to a
+/// multiple of 16, so what follows a message's last field is fewer than 16 zero bytes.
+pub const MAX_PADDING: usize = 15;
+
+/// `bytes` must be `len` long, give or take the link's zero padding after it.
 fn exact(bytes: &[u8], len: usize) -> Result<(), MessageError> {
-    match bytes.len().cmp(&len) {
-        std::cmp::Ordering::Less => Err(MessageError::Truncated),
-        std::cmp::Ordering::Greater => Err(MessageError::TrailingBytes),
-        std::cmp::Ordering::Equal => Ok(()),
+    let rest = bytes.get(len..).ok_or(MessageError::Truncated)?;
+    padding_only(rest)
+}
+
+/// `rest`, what follows a message's last field, must be the link's padding.
+fn padding_only(rest: &[u8]) -> Result<(), MessageError> {
+    if rest.len() <= MAX_PADDING && rest.iter().all(|&b| b == 0) {
+        Ok(())
+    } else {
+        Err(MessageError::TrailingBytes)
     }
 }
 
@@ -260,9 +270,8 @@ impl<'a> Update<'a> {
         for _ in 0..count {
             rest = &rest[entry_len(rest)?..];
         }
-        if !rest.is_empty() {
-            return Err(MessageError::TrailingBytes);
-        }
+        padding_only(rest)?;
+        let entries = &entries[..entries.len() - rest.len()];
         Ok(Self { count, entries })
     }
 
@@ -405,11 +414,12 @@ impl SeqnoRequest {
 
 impl RouteRequest {
     fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
-        match bytes.len() {
-            ROUTE_REQ_ALL_LEN => Ok(Self::All),
-            ROUTE_REQ_KEY_LEN => Ok(Self::Key(key_at(bytes, ROUTE_REQ_KEY))),
-            len if len < ROUTE_REQ_KEY_LEN => Err(MessageError::Truncated),
-            _ => Err(MessageError::TrailingBytes),
+        // The two forms differ by a whole key, more than any padding: a length up to the
+        // short form's padded length is the short form.
+        if bytes.len() <= ROUTE_REQ_ALL_LEN + MAX_PADDING {
+            exact(bytes, ROUTE_REQ_ALL_LEN).map(|()| Self::All)
+        } else {
+            exact(bytes, ROUTE_REQ_KEY_LEN).map(|()| Self::Key(key_at(bytes, ROUTE_REQ_KEY)))
         }
     }
 

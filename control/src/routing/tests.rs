@@ -87,24 +87,42 @@ fn fixed_messages_round_trip_and_refuse_every_truncation_and_trailing_byte() {
 
     for (bytes, expected) in &cases {
         assert_eq!(Message::decode(bytes).unwrap(), *expected);
-        let mut longer = bytes.clone();
-        longer.push(0);
-        // One byte after the full-table ROUTE_REQ makes a truncated one for a key.
-        let too_long = match expected {
-            Message::RouteRequest(RouteRequest::All) => MessageError::Truncated,
-            _ => MessageError::TrailingBytes,
-        };
+        // The link pads with zeros to a multiple of 16: up to 15 of them are padding.
+        for pad in 1..=MAX_PADDING {
+            let mut padded = bytes.clone();
+            padded.resize(bytes.len() + pad, 0);
+            assert_eq!(
+                Message::decode(&padded).unwrap(),
+                *expected,
+                "{pad} of padding"
+            );
+        }
+        let mut garbage = bytes.clone();
+        garbage.push(1);
         assert_eq!(
-            Message::decode(&longer).unwrap_err(),
-            too_long,
-            "{expected:?}"
+            Message::decode(&garbage).unwrap_err(),
+            MessageError::TrailingBytes,
+            "{expected:?} with a non-zero byte after it"
         );
+        if !matches!(expected, Message::RouteRequest(RouteRequest::All)) {
+            let mut too_long = bytes.clone();
+            too_long.resize(bytes.len() + MAX_PADDING + 1, 0);
+            assert_eq!(
+                Message::decode(&too_long).unwrap_err(),
+                MessageError::TrailingBytes,
+                "{expected:?} with more zeros than any padding"
+            );
+        }
         for cut in 1..bytes.len() {
             let decoded = Message::decode(&bytes[..cut]);
             if let Message::RouteRequest(RouteRequest::Key(_)) = expected {
-                if cut == ROUTE_REQ_ALL_LEN {
-                    // The kind byte alone is the full-table request.
-                    assert_eq!(decoded, Ok(Message::RouteRequest(RouteRequest::All)));
+                if cut <= ROUTE_REQ_ALL_LEN + MAX_PADDING {
+                    // Up to the short form's padded length it reads as the short form: the
+                    // kind byte alone is one, and key bytes after it are garbage unless zero.
+                    let short = decoded == Ok(Message::RouteRequest(RouteRequest::All));
+                    let zeros = bytes[1..cut].iter().all(|&b| b == 0);
+                    assert_eq!(short, zeros, "cut at {cut}");
+                    assert!(short || decoded == Err(MessageError::TrailingBytes));
                     continue;
                 }
             }
@@ -162,8 +180,15 @@ fn update_round_trips_and_refuses_every_truncation() {
             "cut {cut}"
         );
     }
+    let mut padded = bytes.clone();
+    padded.resize(bytes.len() + MAX_PADDING, 0);
+    assert_eq!(
+        Message::decode(&padded).unwrap(),
+        Message::decode(&bytes).unwrap(),
+        "the link's padding is not an entry"
+    );
     let mut trailing = bytes.clone();
-    trailing.push(0);
+    trailing.push(7);
     assert_eq!(
         Message::decode(&trailing).unwrap_err(),
         MessageError::TrailingBytes
