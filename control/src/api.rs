@@ -6,6 +6,7 @@
 //! The protocol is HTTP/1.0 over a Unix stream socket, one request per connection, so `curl
 //! --unix-socket /run/rovy/rovy0.sock http://node/v0/status` works as well as the CLI does:
 //! - `GET /v0/status` → `200`, `application/json`: a [`Status`], serialized on one line;
+//! - `GET /v0/route/list` → `200`, `application/json`: a [`RouteList`];
 //! - `GET /v0/ping` → `200`, `text/plain`: `ok`;
 //! - any other path → `404`, another method → `405`, a malformed or oversized request → `400`,
 //!   a request not complete within [`CLIENT_DEADLINE`] → `408`.
@@ -21,9 +22,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{FETCH_TIMEOUT, fetch_status, status_command};
-pub use render::render_status;
-pub use server::{ApiServer, CLIENT_DEADLINE, MAX_REQUEST_HEAD_LEN};
+pub use client::{FETCH_TIMEOUT, fetch_status, route_list_command, status_command};
+pub use render::{render_routes, render_status};
+pub use server::{Answers, ApiServer, CLIENT_DEADLINE, MAX_REQUEST_HEAD_LEN};
 pub use socket_path::{NetnsName, default_socket_path};
 
 /// Directory of the per-interface status sockets; nodes outside the initial network namespace
@@ -32,6 +33,9 @@ pub const SOCKET_DIR: &str = "/run/rovy";
 
 /// Request path of the node's [`Status`].
 pub const STATUS_PATH: &str = "/v0/status";
+
+/// Request path of the node's [`RouteList`].
+pub const ROUTES_PATH: &str = "/v0/route/list";
 
 /// Request path answered `ok` by a live node.
 pub const PING_PATH: &str = "/v0/ping";
@@ -63,6 +67,54 @@ pub struct Status {
     pub drops_total: u64,
     /// Configured peers, in config order.
     pub peers: Vec<PeerStatus>,
+    /// Live rovy links, by slot.
+    pub links: Vec<LinkStatus>,
+    /// Destinations the node has a route to.
+    pub routes: usize,
+}
+
+/// A live rovy link.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// The link's slot: the byte labels name it by at this node.
+    pub slot: u8,
+    /// The neighbour's public key.
+    pub public_key: String,
+    /// Round-trip time measured by HELLOs, once known.
+    pub rtt_ms: Option<u64>,
+}
+
+/// Every destination the node routes to, as `GET /v0/route/list` returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RouteList {
+    /// One entry per destination, ordered by metric, then address.
+    pub routes: Vec<RouteStatus>,
+}
+
+/// The route to one destination.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RouteStatus {
+    /// The destination's fc00::/8 address.
+    pub address: Option<String>,
+    /// The destination's PeerID.
+    pub peer_id: String,
+    /// The destination's public key.
+    pub public_key: String,
+    /// The label, slots joined by dots (`3.7`).
+    pub label: String,
+    /// Hops.
+    pub metric: u16,
+    /// The neighbour the route starts with (its public key), and the link's slot.
+    pub next_hop: String,
+    pub next_hop_slot: u8,
+    /// Seconds since the route was last refreshed.
+    pub age_secs: u64,
+    /// The origin's seqno the route carries (`None` for a way back learned from traffic).
+    pub seqno: Option<u32>,
+    /// `"announced"` or `"return-path"`.
+    pub source: String,
+    /// Other routes kept, through other first hops.
+    pub alternates: usize,
 }
 
 /// Counters of one worker thread.

@@ -94,19 +94,36 @@ enum Command {
         /// Config file to check.
         config: PathBuf,
     },
-    /// Show the status of the node running on this host: peers, traffic, workers, drops.
-    Status {
-        /// The node's status socket (default: /run/rovy/INTERFACE.sock, or
-        /// /run/rovy/netns/NSNAME/INTERFACE.sock when run inside a network namespace).
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-        /// Print the status as one line of JSON, for scripts.
-        #[arg(long)]
-        json: bool,
-        /// Interface of the node to ask, when no socket is given.
-        #[arg(long, default_value = "rovy0")]
-        interface: String,
+    /// Show the status of the node running on this host: peers, links, routes, traffic,
+    /// workers, drops.
+    Status(NodeQuery),
+    /// The overlay's routes.
+    Route {
+        #[command(subcommand)]
+        command: RouteCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RouteCommand {
+    /// Every destination the node has a route to: address, label, metric, next hop, age,
+    /// PeerID.
+    List(NodeQuery),
+}
+
+/// Which running node to ask, and how to print its answer.
+#[derive(Debug, clap::Args)]
+struct NodeQuery {
+    /// The node's API socket (default: /run/rovy/INTERFACE.sock, or
+    /// /run/rovy/netns/NSNAME/INTERFACE.sock when run inside a network namespace).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print the answer as one line of JSON, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Interface of the node to ask, when no socket is given.
+    #[arg(long, default_value = "rovy0")]
+    interface: String,
 }
 
 fn cores_parser() -> clap::builder::RangedI64ValueParser<u16> {
@@ -145,14 +162,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let config = Config::load(&config).map_err(|error| error.to_string())?;
             print_lines(&[&summary(&config)])?;
         }
+        (Some(Command::Status(q)), _) => {
+            print_lines(&[&api::status_command(q.socket, &q.interface, q.json)?])?;
+        }
         (
-            Some(Command::Status {
-                socket,
-                json,
-                interface,
+            Some(Command::Route {
+                command: RouteCommand::List(q),
             }),
             _,
-        ) => print_lines(&[&api::status_command(socket, &interface, json)?])?,
+        ) => print_lines(&[&api::route_list_command(q.socket, &q.interface, q.json)?])?,
         (None, Some(config)) => {
             let options = NodeOptions {
                 cores: cli.cores,

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::{TempDir, fc_key};
 use rovy_control::api::{
-    ApiServer, MAX_REQUEST_HEAD_LEN, PeerStatus, Status, WorkerStatus, fetch_status, render_status,
+    Answers, ApiServer, LinkStatus, MAX_REQUEST_HEAD_LEN, PeerStatus, RouteList, RouteStatus,
+    Status, WorkerStatus, fetch_status, render_routes, render_status,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_rovy-fast");
@@ -86,9 +87,51 @@ fn sample_status() -> Status {
                 persistent_keepalive: None,
             },
         ],
+        links: vec![LinkStatus {
+            slot: 3,
+            public_key: fc_key(2).public_key().to_string(),
+            rtt_ms: Some(12),
+        }],
+        routes: 2,
     };
     status.drops_from_workers();
     status
+}
+
+/// Two routes: the neighbour on slot 3, and a node two hops away through it.
+fn sample_routes() -> RouteList {
+    let route = |seed, label: &str, metric| {
+        let key = fc_key(seed).public_key();
+        RouteStatus {
+            address: key.address().map(|a| a.to_string()),
+            peer_id: key.peer_id(),
+            public_key: key.to_string(),
+            label: label.to_owned(),
+            metric,
+            next_hop: fc_key(2).public_key().to_string(),
+            next_hop_slot: 3,
+            age_secs: 4,
+            seqno: Some(1_700_000_000),
+            source: "announced".to_owned(),
+            alternates: 0,
+        }
+    };
+    RouteList {
+        routes: vec![route(2, "3", 1), route(4, "3.7", 2)],
+    }
+}
+
+/// A node that answers with fixed values.
+struct Fixed<'a>(&'a Status);
+
+impl Answers for Fixed<'_> {
+    fn status(&self) -> Status {
+        self.0.clone()
+    }
+
+    fn routes(&self) -> RouteList {
+        sample_routes()
+    }
 }
 
 /// Runs `client` on a thread while this thread serves `server`, as the control loop would.
@@ -100,7 +143,7 @@ fn while_serving<T: Send>(
     thread::scope(|scope| {
         let client = scope.spawn(client);
         while !client.is_finished() {
-            server.handle_ready(|| status.clone()).unwrap();
+            server.handle_ready(&Fixed(status)).unwrap();
             thread::sleep(Duration::from_millis(1));
         }
         client.join().unwrap()
@@ -230,6 +273,37 @@ fn cli_prints_json_or_a_summary() {
         String::from_utf8(output.stdout).unwrap(),
         format!("{}\n", render_status(&status))
     );
+}
+
+#[test]
+fn route_list_prints_json_or_a_table() {
+    let dir = TempDir::new();
+    let path = dir.path().join("rovy0.sock");
+    let socket = path.to_str().unwrap();
+    let server = ApiServer::bind(&path).unwrap();
+    let status = sample_status();
+
+    let output = while_serving(&server, &status, || {
+        rovy(&["route", "list", "--socket", socket, "--json"])
+    });
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let routes: RouteList = serde_json::from_str(stdout.trim_end()).unwrap();
+    assert_eq!(routes, sample_routes());
+
+    let output = while_serving(&server, &status, || {
+        rovy(&["route", "list", "--socket", socket])
+    });
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(table, format!("{}\n", render_routes(&sample_routes())));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and one line per route:\n{table}");
+    assert!(lines[0].starts_with("address") && lines[0].contains("next hop"));
+    let far = &sample_routes().routes[1];
+    assert!(lines[2].contains(far.address.as_deref().unwrap()));
+    assert!(lines[2].contains(" 3.7 ") && lines[2].contains(&far.peer_id));
+    assert_eq!(render_routes(&RouteList { routes: Vec::new() }), "no routes");
 }
 
 #[test]
@@ -371,7 +445,7 @@ fn silent_and_slow_clients_time_out() {
     let mut slow = UnixStream::connect(&path).unwrap();
     slow.write_all(b"GET /v0/sta").unwrap();
     let start = Instant::now();
-    server.handle_ready(|| status.clone()).unwrap();
+    server.handle_ready(&Fixed(&status)).unwrap();
     assert!(start.elapsed() < Duration::from_secs(5));
 
     let timed_out = text_answer("408 Request Timeout", "", "request incomplete\n");
@@ -521,6 +595,10 @@ peer: {wireguard_peer}
   allowed ips: (none)
   latest handshake: never
   transfer: 0 B received, 0 B sent
+
+links:
+  slot 3: {rovy_peer}, rtt 12 ms
+routes: 2
 
 workers:
   core 0: rx 1 packet (1023 B), tx 2048 packets (1.50 KiB), 1 TUN write, 7 drops

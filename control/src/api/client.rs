@@ -7,7 +7,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{STATUS_PATH, Status, default_socket_path, render_status};
+use super::{
+    ROUTES_PATH, RouteList, STATUS_PATH, Status, default_socket_path, render_routes, render_status,
+};
 
 /// How long the whole exchange with a node may take, connecting included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,25 +28,58 @@ pub fn status_command(
     interface: &str,
     json: bool,
 ) -> Result<String, String> {
-    let path = match socket {
-        Some(path) => path,
+    let path = socket_for(socket, interface)?;
+    let body = fetch(&path, STATUS_PATH)?;
+    let status = parse_status(&path, &body)?;
+    if json {
+        as_text(&path, body)
+    } else {
+        Ok(render_status(&status))
+    }
+}
+
+/// `rovy-fast route list`: the routes of the node on `socket` (or found by `interface`, as
+/// for [`status_command`]): one line of JSON if `json`, else [`render_routes`]'s table.
+///
+/// # Errors
+/// A one-line message, as [`status_command`]'s.
+pub fn route_list_command(
+    socket: Option<PathBuf>,
+    interface: &str,
+    json: bool,
+) -> Result<String, String> {
+    let path = socket_for(socket, interface)?;
+    let body = fetch(&path, ROUTES_PATH)?;
+    let routes: RouteList = serde_json::from_slice(&body).map_err(|error| {
+        format!(
+            "node on {} sent an unreadable route list: {error}",
+            path.display()
+        )
+    })?;
+    if json {
+        as_text(&path, body)
+    } else {
+        Ok(render_routes(&routes))
+    }
+}
+
+/// The socket to ask: `socket`, or the default one of `interface` in this namespace.
+fn socket_for(socket: Option<PathBuf>, interface: &str) -> Result<PathBuf, String> {
+    match socket {
+        Some(path) => Ok(path),
         None if interface.is_empty()
             || interface == "."
             || interface == ".."
             || interface.contains('/') =>
         {
-            return Err(format!("{interface:?} is not an interface name"));
+            Err(format!("{interface:?} is not an interface name"))
         }
-        None => default_socket_path(interface),
-    };
-    let body = fetch(&path, STATUS_PATH)?;
-    let status = parse_status(&path, &body)?;
-    if json {
-        String::from_utf8(body)
-            .map_err(|_| format!("node on {}: status is not UTF-8", path.display()))
-    } else {
-        Ok(render_status(&status))
+        None => Ok(default_socket_path(interface)),
     }
+}
+
+fn as_text(path: &Path, body: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(body).map_err(|_| format!("node on {}: answer is not UTF-8", path.display()))
 }
 
 /// Fetches the status of the node listening on `path`, within [`FETCH_TIMEOUT`].

@@ -1,7 +1,7 @@
-//! The human-readable form of a [`Status`], laid out like `wg show` so a WireGuard user reads
-//! it at sight.
+//! The human-readable forms of a [`Status`] (laid out like `wg show` so a WireGuard user reads
+//! it at sight) and of a [`RouteList`].
 
-use super::{PeerStatus, Status, WorkerStatus};
+use super::{PeerStatus, RouteList, Status, WorkerStatus};
 
 /// A multi-line summary of `status`, without a trailing newline: the interface, one block per
 /// peer, one line per worker, and drops by reason.
@@ -26,6 +26,19 @@ pub fn render_status(status: &Status) -> String {
         peer_lines(peer, &mut lines);
     }
     lines.push(String::new());
+    if status.links.is_empty() {
+        lines.push("links: none".to_owned());
+    } else {
+        lines.push("links:".to_owned());
+        lines.extend(status.links.iter().map(|link| {
+            let rtt = link
+                .rtt_ms
+                .map_or_else(String::new, |ms| format!(", rtt {ms} ms"));
+            format!("  slot {}: {}{rtt}", link.slot, link.public_key)
+        }));
+    }
+    lines.push(format!("routes: {}", status.routes));
+    lines.push(String::new());
     if status.workers.is_empty() {
         lines.push("workers: none".to_owned());
     } else {
@@ -45,6 +58,45 @@ pub fn render_status(status: &Status) -> String {
         );
     }
     lines.join("\n")
+}
+
+/// `rovy-fast route list`: one line per destination, as a table for people.
+pub fn render_routes(list: &RouteList) -> String {
+    if list.routes.is_empty() {
+        return "no routes".to_owned();
+    }
+    let header = ["address", "label", "metric", "next hop", "age", "peer id"].map(str::to_owned);
+    let mut rows = vec![header];
+    for route in &list.routes {
+        rows.push([
+            route.address.clone().unwrap_or_else(|| "-".to_owned()),
+            route.label.clone(),
+            route.metric.to_string(),
+            format!("{} ({})", short_key(&route.next_hop), route.next_hop_slot),
+            format!("{}s", route.age_secs),
+            route.peer_id.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|row| {
+            row.iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The first characters of a base64 key, enough to tell neighbours apart in a table.
+fn short_key(key: &str) -> &str {
+    key.get(..8).unwrap_or(key)
 }
 
 fn peer_lines(peer: &PeerStatus, lines: &mut Vec<String>) {

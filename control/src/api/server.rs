@@ -15,7 +15,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{PING_PATH, STATUS_PATH, Status};
+use super::{PING_PATH, ROUTES_PATH, RouteList, STATUS_PATH, Status};
 
 /// How long a client has to send its request, and again to take the answer.
 pub const CLIENT_DEADLINE: Duration = Duration::from_millis(100);
@@ -102,15 +102,15 @@ impl ApiServer {
     }
 
     /// Serves every pending connection, then returns; call it when the listener is readable.
-    /// `status` is called once per status request, so an idle node builds no snapshot.
+    /// `answers` builds each answer when a request asks for it.
     ///
     /// # Errors
     /// Accepting failed for a reason other than "nothing pending" (out of file descriptors,
     /// say); the connections left stay queued for the next call.
-    pub fn handle_ready(&self, status: impl Fn() -> Status) -> io::Result<()> {
+    pub fn handle_ready(&self, answers: &impl Answers) -> io::Result<()> {
         loop {
             match self.listener.accept() {
-                Ok((stream, _)) => serve(stream, &status),
+                Ok((stream, _)) => serve(stream, answers),
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(error)
                     if matches!(
@@ -210,12 +210,12 @@ fn with_context(error: io::Error, context: &str) -> io::Error {
 
 /// Answers one connection, or closes it silently if the client sent nothing and hung up (a
 /// liveness probe, see [`remove_stale_socket`]) or the connection failed.
-fn serve(mut stream: UnixStream, status: &dyn Fn() -> Status) {
+fn serve(mut stream: UnixStream, answers: &impl Answers) {
     if stream.set_nonblocking(false).is_err() {
         return;
     }
     let response = match read_request_head(&mut stream, Instant::now() + CLIENT_DEADLINE) {
-        Ok(head) => respond(&head, status),
+        Ok(head) => respond(&head, answers),
         Err(HeadError::TimedOut) => Response::text(408, "Request Timeout", "request incomplete"),
         Err(HeadError::TooLong) => Response::text(
             400,
@@ -311,7 +311,7 @@ fn write_all_by(stream: &mut UnixStream, mut bytes: &[u8], deadline: Instant) ->
 }
 
 /// Routes a request by its first line: `METHOD SP TARGET SP HTTP/1.x`. Headers are ignored.
-fn respond(head: &[u8], status: &dyn Fn() -> Status) -> Response {
+fn respond(head: &[u8], answers: &impl Answers) -> Response {
     let line = head.split(|&byte| byte == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let Ok(line) = std::str::from_utf8(line) else {
@@ -335,19 +335,20 @@ fn respond(head: &[u8], status: &dyn Fn() -> Status) -> Response {
         return response;
     }
     match target {
-        STATUS_PATH => match serde_json::to_vec(&status()) {
-            Ok(body) => Response {
-                code: 200,
-                reason: "OK",
-                content_type: "application/json",
-                body,
-                allow_get: false,
-            },
-            Err(error) => Response::text(500, "Internal Server Error", &error.to_string()),
-        },
+        STATUS_PATH => Response::json(&answers.status()),
+        ROUTES_PATH => Response::json(&answers.routes()),
         PING_PATH => Response::text(200, "OK", "ok"),
         _ => Response::text(404, "Not Found", "no such path"),
     }
+}
+
+/// What a node answers its API with: each built only when a request asks for it, so an idle
+/// node builds nothing.
+pub trait Answers {
+    /// The node's status.
+    fn status(&self) -> Status;
+    /// The node's routes.
+    fn routes(&self) -> RouteList;
 }
 
 #[derive(Debug)]
@@ -361,6 +362,20 @@ struct Response {
 }
 
 impl Response {
+    /// A `200` with `value` as JSON.
+    fn json(value: &impl serde::Serialize) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response {
+                code: 200,
+                reason: "OK",
+                content_type: "application/json",
+                body,
+                allow_get: false,
+            },
+            Err(error) => Response::text(500, "Internal Server Error", &error.to_string()),
+        }
+    }
+
     /// A `text/plain` response whose body is `message` and a newline.
     fn text(code: u16, reason: &'static str, message: &str) -> Self {
         Self {

@@ -5,6 +5,7 @@
 //! core, see `rovy_dataplane::worker`) carry the data; they hand handshake messages over a
 //! bounded queue and publish activity that the tick turns into timer events.
 
+mod overlay;
 mod setup;
 mod status;
 #[cfg(test)]
@@ -28,7 +29,7 @@ use rovy_dataplane::tables::Tables;
 use rovy_dataplane::worker::{ControlLink, Worker};
 
 use crate::api::{self, ApiServer};
-use crate::config::Config;
+use crate::config::{Config, PeerKind};
 use crate::cpus::{self, CpuList};
 use crate::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
 
@@ -172,7 +173,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     ));
     let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
     let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
-    let (frames_tx, _frames_rx) = bounded_queue(FRAME_QUEUE);
+    let (frames_tx, frames_rx) = bounded_queue(FRAME_QUEUE);
     let shutdown = Arc::new(AtomicBool::new(false));
     let control_sockets = sockets.first().cloned().unwrap_or_default();
     let socket_is_v6: Vec<bool> = listen.iter().map(SocketAddr::is_ipv6).collect();
@@ -236,6 +237,31 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         }
     );
 
+    let drops = Arc::new(WorkerCounters::default());
+    let neighbours = config
+        .peers
+        .iter()
+        .zip(dataplane.tables().peers.iter())
+        .map(|(peer, shared)| {
+            (
+                peer.public_key.0,
+                Arc::clone(shared),
+                peer.kind == PeerKind::Rovy,
+            )
+        })
+        .collect();
+    let unix_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    let overlay = overlay::Overlay::new(
+        *protocol.public_key(),
+        neighbours,
+        frames_rx,
+        Arc::clone(&dataplane),
+        Arc::clone(&drops),
+        unix_secs,
+        origin.elapsed(),
+    );
     let mut control = Control {
         protocol,
         origin,
@@ -244,11 +270,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         socket_is_v6,
         send: SendBatch::new(4),
         under_load_until: None,
-        drops: WorkerCounters::default(),
+        drops,
         workers: counters_all,
         status: static_status,
         mtu: usize::from(config.interface.mtu),
         threads,
+        overlay: Some(overlay),
     };
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
@@ -257,6 +284,29 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let _ = sys::delete_link(&name);
     eprintln!("rovy-fast: {name} down");
     result
+}
+
+/// What the control thread answers its API with, as of `now`.
+struct NodeAnswers<'a> {
+    control: &'a Control,
+    now: Duration,
+}
+
+impl api::Answers for NodeAnswers<'_> {
+    fn status(&self) -> api::Status {
+        let c = self.control;
+        c.status.snapshot(
+            self.now,
+            &c.protocol,
+            &c.workers,
+            &c.drops,
+            c.overlay.as_ref(),
+        )
+    }
+
+    fn routes(&self) -> api::RouteList {
+        status::route_list(self.now, self.control.overlay.as_ref())
+    }
 }
 
 /// The control thread's state.
@@ -268,14 +318,17 @@ struct Control {
     socket_is_v6: Vec<bool>,
     send: SendBatch,
     under_load_until: Option<Duration>,
-    /// Drops decided on the control thread (handshakes).
-    drops: WorkerCounters,
+    /// Drops decided on the control thread (handshakes, routing frames).
+    drops: Arc<WorkerCounters>,
     workers: Vec<Arc<WorkerCounters>>,
     status: status::StaticStatus,
     /// The TUN MTU, for sealing staged packets.
     mtu: usize,
     /// The workers; one that ends stops the node.
     threads: workers::WorkerThreads,
+    /// Routing over the rovy links; taken out while it runs a turn, which sends through
+    /// this control thread's sockets.
+    overlay: Option<overlay::Overlay>,
 }
 
 impl Control {
@@ -306,13 +359,13 @@ impl Control {
             backlog = self.drain_handshakes();
             self.transmit();
             self.send_staged();
+            self.overlay_turn();
             if tokens.contains(&TOKEN_API) {
-                let now = self.now();
-                let snapshot = || {
-                    self.status
-                        .snapshot(now, &self.protocol, &self.workers, &self.drops)
+                let answers = NodeAnswers {
+                    control: self,
+                    now: self.now(),
                 };
-                if let Err(e) = api.handle_ready(snapshot) {
+                if let Err(e) = api.handle_ready(&answers) {
                     eprintln!("rovy-fast: API socket: {e}");
                 }
             }
@@ -388,6 +441,16 @@ impl Control {
                 });
             }
         }
+    }
+
+    /// Lets the overlay run: links, routing frames, routing timers and messages.
+    fn overlay_turn(&mut self) {
+        let Some(mut overlay) = self.overlay.take() else {
+            return;
+        };
+        let now = self.now();
+        overlay.turn(now, |dst, bytes| self.send_by_family(dst, bytes));
+        self.overlay = Some(overlay);
     }
 
     /// Sends `bytes` to `dst` from the first UDP socket of its address family.

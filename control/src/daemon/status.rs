@@ -8,9 +8,12 @@ use std::sync::atomic::Ordering;
 
 use rovy_dataplane::counters::WorkerCounters;
 
-use crate::api::{PeerStatus, Status, WorkerStatus};
+use super::overlay::Overlay;
+use crate::api::{LinkStatus, PeerStatus, RouteList, RouteStatus, Status, WorkerStatus};
 use crate::config::{Config, PeerKind};
+use crate::keys::PublicKey;
 use crate::protocol::{PeerIdx, Protocol};
+use crate::routing::RouteSource;
 
 /// The parts of the status that do not change while the node runs.
 pub struct StaticStatus {
@@ -59,6 +62,8 @@ impl StaticStatus {
                 drops: BTreeMap::new(),
                 drops_total: 0,
                 peers,
+                links: Vec::new(),
+                routes: 0,
             },
             worker_cores,
         }
@@ -72,8 +77,21 @@ impl StaticStatus {
         protocol: &Protocol,
         workers: &[Arc<WorkerCounters>],
         control: &WorkerCounters,
+        overlay: Option<&Overlay>,
     ) -> Status {
         let mut status = self.template.clone();
+        if let Some(overlay) = overlay {
+            let router = overlay.router();
+            status.links = router
+                .links()
+                .map(|(slot, key)| LinkStatus {
+                    slot: slot.get(),
+                    public_key: PublicKey(*key).to_string(),
+                    rtt_ms: router.link_rtt(slot).map(|rtt| rtt.as_millis() as u64),
+                })
+                .collect();
+            status.routes = router.destinations();
+        }
         for (i, peer) in status.peers.iter_mut().enumerate() {
             if let Some(p) = protocol.peer(PeerIdx(i)) {
                 peer.endpoint = p.endpoint().map(|e| e.to_string());
@@ -103,6 +121,45 @@ impl StaticStatus {
         }
         status
     }
+}
+
+/// Every route of `overlay` as `route list` shows it, by metric then address.
+pub fn route_list(now: Duration, overlay: Option<&Overlay>) -> RouteList {
+    let Some(overlay) = overlay else {
+        return RouteList { routes: Vec::new() };
+    };
+    let router = overlay.router();
+    let neighbour = |slot| {
+        router
+            .links()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, key)| PublicKey(*key).to_string())
+            .unwrap_or_default()
+    };
+    let mut routes: Vec<RouteStatus> = router
+        .routes(now)
+        .map(|info| {
+            let key = PublicKey(*info.key);
+            RouteStatus {
+                address: key.address().map(|a| a.to_string()),
+                peer_id: key.peer_id(),
+                public_key: key.to_string(),
+                label: info.route.label.to_string(),
+                metric: info.route.metric,
+                next_hop: neighbour(info.route.next_hop),
+                next_hop_slot: info.route.next_hop.get(),
+                age_secs: info.age.as_secs(),
+                seqno: info.seqno,
+                source: match info.source {
+                    RouteSource::Announced => "announced".to_owned(),
+                    RouteSource::ReturnPath => "return-path".to_owned(),
+                },
+                alternates: info.alternates().count(),
+            }
+        })
+        .collect();
+    routes.sort_by(|a, b| (a.metric, &a.address).cmp(&(b.metric, &b.address)));
+    RouteList { routes }
 }
 
 fn named(counters: &WorkerCounters) -> BTreeMap<String, u64> {

@@ -56,11 +56,12 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         socket_is_v6: Vec::new(),
         send: SendBatch::new(4),
         under_load_until: None,
-        drops: WorkerCounters::default(),
+        drops: Default::default(),
         workers: Vec::new(),
         status: status::StaticStatus::new(&config, "epoll", &[], &[], Vec::new()),
         mtu: 1420,
         threads: workers::WorkerThreads::default(),
+        overlay: None,
     };
     (control, tx)
 }

@@ -1,0 +1,258 @@
+//! The overlay as the control thread runs it: the routing core ([`Router`]) wired to the node's
+//! links. A rovy peer's link is up while it has a session and was heard from lately; its router
+//! slot is then its slot in the dataplane's link table, so the labels routing builds are the
+//! labels the workers switch on. Routing messages travel as rovy frames inside the links'
+//! WireGuard data messages, sealed here and received from the workers' frame queue.
+//!
+//! Frames whose label ends at this node arrive here too. A PING is answered with a PONG along
+//! the way back (traceroute's hops); the others wait for end-to-end sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rovy_dataplane::DropReason;
+use rovy_dataplane::buf::{LINK_PAYLOAD_AT, buffer_len};
+use rovy_dataplane::control_queue::FrameReceiver;
+use rovy_dataplane::counters::WorkerCounters;
+use rovy_dataplane::link_addr::LinkAddr;
+use rovy_dataplane::peer::PeerShared;
+use rovy_dataplane::pipeline::Dataplane;
+use rovy_dataplane::route::PeerSlot;
+use rovy_dataplane::switch::way_back;
+use rovy_dataplane::wire::frame::{FrameKind, PONG_LEN, PingFrame, PongFrame};
+use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
+
+use crate::routing::{LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, Slot};
+
+/// Frames taken from the queue per loop turn, so a flood of them cannot hold the loop.
+const FRAMES_PER_TURN: usize = 64;
+
+/// Largest routing message written: its link plaintext, padded to 16, stays within what a
+/// receiving worker hands its control thread.
+const ROUTING_MESSAGE_MAX_LEN: usize = FRAME_MSG_MAX_LEN - 16;
+
+/// A configured rovy peer, as the overlay sees it.
+#[derive(Debug)]
+struct Neighbour {
+    key: NodeKey,
+    shared: Arc<PeerShared>,
+    /// Its router slot while its link is up.
+    slot: Option<Slot>,
+}
+
+/// The routing state of a node and its links.
+#[derive(Debug)]
+pub(super) struct Overlay {
+    router: Router,
+    /// By configured peer; `None` for plain WireGuard peers.
+    neighbours: Vec<Option<Neighbour>>,
+    /// The configured peer on each router slot.
+    on_slot: Vec<Option<PeerSlot>>,
+    frames: FrameReceiver,
+    dataplane: Arc<Dataplane>,
+    /// One link datagram: sealed messages are laid out here.
+    buf: Vec<u8>,
+    mtu: usize,
+    /// The control thread's drop counters.
+    drops: Arc<WorkerCounters>,
+}
+
+impl Overlay {
+    /// The overlay of node `key` over `peers` (configured order: key, shared state, whether
+    /// it is a rovy node), fed by `frames`, counting drops in `drops`.
+    pub(super) fn new(
+        key: NodeKey,
+        peers: Vec<(NodeKey, Arc<PeerShared>, bool)>,
+        frames: FrameReceiver,
+        dataplane: Arc<Dataplane>,
+        drops: Arc<WorkerCounters>,
+        unix_secs: u64,
+        now: Duration,
+    ) -> Self {
+        let mtu = dataplane.mtu();
+        let neighbours = peers
+            .into_iter()
+            .map(|(key, shared, rovy)| {
+                rovy.then_some(Neighbour {
+                    key,
+                    shared,
+                    slot: None,
+                })
+            })
+            .collect();
+        Overlay {
+            router: Router::new(key, unix_secs, now),
+            neighbours,
+            on_slot: vec![None; 256],
+            frames,
+            dataplane,
+            buf: vec![0; buffer_len(mtu)],
+            mtu,
+            drops,
+        }
+    }
+
+    /// The routing state, for status and `route list`.
+    pub(super) fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The configured peer behind router slot `slot`.
+    pub(super) fn peer_on(&self, slot: Slot) -> Option<PeerSlot> {
+        self.on_slot[usize::from(slot.get())]
+    }
+
+    /// One turn: links up and down, frames from the workers, timers, and what routing sends.
+    /// Datagrams to send go to `send`.
+    pub(super) fn turn(&mut self, now: Duration, mut send: impl FnMut(LinkAddr, &[u8])) {
+        self.sync_links(now);
+        for _ in 0..FRAMES_PER_TURN {
+            let Some(msg) = self.frames.pop() else {
+                break;
+            };
+            self.handle_frame(now, &msg, &mut send);
+        }
+        self.router.handle_timeout(now);
+        self.apply_events(now);
+        self.transmit(now, &mut send);
+    }
+
+    /// Brings up the link of every rovy peer with a session heard from within
+    /// [`LINK_DEAD_AFTER`]; the router takes links down itself when they fall silent.
+    fn sync_links(&mut self, now: Duration) {
+        for peer in 0..self.neighbours.len() {
+            let Some(neighbour) = self.neighbours[peer].as_ref() else {
+                continue;
+            };
+            if neighbour.slot.is_some() {
+                continue;
+            }
+            let heard = neighbour.shared.activity().any_received;
+            let live = neighbour.shared.sessions().current().is_some()
+                && heard.is_some_and(|t| now.saturating_sub(t) < LINK_DEAD_AFTER);
+            if !live {
+                continue;
+            }
+            let Ok(slot) = self.router.link_up(neighbour.key, now) else {
+                continue;
+            };
+            let shared = Arc::clone(&neighbour.shared);
+            let tables = self.dataplane.shared_tables();
+            let mut next = tables.snapshot();
+            if next.links.insert(slot.get(), shared) {
+                tables.store(next);
+            }
+            self.on_slot[usize::from(slot.get())] = Some(peer as PeerSlot);
+            if let Some(neighbour) = self.neighbours[peer].as_mut() {
+                neighbour.slot = Some(slot);
+            }
+        }
+    }
+
+    /// Applies what the router decided: dead links leave the link table.
+    fn apply_events(&mut self, now: Duration) {
+        while let Some(event) = self.router.poll_event() {
+            if let RouteEvent::LinkDead { slot } = event {
+                self.link_gone(slot, now);
+            }
+        }
+    }
+
+    fn link_gone(&mut self, slot: Slot, now: Duration) {
+        let tables = self.dataplane.shared_tables();
+        let mut next = tables.snapshot();
+        next.links.remove(slot.get());
+        tables.store(next);
+        if let Some(peer) = self.on_slot[usize::from(slot.get())].take() {
+            if let Some(Some(neighbour)) = self.neighbours.get_mut(usize::from(peer)) {
+                neighbour.slot = None;
+            }
+        }
+        let _ = self.router.link_down(slot, now);
+    }
+
+    /// A frame from the workers: a routing message for the router, or a frame whose label
+    /// ends here.
+    fn handle_frame(
+        &mut self,
+        now: Duration,
+        msg: &FrameMsg,
+        send: &mut impl FnMut(LinkAddr, &[u8]),
+    ) {
+        let Some(frame) = msg.bytes.get(..msg.len) else {
+            return self.drops.count_drop(DropReason::BadLength);
+        };
+        let slot = self
+            .neighbours
+            .get(usize::from(msg.peer))
+            .and_then(|n| n.as_ref())
+            .and_then(|n| n.slot);
+        let Some(slot) = slot else {
+            return self.drops.count_drop(DropReason::DeadSlot);
+        };
+        self.router.link_heard(slot, now);
+        match frame.first().copied().and_then(FrameKind::from_byte) {
+            Some(FrameKind::Ping) => self.answer_ping(now, frame, send),
+            Some(kind) if kind.is_routed() => self.drops.count_drop(DropReason::UnknownFrame),
+            Some(_) => {
+                if self.router.handle_message(slot, frame, now).is_err() {
+                    self.drops.count_drop(DropReason::UnknownFrame);
+                }
+            }
+            None => self.drops.count_drop(DropReason::UnknownFrame),
+        }
+    }
+
+    /// Answers a PING whose label ended here with a PONG along the way back, carrying this
+    /// node's key: the hop traceroute names.
+    fn answer_ping(&mut self, now: Duration, frame: &[u8], send: &mut impl FnMut(LinkAddr, &[u8])) {
+        let Ok(ping) = PingFrame::new_checked(frame) else {
+            return self.drops.count_drop(DropReason::FrameTruncated);
+        };
+        let back = way_back(&ping.header());
+        let (id, key) = (ping.id(), *self.router.key());
+        let Some(first) = back.first().and_then(Slot::new) else {
+            return self.drops.count_drop(DropReason::BadLabel);
+        };
+        let out = &mut self.buf[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + PONG_LEN];
+        let mut pong = PongFrame::new_unchecked(&mut out[..]);
+        pong.fill_header(&back);
+        pong.set_id(id);
+        pong.set_public_key(&key);
+        self.seal_and_send(now, first, PONG_LEN, send);
+    }
+
+    /// Sends what the router has to say, each message sealed for its link.
+    fn transmit(&mut self, now: Duration, send: &mut impl FnMut(LinkAddr, &[u8])) {
+        let end = LINK_PAYLOAD_AT + ROUTING_MESSAGE_MAX_LEN.min(self.mtu);
+        while let Some((slot, len)) = self
+            .router
+            .poll_transmit(now, &mut self.buf[LINK_PAYLOAD_AT..end])
+        {
+            self.seal_and_send(now, slot, len, send);
+        }
+    }
+
+    /// Seals the `len` bytes at `buf[LINK_PAYLOAD_AT..]` for the link on `slot` and sends them.
+    fn seal_and_send(
+        &mut self,
+        now: Duration,
+        slot: Slot,
+        len: usize,
+        send: &mut impl FnMut(LinkAddr, &[u8]),
+    ) {
+        let Some(peer) = self.peer_on(slot) else {
+            return self.drops.count_drop(DropReason::DeadSlot);
+        };
+        let Some(Some(neighbour)) = self.neighbours.get(usize::from(peer)) else {
+            return self.drops.count_drop(DropReason::DeadSlot);
+        };
+        match neighbour
+            .shared
+            .seal_link(now, &mut self.buf, len, self.mtu)
+        {
+            Ok((sealed, dst)) => send(dst, &self.buf[..sealed]),
+            Err(reason) => self.drops.count_drop(reason),
+        }
+    }
+}
