@@ -84,11 +84,11 @@ fuzz_target!(|input: Input| {
     };
     let src = SocketAddr::new(ip, input.port);
     let other_src = SocketAddr::new(ip, input.port.wrapping_add(1));
-    if let IpAddr::V6(v6) = ip {
-        if let Some(v4) = v6.to_ipv4_mapped() {
-            let as_v4 = SocketAddr::new(v4.into(), input.port);
-            assert_eq!(checker.cookie(src), checker.cookie(as_v4), "mapped source");
-        }
+    if let IpAddr::V6(v6) = ip
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        let as_v4 = SocketAddr::new(v4.into(), input.port);
+        assert_eq!(checker.cookie(src), checker.cookie(as_v4), "mapped source");
     }
 
     // Any message, any offset.

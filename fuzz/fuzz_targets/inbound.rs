@@ -40,9 +40,21 @@ struct Input {
 
 #[derive(Debug, Arbitrary)]
 struct Plaintext {
-    /// Make the IPv4/IPv6 length field agree with the bytes (else they go as they are).
-    fix_length: bool,
+    shape: Shape,
     bytes: Vec<u8>,
+}
+
+/// How much of an IP header the harness fixes up, so that sealed packets reach every check.
+#[derive(Debug, Arbitrary)]
+enum Shape {
+    /// The bytes as they are.
+    AsIs,
+    /// The IPv4/IPv6 length field set to agree with the bytes.
+    FixLength,
+    /// An IPv4 header from the allowed source, its length agreeing.
+    AllowedV4,
+    /// An IPv6 header from the allowed /64, its length agreeing.
+    AllowedV6,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -92,9 +104,7 @@ fuzz_target!(|input: Input| {
     for plaintext in input.plaintexts.iter().take(32) {
         let mut bytes = plaintext.bytes.clone();
         bytes.truncate(MTU);
-        if plaintext.fix_length {
-            fix_length(&mut bytes);
-        }
+        shape(&plaintext.shape, &mut bytes);
         let mut buf = vec![0u8; buffer_len(MTU)];
         buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(&bytes);
         let len = sender
@@ -179,6 +189,25 @@ fuzz_target!(|input: Input| {
 
 fn v6_prefix_addr() -> Ipv6Addr {
     Ipv6Addr::from(u128::from(ALLOWED_V6_PREFIX) << 64)
+}
+
+/// Applies `shape` to a plaintext of at most the MTU.
+fn shape(shape: &Shape, bytes: &mut Vec<u8>) {
+    match shape {
+        Shape::AsIs => return,
+        Shape::FixLength => {}
+        Shape::AllowedV4 => {
+            bytes.resize(bytes.len().max(20), 0);
+            bytes[0] = 0x45;
+            bytes[12..16].copy_from_slice(&ALLOWED_V4.octets());
+        }
+        Shape::AllowedV6 => {
+            bytes.resize(bytes.len().max(40), 0);
+            bytes[0] = 0x60 | (bytes[0] & 0x0f);
+            bytes[8..16].copy_from_slice(&ALLOWED_V6_PREFIX.to_be_bytes());
+        }
+    }
+    fix_length(bytes);
 }
 
 /// Sets the IP length field from the bytes, so the packet is sound but for what the fuzzer

@@ -166,13 +166,14 @@ fn check_segments(hdr: &VnetHdr, packet: &[u8], out: &[Vec<u8>]) {
             assert_eq!(body.len(), gso_size, "only the last segment is short");
         }
         // Fields that are rewritten per segment; everything else is copied.
-        let mut changed = vec![2..4, 10..12];
+        // IPv6: payload length. IPv4: total length, identification, header checksum.
+        let mut changed = Vec::new();
         if input.v6 {
-            changed = vec![4..6];
+            changed.push(4..6);
         } else {
             let id = be16(packet, 4).wrapping_add(i as u16);
             assert_eq!(be16(seg, 4), id, "segment {i}: IPv4 id");
-            changed.push(4..6);
+            changed.extend([2..4, 4..6, 10..12]);
         }
         let l4 = ip_len;
         if tcp {
@@ -200,7 +201,8 @@ fn check_segments(hdr: &VnetHdr, packet: &[u8], out: &[Vec<u8>]) {
                 seg.len() - ip_len,
                 "UDP length"
             );
-            changed.extend([l4 + 4..l4 + 8]);
+            // Length and checksum.
+            changed.push(l4 + 4..l4 + 8);
         }
         let mut copied = seg[..header_len].to_vec();
         let mut original = packet[..header_len].to_vec();
