@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests (including the in-process
-# interop tests against boringtun), a build of the benchmarks, and the end-to-end tests: two
+# interop tests against boringtun), a build of the benchmarks, a smoke pass of every fuzz target
+# (its committed corpus replayed, then a short run), and the end-to-end tests: two
 # nodes in network namespaces over real TUN devices and UDP, against each other and against
 # boringtun-cli and wireguard-go, on both worker backends, and scripts/demo.sh itself (whole
 # and interrupted). Run as root on a fresh machine:
 #   sudo scripts/test.sh
 # (installs iperf3, iproute2, wireguard-tools, wireguard-go with apt and boringtun-cli with
-# cargo into target/peers when they are missing).
+# cargo into target/peers, and cargo-fuzz into target/fuzz-tools, when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== benches build"
 cargo bench --workspace --locked --no-run
+echo "== fuzz smoke (every committed corpus input replayed, then 20 000 executions per target)"
+scripts/fuzz.sh --smoke
 echo "== instructions per packet (callgrind; fails on a regression over 10 %)"
 scripts/callgrind-pipeline.sh --check
 echo "== the demo (README's first command): replies over IPv4 and fc00, nothing left behind"
