@@ -39,6 +39,9 @@ pub const DEFAULT_MTU: u16 = 1420;
 /// IPv6 overlay and IPv6 needs links of 1280 bytes; at most 9000, the common jumbo-frame size,
 /// because packet buffers are fixed-size and sized for the largest MTU allowed.
 pub const MTU_RANGE: RangeInclusive<u16> = 1280..=9000;
+/// The least `mtu` with a rovy peer (see [`rovy_dataplane::buf::OVERLAY_MIN_MTU`]).
+const OVERLAY_MIN_MTU: u16 = rovy_dataplane::buf::OVERLAY_MIN_MTU as u16;
+const OVERLAY_OVERHEAD: u16 = rovy_dataplane::buf::OVERLAY_OVERHEAD as u16;
 
 /// Worker threads, one per core.
 pub const CORES_RANGE: RangeInclusive<u16> = 1..=256;
@@ -249,6 +252,22 @@ impl Loader<'_> {
             )?;
             peer_by_key.insert(peer.config.public_key, peer.path.clone());
             peers.push(peer);
+        }
+        let rovy_peer = peers.iter().any(|p| p.config.kind == PeerKind::Rovy);
+        if rovy_peer && interface.mtu < OVERLAY_MIN_MTU {
+            return Err(ConfigError {
+                file: self.source.file.to_owned(),
+                key: Some("interface.mtu".to_owned()),
+                location: None,
+                problem: format!(
+                    "{} is below {OVERLAY_MIN_MTU}, the least a link to a rovy peer needs: \
+                     overlay packets carry {OVERLAY_OVERHEAD} bytes of frame and end-to-end \
+                     session inside the link, and IPv6 needs {} bytes of packet (raise mtu, \
+                     or make every peer kind = \"wireguard\")",
+                    interface.mtu,
+                    OVERLAY_MIN_MTU - OVERLAY_OVERHEAD
+                ),
+            });
         }
         Ok(Config {
             interface,

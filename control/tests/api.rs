@@ -303,7 +303,10 @@ fn route_list_prints_json_or_a_table() {
     let far = &sample_routes().routes[1];
     assert!(lines[2].contains(far.address.as_deref().unwrap()));
     assert!(lines[2].contains(" 3.7 ") && lines[2].contains(&far.peer_id));
-    assert_eq!(render_routes(&RouteList { routes: Vec::new() }), "no routes");
+    assert_eq!(
+        render_routes(&RouteList { routes: Vec::new() }),
+        "no routes"
+    );
 }
 
 #[test]

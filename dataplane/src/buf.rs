@@ -26,6 +26,12 @@ pub const LINK_HEADER_LEN: usize = DATA_HEADER_LEN;
 pub const UPPER_HEADER_LEN: usize = DATA_HEADER_LEN;
 /// Where an outbound packet is read: behind every header that may precede it.
 pub const PACKET_AT: usize = LINK_HEADER_LEN + ROUTED_HEADER_LEN + UPPER_HEADER_LEN;
+/// What the overlay adds inside a link's payload: the routed frame header, and the upper
+/// session's data header and tag. The fc00::/8 route carries `mtu - OVERLAY_OVERHEAD`.
+pub const OVERLAY_OVERHEAD: usize = ROUTED_HEADER_LEN + UPPER_HEADER_LEN + TAG_LEN;
+/// The least link MTU the overlay works over: IPv6's minimum of 1280 plus the overhead.
+pub const OVERLAY_MIN_MTU: usize = 1280 + OVERLAY_OVERHEAD;
+
 /// Where the link plaintext of a datagram read at offset 0 starts.
 pub const LINK_PAYLOAD_AT: usize = LINK_HEADER_LEN;
 /// Room after a packet of MTU size: padding to 16 never passes the MTU, so two tags (upper and
@@ -81,6 +87,12 @@ mod tests {
             PACKET_AT,
             "a received routed packet lands where an outbound one is read"
         );
+    }
+
+    #[test]
+    fn the_overlay_needs_48_bytes_and_an_mtu_of_1328() {
+        assert_eq!(OVERLAY_OVERHEAD, 48);
+        assert_eq!(OVERLAY_MIN_MTU, 1328);
     }
 
     #[test]

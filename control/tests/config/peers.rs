@@ -155,3 +155,23 @@ fn duplicate_own_and_low_order_peer_keys() {
         )
     );
 }
+
+#[test]
+fn a_rovy_peer_needs_an_mtu_the_overlay_fits_in() {
+    let key = peer_key(1);
+    let rovy = format!("mtu = 1327\n[[peer]]\npublic_key = \"{key}\"\n");
+    assert_eq!(
+        error(&peers(&rovy)),
+        "rovy0.toml: interface.mtu: 1327 is below 1328, the least a link to a rovy peer needs: \
+         overlay packets carry 48 bytes of frame and end-to-end session inside the link, and \
+         IPv6 needs 1280 bytes of packet (raise mtu, or make every peer kind = \"wireguard\")"
+    );
+    let wireguard = format!("mtu = 1280\n[[peer]]\npublic_key = \"{key}\"\nkind = \"wireguard\"\n");
+    assert_eq!(parse(&peers(&wireguard)).unwrap().interface.mtu, 1280);
+    let enough = format!("mtu = 1328\n[[peer]]\npublic_key = \"{key}\"\n");
+    assert_eq!(parse(&peers(&enough)).unwrap().interface.mtu, 1328);
+    assert!(
+        parse(&with_interface("mtu = 1280\n")).is_ok(),
+        "no peer, no overlay"
+    );
+}
