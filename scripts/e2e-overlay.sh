@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# Routes the nodes find themselves, across real processes: a chain of N nodes (default 5), each
-# in its own namespace and peered only with its neighbours (kind = "rovy", no allowed_ips), must
-# converge so that every node has a route to every other, with the true hop count as metric and
-# a label of that many slots; then the middle node stops, and the ends must lose the nodes behind
-# it. Runs on the given worker backend (default uring). Needs root; cleans up on exit.
-#   sudo scripts/e2e-overlay.sh [--backend uring|epoll] [--nodes N] [--no-build]
+# Routes the nodes find themselves, across real processes: N nodes, each in its own namespace and
+# peered only with its neighbours (kind = "rovy", no allowed_ips), must converge so that every
+# node has a route to every other, with the true hop count (BFS over the topology) as metric and
+# a label of that many slots. Topologies: `chain` of N (default 5), whose middle node then stops
+# and the first node must lose the nodes behind it; `mesh` of 8, a ring with two chords. Runs on
+# the given worker backend (default uring). Needs root; cleans up on exit.
+#   sudo scripts/e2e-overlay.sh [--backend uring|epoll] [--topology chain|mesh] [--nodes N] [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/node.sh
 source scripts/lib/node.sh
 
-backend=uring; nodes=5; build=1
+backend=uring; topology=chain; nodes=5; build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --backend) backend="$2"; shift 2 ;;
+    --topology) topology="$2"; shift 2 ;;
     --nodes) nodes="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    *) echo "usage: $0 [--backend uring|epoll] [--nodes N] [--no-build]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--backend uring|epoll] [--topology chain|mesh] [--nodes N] [--no-build]" >&2; exit 2 ;;
   esac
 done
+# The links, as pairs of node numbers.
+links=()
+case "$topology" in
+  chain) for i in $(seq 1 $((nodes - 1))); do links+=("$i $((i + 1))"); done ;;
+  mesh)
+    nodes=8
+    for i in $(seq 1 8); do links+=("$i $((i % 8 + 1))"); done
+    links+=("1 5" "3 7")
+    ;;
+  *) echo "unknown topology $topology" >&2; exit 2 ;;
+esac
 [ "$build" = 0 ] || cargo build --quiet --release --locked -p rovy-control
 bin=${ROVY_FAST_BIN:-$PWD/target/release/rovy-fast}
 dir=$(mktemp -d)
-label="overlay[$backend,chain-$nodes]"
+label="overlay[$backend,$topology-$nodes]"
 ns=(); pids=()
 for i in $(seq 1 "$nodes"); do ns+=("rf-$$-ov$i"); done
 cleanup() {
@@ -39,14 +52,19 @@ fail() {
 }
 
 for n in "${ns[@]}"; do ip netns add "$n"; ip -n "$n" link set lo up; done
-# Link i joins node i (10.210.i.1) and node i+1 (10.210.i.2).
-for i in $(seq 1 $((nodes - 1))); do
-  a=${ns[$((i - 1))]}; b=${ns[$i]}
-  ip link add "rfo$$l${i}a" type veth peer name "rfo$$l${i}b"
-  ip link set "rfo$$l${i}a" netns "$a"; ip link set "rfo$$l${i}b" netns "$b"
-  ip -n "$a" addr add "10.210.$i.1/24" dev "rfo$$l${i}a"
-  ip -n "$b" addr add "10.210.$i.2/24" dev "rfo$$l${i}b"
-  ip -n "$a" link set "rfo$$l${i}a" up; ip -n "$b" link set "rfo$$l${i}b" up
+# Link k joins node a (10.210.k.1) and node b (10.210.k.2).
+k=0
+declare -A endpoint_of
+for pair in "${links[@]}"; do
+  k=$((k + 1))
+  read -r a b <<<"$pair"
+  ip link add "rfo$$l${k}a" type veth peer name "rfo$$l${k}b"
+  ip link set "rfo$$l${k}a" netns "${ns[$((a - 1))]}"; ip link set "rfo$$l${k}b" netns "${ns[$((b - 1))]}"
+  ip -n "${ns[$((a - 1))]}" addr add "10.210.$k.1/24" dev "rfo$$l${k}a"
+  ip -n "${ns[$((b - 1))]}" addr add "10.210.$k.2/24" dev "rfo$$l${k}b"
+  ip -n "${ns[$((a - 1))]}" link set "rfo$$l${k}a" up; ip -n "${ns[$((b - 1))]}" link set "rfo$$l${k}b" up
+  endpoint_of["$a $b"]="10.210.$k.2"
+  endpoint_of["$b $a"]="10.210.$k.1"
 done
 
 (umask 077; for i in $(seq 1 "$nodes"); do "$bin" genkey >"$dir/$i.key"; done)
@@ -54,15 +72,14 @@ pub() { "$bin" pubkey <"$dir/$1.key"; }
 for i in $(seq 1 "$nodes"); do
   {
     printf '[interface]\nname = "rovy0"\nprivate_key_file = "%s"\nlisten_port = 1312\n' "$dir/$i.key"
-    if [ "$i" -gt 1 ]; then
-      printf '\n[[peer]]\npublic_key = "%s"\nendpoint = "10.210.%s.1:1312"\n' "$(pub $((i - 1)))" $((i - 1))
-    fi
-    if [ "$i" -lt "$nodes" ]; then
-      printf '\n[[peer]]\npublic_key = "%s"\nendpoint = "10.210.%s.2:1312"\n' "$(pub $((i + 1)))" "$i"
-    fi
+    for j in $(seq 1 "$nodes"); do
+      [ -n "${endpoint_of["$i $j"]:-}" ] || continue
+      printf '\n[[peer]]\npublic_key = "%s"\nendpoint = "%s:1312"\n' "$(pub "$j")" "${endpoint_of["$i $j"]}"
+    done
   } >"$dir/$i.toml"
   chmod 600 "$dir/$i.toml"
 done
+printf '%s\n' "${links[@]}" >"$dir/links"
 for i in $(seq 1 "$nodes"); do
   ip netns exec "${ns[$((i - 1))]}" "$bin" --backend "$backend" --cores 1 \
     --socket "$dir/$i.sock" "$dir/$i.toml" 2>"$dir/$i.log" &
@@ -77,15 +94,25 @@ check_routes() {
   local i="$1" json
   json=$("$bin" route list --json --socket "$dir/$i.sock") || return 1
   python3 - "$i" "$nodes" "$json" "$dir" "$bin" <<'PY'
-import json, subprocess, sys
+import collections, json, subprocess, sys
 i, nodes, routes, d, binary = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+graph = collections.defaultdict(set)
+for line in open(f"{d}/links"):
+    a, b = map(int, line.split())
+    graph[a].add(b); graph[b].add(a)
+hops, queue = {i: 0}, collections.deque([i])
+while queue:
+    n = queue.popleft()
+    for m in graph[n]:
+        if m not in hops:
+            hops[m] = hops[n] + 1; queue.append(m)
 by_key = {r["public_key"]: r for r in routes["routes"]}
 for j in range(1, nodes + 1):
     if j == i:
         continue
     key = subprocess.run([binary, "pubkey"], stdin=open(f"{d}/{j}.key"), capture_output=True, text=True).stdout.strip()
     r = by_key.get(key)
-    if r is None or r["metric"] != abs(i - j) or len(r["label"].split(".")) != abs(i - j):
+    if r is None or r["metric"] != hops[j] or len(r["label"].split(".")) != hops[j]:
         sys.exit(1)
 PY
 }
@@ -103,6 +130,7 @@ echo "  converged in $((SECONDS - start)) s; node 1's routes:"
 "$bin" route list --socket "$dir/1.sock" | sed 's/^/    /'
 "$bin" status --socket "$dir/1.sock" | grep -E '^(links|routes)|^  slot' | sed 's/^/    /'
 
+[ "$topology" = chain ] || { echo "PASS $label"; exit 0; }
 # The middle node stops: the nodes beyond it must go from the ends' tables.
 middle=$(((nodes + 1) / 2))
 kill -TERM "${pids[$((middle - 1))]}"

@@ -27,9 +27,10 @@ echo "== instructions per packet (callgrind; fails on a regression over 10 %)"
 scripts/callgrind-pipeline.sh --check
 echo "== the demo (README's first command): replies over IPv4 and fc00, nothing left behind"
 scripts/e2e-demo.sh
-echo "== overlay: a chain of 5 finds its routes, on both backends"
-scripts/e2e-overlay.sh --backend uring
-scripts/e2e-overlay.sh --backend epoll --no-build
+echo "== overlay: a chain of 5 and a mesh of 8 find their routes, on both backends"
+scripts/e2e-overlay.sh --backend uring --topology chain
+scripts/e2e-overlay.sh --backend epoll --topology chain --no-build
+scripts/e2e-overlay.sh --backend uring --topology mesh --no-build
 echo "== per-core spread (two peers, --cores 2)"
 scripts/e2e-spread.sh
 echo "== end-to-end (network namespaces)"
