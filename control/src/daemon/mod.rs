@@ -1,9 +1,10 @@
 //! The node: `rovy-fast [--cores N] CONFIG` in the foreground.
 //!
 //! The main thread becomes the control thread: an epoll loop over signals, the workers'
-//! wake-ups and a 100 ms tick, running the sans-IO protocol core. Workers (one pinned thread per
-//! core, see `rovy_dataplane::worker`) carry the data; they hand handshake messages over a
-//! bounded queue and publish activity that the tick turns into timer events.
+//! wake-ups, the link endpoint's next timer deadline and a 100 ms tick, running the sans-IO
+//! protocol core. Workers (one pinned thread per core, see `rovy_dataplane::worker`) carry the
+//! data; they hand handshake messages over a bounded queue and publish activity that the tick
+//! (or a wake-up) turns into timer events.
 
 mod setup;
 mod status;
@@ -29,7 +30,7 @@ use rovy_dataplane::worker::{ControlLink, Worker};
 use crate::api::{self, ApiServer};
 use crate::config::Config;
 use crate::cpus::{self, CpuList};
-use crate::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
+use crate::protocol::{HANDSHAKE_BUF_LEN, LinkEndpoint, Received, TunnelId};
 
 /// Handshake messages waiting for control, at most (wireguard-go: 1024).
 const HANDSHAKE_QUEUE: usize = 1024;
@@ -37,7 +38,9 @@ const HANDSHAKE_QUEUE: usize = 1024;
 const UNDER_LOAD_QUEUED: usize = HANDSHAKE_QUEUE / 8;
 /// Once under load, stay so for this long (as wireguard-go and the kernel do).
 const UNDER_LOAD_STICKY: Duration = Duration::from_secs(1);
-/// Timer resolution of the control loop.
+/// How often the workers' activity is replayed into the timers. Timers themselves fire at their
+/// deadlines; what waits for the tick is what the workers did (a reply that disarms a timer, data
+/// that arms one, a rekey asked for on send), and all of that is measured in seconds.
 const TICK: Duration = Duration::from_millis(100);
 /// Handshake messages handled per loop turn. A flood of initiations with a valid mac1 (which
 /// needs only our public key) must not keep timers, staged sends, the API and signals waiting;
@@ -123,12 +126,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM])
         .map_err(|e| format!("cannot set up signal handling: {e}"))?;
 
-    let (mut protocol, routes) = setup::protocol_and_routes(&config, origin.elapsed())?;
+    let (mut links, routes) = setup::links_and_routes(&config, origin.elapsed())?;
     let setup::Listeners {
         addrs: listen,
         sockets,
     } = setup::bind_sockets(&config.interface.listen, workers)?;
-    protocol.steer_indices(workers);
+    links.steer_indices(workers);
     let socket_path = options
         .socket
         .clone()
@@ -157,12 +160,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         worker_cores.clone(),
     );
 
-    let peers = (0..protocol.peer_count())
-        .filter_map(|i| protocol.peer(crate::protocol::PeerIdx(i)))
-        .map(|p| Arc::clone(p.shared()))
+    let peers = links
+        .tunnels()
+        .map(|(_, t)| Arc::clone(t.shared()))
         .collect();
     let dataplane = Arc::new(Dataplane::new(
-        protocol.index_table(),
+        links.index_table(),
         routes,
         peers,
         usize::from(config.interface.mtu),
@@ -211,11 +214,13 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     }
     drop(tx);
 
-    for i in 0..protocol.peer_count() {
-        let idx = crate::protocol::PeerIdx(i);
-        if protocol.peer(idx).and_then(|p| p.endpoint()).is_some() {
-            protocol.initiate(idx);
-        }
+    let dialing: Vec<_> = links
+        .tunnels()
+        .filter(|(_, t)| t.endpoint().is_some())
+        .map(|(id, _)| id)
+        .collect();
+    for id in dialing {
+        links.initiate(id);
     }
     let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!(
@@ -223,7 +228,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         options.backend.name(),
         cpus::describe(&worker_cores),
         listening.join(" "),
-        protocol.peer_count(),
+        links.tunnel_count(),
         if offloads.is_empty() {
             "none".to_owned()
         } else {
@@ -232,7 +237,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     );
 
     let mut control = Control {
-        protocol,
+        links,
         origin,
         handshakes: rx,
         sockets: control_sockets,
@@ -256,7 +261,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
 
 /// The control thread's state.
 struct Control {
-    protocol: Protocol,
+    links: LinkEndpoint,
     origin: Instant,
     handshakes: HandshakeReceiver,
     sockets: Vec<Arc<OwnedFd>>,
@@ -283,8 +288,13 @@ impl Control {
             .and_then(|()| epoll.add_readable(api, TOKEN_API))
             .map_err(|e| format!("epoll: {e}"))?;
         let mut backlog = false;
+        let mut next_tick = Duration::ZERO;
         loop {
-            let timeout = if backlog { 0 } else { TICK.as_millis() as i32 };
+            let timeout = if backlog {
+                0
+            } else {
+                self.wait_millis(next_tick)
+            };
             let tokens: Vec<u64> = epoll
                 .wait(timeout)
                 .map_err(|e| format!("control loop: {e}"))?
@@ -295,8 +305,14 @@ impl Control {
             if let Some(ended) = self.threads.ended() {
                 return Err(ended);
             }
-            if tokens.contains(&TOKEN_WAKE) {
+            let woken = tokens.contains(&TOKEN_WAKE);
+            if woken {
                 wake.drain();
+            }
+            let now = self.now();
+            if woken || now >= next_tick {
+                self.links.sync_activity(&mut OsRng);
+                next_tick = now + TICK;
             }
             backlog = self.drain_handshakes();
             self.transmit();
@@ -305,7 +321,7 @@ impl Control {
                 let now = self.now();
                 let snapshot = || {
                     self.status
-                        .snapshot(now, &self.protocol, &self.workers, &self.drops)
+                        .snapshot(now, &self.links, &self.workers, &self.drops)
                 };
                 if let Err(e) = api.handle_ready(snapshot) {
                     eprintln!("rovy-fast: API socket: {e}");
@@ -316,6 +332,18 @@ impl Control {
 
     fn now(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    /// How long the loop may sleep: until the tick at `next_tick` or the endpoint's next timer
+    /// deadline, whichever is first, rounded up to whole milliseconds (so a deadline is never
+    /// woken for early and slept past in a spin).
+    fn wait_millis(&mut self, next_tick: Duration) -> i32 {
+        let until = self
+            .links
+            .poll_timeout()
+            .map_or(next_tick, |deadline| deadline.min(next_tick));
+        let wait = until.saturating_sub(self.now()).min(TICK);
+        i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
     }
 
     fn under_load(&mut self, now: Duration) -> bool {
@@ -338,7 +366,7 @@ impl Control {
             let under_load = self.under_load(now);
             let packet = &mut msg.bytes[..msg.len];
             match self
-                .protocol
+                .links
                 .handle_datagram(now, msg.src, packet, under_load, &mut OsRng, &mut out)
             {
                 Ok(Received::HandshakeResponse { len, .. }) => {
@@ -355,16 +383,18 @@ impl Control {
         self.handshakes.queued() > 0
     }
 
+    /// Fires the timers that are due and sends what they and the handshakes asked for.
     fn transmit(&mut self) {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let now = self.now();
-        while let Some(t) = self.protocol.poll_transmit(now, wall, &mut OsRng, &mut out) {
+        self.links.handle_timeout(now, &mut OsRng);
+        while let Some(t) = self.links.poll_transmit(now, wall, &mut OsRng, &mut out) {
             self.send_by_family(t.dst, &out[..t.len]);
         }
-        let dropped = self.protocol.take_staged_dropped();
+        let dropped = self.links.take_staged_dropped();
         self.drops.count_drops(DropReason::NoSession, dropped);
     }
 
@@ -372,11 +402,11 @@ impl Control {
     /// handshake completed here, or a responder's keypair was confirmed by a worker).
     fn send_staged(&mut self) {
         let now = self.now();
-        for i in 0..self.protocol.peer_count() {
-            let Some(peer) = self.protocol.peer(crate::protocol::PeerIdx(i)) else {
+        for i in 0..self.links.tunnel_count() {
+            let Some(tunnel) = self.links.tunnel(TunnelId(i)) else {
                 continue;
             };
-            let shared = Arc::clone(peer.shared());
+            let shared = Arc::clone(tunnel.shared());
             if shared.staged_len() > 0 {
                 shared.send_staged(now, self.mtu, |datagram, dst| {
                     self.send_by_family(dst, datagram);

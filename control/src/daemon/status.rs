@@ -10,7 +10,7 @@ use rovy_dataplane::counters::WorkerCounters;
 
 use crate::api::{PeerStatus, Status, WorkerStatus};
 use crate::config::{Config, PeerKind};
-use crate::protocol::{PeerIdx, Protocol};
+use crate::protocol::{LinkEndpoint, TunnelId};
 
 /// The parts of the status that do not change while the node runs.
 pub struct StaticStatus {
@@ -69,13 +69,13 @@ impl StaticStatus {
     pub fn snapshot(
         &self,
         now: Duration,
-        protocol: &Protocol,
+        links: &LinkEndpoint,
         workers: &[Arc<WorkerCounters>],
         control: &WorkerCounters,
     ) -> Status {
         let mut status = self.template.clone();
         for (i, peer) in status.peers.iter_mut().enumerate() {
-            if let Some(p) = protocol.peer(PeerIdx(i)) {
+            if let Some(p) = links.tunnel(TunnelId(i)) {
                 peer.endpoint = p.endpoint().map(|e| e.to_string());
                 peer.last_handshake_secs_ago = p
                     .last_handshake()
