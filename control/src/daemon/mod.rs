@@ -310,13 +310,20 @@ impl Control {
                 wake.drain();
             }
             let now = self.now();
-            if woken || now >= next_tick {
+            // A worker's wake-up may be a first staged packet asking for a handshake.
+            let synced = woken || now >= next_tick;
+            if synced {
                 self.links.sync_activity(&mut OsRng);
                 next_tick = now + TICK;
             }
+            // Sessions appear only through handshakes handled here or keys a worker confirmed
+            // (seen when synced): a turn that only fires timers has no staged packet to send.
+            let sessions_may_be_new = synced || backlog;
             backlog = self.drain_handshakes();
             self.transmit();
-            self.send_staged();
+            if sessions_may_be_new {
+                self.send_staged();
+            }
             if tokens.contains(&TOKEN_API) {
                 let now = self.now();
                 let snapshot = || {
@@ -342,7 +349,7 @@ impl Control {
             .links
             .poll_timeout()
             .map_or(next_tick, |deadline| deadline.min(next_tick));
-        let wait = until.saturating_sub(self.now()).min(TICK);
+        let wait = until.saturating_sub(self.now());
         i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
     }
 

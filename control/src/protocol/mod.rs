@@ -37,9 +37,6 @@ pub use tunnel::{Tunnel, TunnelId};
 /// [`EndpointConfig::link`]) WireGuard's identifier and the configured peers only.
 pub type LinkEndpoint = Endpoint<PeerShared>;
 
-/// A link's tunnel.
-pub type LinkTunnel = Tunnel<PeerShared>;
-
 /// Largest message an [`Endpoint`] writes into the caller's handshake buffer.
 pub const HANDSHAKE_BUF_LEN: usize = INITIATION_LEN;
 

@@ -12,10 +12,10 @@ use rand_core::{CryptoRng, RngCore};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::wire::INITIATION_LEN;
 
-use super::super::tunnel::Synced;
 use super::{Endpoint, INITIATION_MAC1};
 use crate::handshake::noise;
 use crate::handshake::tai64n::Tai64n;
+use crate::protocol::tunnel::Synced;
 use crate::protocol::{HANDSHAKE_BUF_LEN, Transmit, TunnelId, TunnelShared};
 use crate::timers::{MAX_JITTER, TimerAction};
 
