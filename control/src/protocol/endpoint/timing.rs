@@ -2,7 +2,7 @@
 //! the transmit queue, and sealing packets.
 //!
 //! Every change to a tunnel's timers or wishes ends in [`Endpoint::after_event`], which moves
-//! its deadline in [`Deadlines`] and queues it for [`Endpoint::poll_transmit`]; so firing timers
+//! its deadline in the `Deadlines` heap and queues it for [`Endpoint::poll_transmit`]; so firing timers
 //! and handing out messages only ever look at the tunnels concerned.
 
 use std::ops::Range;
