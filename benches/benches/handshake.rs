@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use rovy_control::protocol::{HANDSHAKE_BUF_LEN, PeerIdx, Protocol, Received};
+use rovy_control::protocol::{EndpointConfig, HANDSHAKE_BUF_LEN, LinkEndpoint, Received, TunnelId};
 use rovy_dataplane::link_addr::LinkAddr;
 
 const A: LinkAddr = LinkAddr::Udp(SocketAddr::new(
@@ -24,10 +24,10 @@ const B: LinkAddr = LinkAddr::Udp(SocketAddr::new(
 ));
 
 struct Pair {
-    a: Protocol,
-    b: Protocol,
-    a_peer: PeerIdx,
-    b_peer: PeerIdx,
+    a: LinkEndpoint,
+    b: LinkEndpoint,
+    a_peer: TunnelId,
+    b_peer: TunnelId,
     rng: StdRng,
     /// Advances 1 s per handshake so the 20 ms initiation rule and TAI64N order always pass.
     clock: Duration,
@@ -39,10 +39,10 @@ fn pair() -> Pair {
     let mut kb = [0u8; 32];
     rng.fill_bytes(&mut ka);
     rng.fill_bytes(&mut kb);
-    let mut a = Protocol::new(ka, Duration::ZERO, &mut rng);
-    let mut b = Protocol::new(kb, Duration::ZERO, &mut rng);
-    let a_peer = a.add_peer(*b.public_key(), None, Some(B), None).unwrap();
-    let b_peer = b.add_peer(*a.public_key(), None, Some(A), None).unwrap();
+    let mut a = LinkEndpoint::new(ka, EndpointConfig::link(), Duration::ZERO, &mut rng);
+    let mut b = LinkEndpoint::new(kb, EndpointConfig::link(), Duration::ZERO, &mut rng);
+    let a_peer = a.add_tunnel(*b.public_key(), None, Some(B), None).unwrap();
+    let b_peer = b.add_tunnel(*a.public_key(), None, Some(A), None).unwrap();
     Pair {
         a,
         b,
@@ -61,6 +61,7 @@ impl Pair {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
         loop {
             self.a.initiate(self.a_peer);
+            self.a.handle_timeout(self.clock, &mut self.rng);
             if let Some(t) = self
                 .a
                 .poll_transmit(self.clock, self.clock, &mut self.rng, &mut out)
@@ -94,7 +95,12 @@ impl Pair {
             .a
             .handle_datagram(self.clock, B, &mut response, false, &mut self.rng, &mut out)
             .expect("complete");
-        assert_eq!(r, Received::HandshakeComplete { peer: self.a_peer });
+        assert_eq!(
+            r,
+            Received::HandshakeComplete {
+                tunnel: self.a_peer
+            }
+        );
         let mut data = [0u8; 128];
         let (range, _) = self
             .a
@@ -114,7 +120,7 @@ impl Pair {
         assert_eq!(
             r,
             Received::Data {
-                peer: self.b_peer,
+                tunnel: self.b_peer,
                 len: 0
             }
         );

@@ -11,7 +11,7 @@ use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rovy_control::protocol::{HANDSHAKE_BUF_LEN, PeerIdx, Protocol, Received};
+use rovy_control::protocol::{EndpointConfig, HANDSHAKE_BUF_LEN, LinkEndpoint, Received, TunnelId};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::buf::{PACKET_AT, buffer_len};
 use rovy_dataplane::link_addr::LinkAddr;
@@ -24,8 +24,8 @@ const THEIRS: LinkAddr = LinkAddr::Udp(SocketAddr::new(
 ));
 
 struct Pair {
-    rovy: Protocol,
-    peer: PeerIdx,
+    rovy: LinkEndpoint,
+    peer: TunnelId,
     bt: Tunn,
     rng: StdRng,
     now: Duration,
@@ -43,9 +43,14 @@ fn pair(seed: u64, psk: Option<[u8; 32]>, bt_limit: Option<u64>) -> Pair {
     let bt_secret = x25519::StaticSecret::random_from_rng(&mut rng);
     let rovy_public = x25519::PublicKey::from(&rovy_secret);
     let bt_public = x25519::PublicKey::from(&bt_secret);
-    let mut rovy = Protocol::new(rovy_secret.to_bytes(), Duration::ZERO, &mut rng);
+    let mut rovy = LinkEndpoint::new(
+        rovy_secret.to_bytes(),
+        EndpointConfig::link(),
+        Duration::ZERO,
+        &mut rng,
+    );
     let peer = rovy
-        .add_peer(bt_public.to_bytes(), psk, Some(THEIRS), None)
+        .add_tunnel(bt_public.to_bytes(), psk, Some(THEIRS), None)
         .unwrap();
     let limiter = bt_limit.map(|l| Arc::new(RateLimiter::new(&bt_public, l)));
     let bt = Tunn::new(bt_secret, rovy_public, psk, None, 7, limiter);
@@ -76,11 +81,14 @@ fn ipv4_packet(payload: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
 }
 
 impl Pair {
-    /// Drains rovy's pending transmissions (initiations, keepalives) into boringtun and
+    /// Fires rovy's due timers and drains its pending transmissions (initiations, keepalives)
+    /// into boringtun and
     /// returns what boringtun answered.
     fn rovy_poll_to_bt(&mut self) -> Vec<Vec<u8>> {
         let mut answers = Vec::new();
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
+        self.rovy.sync_activity(&mut self.rng);
+        self.rovy.handle_timeout(self.now, &mut self.rng);
         while let Some(t) = self
             .rovy
             .poll_transmit(self.now, wall(), &mut self.rng, &mut out)
@@ -179,7 +187,7 @@ impl Pair {
             let to_rovy = ipv4_packet(&vec![0x5a; size], [10, 9, 0, 2], [10, 9, 0, 1]);
             let sealed = self.bt_seal(&to_rovy);
             let (r, plain) = self.rovy_receive(&sealed).unwrap();
-            assert!(matches!(r, Received::Data { peer, .. } if peer == self.peer));
+            assert!(matches!(r, Received::Data { tunnel, .. } if tunnel == self.peer));
             assert_eq!(&plain[..to_rovy.len()], &to_rovy[..]);
         }
     }
@@ -194,7 +202,7 @@ fn rovy_initiates_boringtun_responds_data_flows_both_ways() {
         assert_eq!(answers.len(), 1, "boringtun answers the initiation");
         assert_eq!(answers[0].len(), 92);
         let (r, _) = p.rovy_receive(&answers[0]).unwrap();
-        assert_eq!(r, Received::HandshakeComplete { peer: p.peer });
+        assert_eq!(r, Received::HandshakeComplete { tunnel: p.peer });
         // Key confirmation keepalive goes out first, then data both ways.
         let after = p.rovy_poll_to_bt();
         assert!(after.is_empty(), "keepalive needs no answer: {after:?}");
@@ -215,7 +223,7 @@ fn boringtun_initiates_rovy_responds_data_flows_both_ways() {
         assert_eq!(
             r,
             Received::HandshakeResponse {
-                peer: p.peer,
+                tunnel: p.peer,
                 len: 92
             }
         );
@@ -227,11 +235,11 @@ fn boringtun_initiates_rovy_responds_data_flows_both_ways() {
         assert_eq!(
             r,
             Received::Data {
-                peer: p.peer,
+                tunnel: p.peer,
                 len: 0
             }
         );
-        assert!(p.rovy.peer(p.peer).unwrap().last_handshake().is_some());
+        assert!(p.rovy.tunnel(p.peer).unwrap().last_handshake().is_some());
         p.exchange_data();
     }
 }
@@ -273,7 +281,7 @@ fn boringtun_under_load_sends_cookie_and_our_retry_carries_valid_mac2() {
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].len(), 64, "a cookie reply, not a response");
     let (r, _) = p.rovy_receive(&answers[0]).unwrap();
-    assert_eq!(r, Received::CookieAccepted { peer: p.peer });
+    assert_eq!(r, Received::CookieAccepted { tunnel: p.peer });
     // The retransmission timer fires after REKEY_TIMEOUT + jitter; its initiation carries
     // mac2 and boringtun (still under load) now answers it with a response.
     p.now += Duration::from_millis(5334);
@@ -281,7 +289,7 @@ fn boringtun_under_load_sends_cookie_and_our_retry_carries_valid_mac2() {
     assert_eq!(answers.len(), 1, "one retry");
     assert_eq!(answers[0].len(), 92, "boringtun accepted our mac2");
     let (r, _) = p.rovy_receive(&answers[0]).unwrap();
-    assert_eq!(r, Received::HandshakeComplete { peer: p.peer });
+    assert_eq!(r, Received::HandshakeComplete { tunnel: p.peer });
     p.rovy_poll_to_bt();
     p.exchange_data();
 }

@@ -12,6 +12,7 @@ use boringtun::x25519::{PublicKey, StaticSecret};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use rovy_control::handshake::cookie::{CookieChecker, CookieJar, MacKeys, MacVerdict, mac1};
+use rovy_dataplane::link_addr::{CookieInput, LinkAddr};
 
 const INIT_LEN: usize = 148;
 const MAC1_OFFSET: usize = 116;
@@ -38,6 +39,11 @@ impl Keys {
     fn responder_public(&self) -> PublicKey {
         PublicKey::from(&self.responder)
     }
+}
+
+/// The bytes a cookie for `addr` is made over, as our checker takes them.
+fn input(addr: SocketAddr) -> CookieInput {
+    LinkAddr::from(addr).cookie_input()
 }
 
 fn source() -> SocketAddr {
@@ -79,11 +85,11 @@ fn boringtun_initiator_honours_our_cookie_reply() {
     let first = initiation(&mut tunn, false);
     assert_eq!(first.len(), INIT_LEN);
     assert_eq!(
-        checker.check(&first, MAC1_OFFSET, &source().into(), false),
+        checker.check(&first, MAC1_OFFSET, input(source()).as_bytes(), false),
         MacVerdict::Valid
     );
     assert_eq!(
-        checker.check(&first, MAC1_OFFSET, &source().into(), true),
+        checker.check(&first, MAC1_OFFSET, input(source()).as_bytes(), true),
         MacVerdict::NeedsCookie
     );
     let wrong_keys = MacKeys::new(keys.initiator_public().as_bytes());
@@ -96,7 +102,7 @@ fn boringtun_initiator_honours_our_cookie_reply() {
     let reply = checker.make_cookie_reply(
         sender_index(&first),
         &first_mac1,
-        &source().into(),
+        input(source()).as_bytes(),
         [0x5a; 24],
     );
     let mut buf = [0u8; 2048];
@@ -112,12 +118,12 @@ fn boringtun_initiator_honours_our_cookie_reply() {
         "boringtun now sends a mac2"
     );
     assert_eq!(
-        checker.check(&retry, MAC1_OFFSET, &source().into(), true),
+        checker.check(&retry, MAC1_OFFSET, input(source()).as_bytes(), true),
         MacVerdict::Mac2Valid
     );
     let elsewhere = SocketAddr::from((Ipv4Addr::new(198, 51, 100, 5), 40000));
     assert_eq!(
-        checker.check(&retry, MAC1_OFFSET, &elsewhere.into(), true),
+        checker.check(&retry, MAC1_OFFSET, input(elsewhere).as_bytes(), true),
         MacVerdict::NeedsCookie
     );
 }

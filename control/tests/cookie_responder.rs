@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use rand_core::RngCore as _;
-use rovy_control::protocol::{HANDSHAKE_BUF_LEN, PeerIdx, Protocol, Received};
+use rovy_control::protocol::{EndpointConfig, HANDSHAKE_BUF_LEN, LinkEndpoint, Received, TunnelId};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::link_addr::LinkAddr;
 
@@ -26,10 +26,10 @@ const COOKIE_REPLY_LEN: usize = 64;
 
 /// `a` initiates to `b`; `b` knows `a` without an endpoint, so only `a` ever initiates.
 struct Pair {
-    a: Protocol,
-    b: Protocol,
-    a_peer: PeerIdx,
-    b_peer: PeerIdx,
+    a: LinkEndpoint,
+    b: LinkEndpoint,
+    a_peer: TunnelId,
+    b_peer: TunnelId,
     rng: StdRng,
     now: Duration,
 }
@@ -43,12 +43,12 @@ fn pair() -> Pair {
     };
     let (ka, kb) = (key(), key());
     let mut rng = StdRng::seed_from_u64(8);
-    let mut a = Protocol::new(ka, Duration::ZERO, &mut rng);
-    let mut b = Protocol::new(kb, Duration::ZERO, &mut rng);
+    let mut a = LinkEndpoint::new(ka, EndpointConfig::link(), Duration::ZERO, &mut rng);
+    let mut b = LinkEndpoint::new(kb, EndpointConfig::link(), Duration::ZERO, &mut rng);
     let a_peer = a
-        .add_peer(*b.public_key(), None, Some(B_ADDR), None)
+        .add_tunnel(*b.public_key(), None, Some(B_ADDR), None)
         .unwrap();
-    let b_peer = b.add_peer(*a.public_key(), None, None, None).unwrap();
+    let b_peer = b.add_tunnel(*a.public_key(), None, None, None).unwrap();
     Pair {
         a,
         b,
@@ -65,6 +65,8 @@ impl Pair {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
         let mut sent = Vec::new();
         let wall = WALL + self.now;
+        self.a.sync_activity(&mut self.rng);
+        self.a.handle_timeout(self.now, &mut self.rng);
         while let Some(t) = self
             .a
             .poll_transmit(self.now, wall, &mut self.rng, &mut out)
@@ -123,7 +125,7 @@ fn cookie_reply_to_our_response_is_taken_and_the_next_response_carries_mac2() {
     let (r, cookie) = p.deliver(false, &response, true).unwrap();
     assert_eq!(r, Received::CookieReply);
     let session_index =
-        p.b.peer(p.b_peer)
+        p.b.tunnel(p.b_peer)
             .unwrap()
             .sessions()
             .next()
@@ -134,7 +136,7 @@ fn cookie_reply_to_our_response_is_taken_and_the_next_response_carries_mac2() {
 
     assert_eq!(
         p.deliver(true, &cookie, false).unwrap().0,
-        Received::CookieAccepted { peer: p.b_peer }
+        Received::CookieAccepted { tunnel: p.b_peer }
     );
     assert_eq!(
         p.deliver(true, &cookie, false).unwrap_err(),
@@ -148,7 +150,7 @@ fn cookie_reply_to_our_response_is_taken_and_the_next_response_carries_mac2() {
     let (_, response) = p.deliver(true, &retry, false).unwrap();
     assert_eq!(
         p.deliver(false, &response, true).unwrap().0,
-        Received::HandshakeComplete { peer: p.a_peer }
+        Received::HandshakeComplete { tunnel: p.a_peer }
     );
 }
 
@@ -176,7 +178,7 @@ fn cookie_reply_naming_no_index_of_ours_or_failing_to_open_is_refused() {
     );
     assert_eq!(
         p.deliver(true, &cookie, false).unwrap().0,
-        Received::CookieAccepted { peer: p.b_peer },
+        Received::CookieAccepted { tunnel: p.b_peer },
         "the forgeries did not use up the genuine reply"
     );
 }

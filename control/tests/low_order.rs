@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use rovy_control::handshake::cookie::{CookieJar, MacKeys};
-use rovy_control::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
+use rovy_control::protocol::{EndpointConfig, HANDSHAKE_BUF_LEN, LinkEndpoint, Received};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::link_addr::LinkAddr;
 
@@ -44,7 +44,7 @@ fn with_ephemeral(msg: &[u8], at: usize, point: &[u8; 32], to: &[u8; 32]) -> Vec
 }
 
 fn handle(
-    node: &mut Protocol,
+    node: &mut LinkEndpoint,
     from: LinkAddr,
     msg: &[u8],
     rng: &mut StdRng,
@@ -58,11 +58,11 @@ fn handle(
 #[test]
 fn low_order_ephemeral_is_refused_as_low_order_key_in_both_roles() {
     let mut rng = StdRng::seed_from_u64(3);
-    let mut a = Protocol::new([0x11; 32], Duration::ZERO, &mut rng);
-    let mut b = Protocol::new([0x22; 32], Duration::ZERO, &mut rng);
+    let mut a = LinkEndpoint::new([0x11; 32], EndpointConfig::link(), Duration::ZERO, &mut rng);
+    let mut b = LinkEndpoint::new([0x22; 32], EndpointConfig::link(), Duration::ZERO, &mut rng);
     let (a_public, b_public) = (*a.public_key(), *b.public_key());
-    let a_peer = a.add_peer(b_public, None, Some(B_ADDR), None).unwrap();
-    b.add_peer(a_public, None, None, None).unwrap();
+    let a_peer = a.add_tunnel(b_public, None, Some(B_ADDR), None).unwrap();
+    b.add_tunnel(a_public, None, None, None).unwrap();
 
     a.initiate(a_peer);
     let mut out = [0u8; HANDSHAKE_BUF_LEN];
@@ -90,6 +90,6 @@ fn low_order_ephemeral_is_refused_as_low_order_key_in_both_roles() {
     }
     assert_eq!(
         handle(&mut a, B_ADDR, response, &mut rng).unwrap().0,
-        Received::HandshakeComplete { peer: a_peer }
+        Received::HandshakeComplete { tunnel: a_peer }
     );
 }

@@ -1,9 +1,10 @@
 //! The node: `rovy-fast [--cores N] CONFIG` in the foreground.
 //!
 //! The main thread becomes the control thread: an epoll loop over signals, the workers'
-//! wake-ups and a 100 ms tick, running the sans-IO protocol core. Workers (one pinned thread per
-//! core, see `rovy_dataplane::worker`) carry the data; they hand handshake messages over a
-//! bounded queue and publish activity that the tick turns into timer events.
+//! wake-ups, the link endpoint's next timer deadline and a 100 ms tick, running the sans-IO
+//! protocol core. Workers (one pinned thread per core, see `rovy_dataplane::worker`) carry the
+//! data; they hand handshake messages over a bounded queue and publish activity that the tick
+//! (or a wake-up) turns into timer events.
 
 mod overlay;
 mod setup;
@@ -31,7 +32,7 @@ use rovy_dataplane::worker::{ControlLink, Worker};
 use crate::api::{self, ApiServer};
 use crate::config::{Config, PeerKind};
 use crate::cpus::{self, CpuList};
-use crate::protocol::{HANDSHAKE_BUF_LEN, Protocol, Received};
+use crate::protocol::{HANDSHAKE_BUF_LEN, LinkEndpoint, Received, TunnelId};
 
 /// Handshake messages waiting for control, at most (wireguard-go: 1024).
 const HANDSHAKE_QUEUE: usize = 1024;
@@ -41,7 +42,9 @@ const FRAME_QUEUE: usize = 256;
 const UNDER_LOAD_QUEUED: usize = HANDSHAKE_QUEUE / 8;
 /// Once under load, stay so for this long (as wireguard-go and the kernel do).
 const UNDER_LOAD_STICKY: Duration = Duration::from_secs(1);
-/// Timer resolution of the control loop.
+/// How often the workers' activity is replayed into the timers. Timers themselves fire at their
+/// deadlines; what waits for the tick is what the workers did (a reply that disarms a timer, data
+/// that arms one, a rekey asked for on send), and all of that is measured in seconds.
 const TICK: Duration = Duration::from_millis(100);
 /// Handshake messages handled per loop turn. A flood of initiations with a valid mac1 (which
 /// needs only our public key) must not keep timers, staged sends, the API and signals waiting;
@@ -127,12 +130,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM])
         .map_err(|e| format!("cannot set up signal handling: {e}"))?;
 
-    let (mut protocol, routes) = setup::protocol_and_routes(&config, origin.elapsed())?;
+    let (mut links, routes) = setup::links_and_routes(&config, origin.elapsed())?;
     let setup::Listeners {
         addrs: listen,
         sockets,
     } = setup::bind_sockets(&config.interface.listen, workers)?;
-    protocol.steer_indices(workers);
+    links.steer_indices(workers);
     let socket_path = options
         .socket
         .clone()
@@ -161,13 +164,13 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         worker_cores.clone(),
     );
 
-    let peers = (0..protocol.peer_count())
-        .filter_map(|i| protocol.peer(crate::protocol::PeerIdx(i)))
-        .map(|p| Arc::clone(p.shared()))
+    let peers = links
+        .tunnels()
+        .map(|(_, t)| Arc::clone(t.shared()))
         .collect();
     let kinds = config.peers.iter().map(|p| p.kind).collect();
     let dataplane = Arc::new(Dataplane::new(
-        protocol.index_table(),
+        links.index_table(),
         Tables::new(routes, peers, kinds),
         usize::from(config.interface.mtu),
     ));
@@ -217,11 +220,13 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     }
     drop(tx);
 
-    for i in 0..protocol.peer_count() {
-        let idx = crate::protocol::PeerIdx(i);
-        if protocol.peer(idx).and_then(|p| p.endpoint()).is_some() {
-            protocol.initiate(idx);
-        }
+    let dialing: Vec<_> = links
+        .tunnels()
+        .filter(|(_, t)| t.endpoint().is_some())
+        .map(|(id, _)| id)
+        .collect();
+    for id in dialing {
+        links.initiate(id);
     }
     let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!(
@@ -229,7 +234,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         options.backend.name(),
         cpus::describe(&worker_cores),
         listening.join(" "),
-        protocol.peer_count(),
+        links.tunnel_count(),
         if offloads.is_empty() {
             "none".to_owned()
         } else {
@@ -254,7 +259,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
     let overlay = overlay::Overlay::new(
-        *protocol.public_key(),
+        *links.public_key(),
         neighbours,
         frames_rx,
         Arc::clone(&dataplane),
@@ -263,7 +268,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         origin.elapsed(),
     );
     let mut control = Control {
-        protocol,
+        links,
         origin,
         handshakes: rx,
         sockets: control_sockets,
@@ -295,13 +300,8 @@ struct NodeAnswers<'a> {
 impl api::Answers for NodeAnswers<'_> {
     fn status(&self) -> api::Status {
         let c = self.control;
-        c.status.snapshot(
-            self.now,
-            &c.protocol,
-            &c.workers,
-            &c.drops,
-            c.overlay.as_ref(),
-        )
+        c.status
+            .snapshot(self.now, &c.links, &c.workers, &c.drops, c.overlay.as_ref())
     }
 
     fn routes(&self) -> api::RouteList {
@@ -311,7 +311,7 @@ impl api::Answers for NodeAnswers<'_> {
 
 /// The control thread's state.
 struct Control {
-    protocol: Protocol,
+    links: LinkEndpoint,
     origin: Instant,
     handshakes: HandshakeReceiver,
     sockets: Vec<Arc<OwnedFd>>,
@@ -341,8 +341,13 @@ impl Control {
             .and_then(|()| epoll.add_readable(api, TOKEN_API))
             .map_err(|e| format!("epoll: {e}"))?;
         let mut backlog = false;
+        let mut next_tick = Duration::ZERO;
         loop {
-            let timeout = if backlog { 0 } else { TICK.as_millis() as i32 };
+            let timeout = if backlog {
+                0
+            } else {
+                self.wait_millis(next_tick)
+            };
             let tokens: Vec<u64> = epoll
                 .wait(timeout)
                 .map_err(|e| format!("control loop: {e}"))?
@@ -353,12 +358,25 @@ impl Control {
             if let Some(ended) = self.threads.ended() {
                 return Err(ended);
             }
-            if tokens.contains(&TOKEN_WAKE) {
+            let woken = tokens.contains(&TOKEN_WAKE);
+            if woken {
                 wake.drain();
             }
+            let now = self.now();
+            // A worker's wake-up may be a first staged packet asking for a handshake.
+            let synced = woken || now >= next_tick;
+            if synced {
+                self.links.sync_activity(&mut OsRng);
+                next_tick = now + TICK;
+            }
+            // Sessions appear only through handshakes handled here or keys a worker confirmed
+            // (seen when synced): a turn that only fires timers has no staged packet to send.
+            let sessions_may_be_new = synced || backlog;
             backlog = self.drain_handshakes();
             self.transmit();
-            self.send_staged();
+            if sessions_may_be_new {
+                self.send_staged();
+            }
             self.overlay_turn();
             if tokens.contains(&TOKEN_API) {
                 let answers = NodeAnswers {
@@ -374,6 +392,18 @@ impl Control {
 
     fn now(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    /// How long the loop may sleep: until the tick at `next_tick` or the endpoint's next timer
+    /// deadline, whichever is first, rounded up to whole milliseconds (so a deadline is never
+    /// woken for early and slept past in a spin).
+    fn wait_millis(&mut self, next_tick: Duration) -> i32 {
+        let until = self
+            .links
+            .poll_timeout()
+            .map_or(next_tick, |deadline| deadline.min(next_tick));
+        let wait = until.saturating_sub(self.now());
+        i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
     }
 
     fn under_load(&mut self, now: Duration) -> bool {
@@ -396,7 +426,7 @@ impl Control {
             let under_load = self.under_load(now);
             let packet = &mut msg.bytes[..msg.len];
             match self
-                .protocol
+                .links
                 .handle_datagram(now, msg.src, packet, under_load, &mut OsRng, &mut out)
             {
                 Ok(Received::HandshakeResponse { len, .. }) => {
@@ -413,16 +443,18 @@ impl Control {
         self.handshakes.queued() > 0
     }
 
+    /// Fires the timers that are due and sends what they and the handshakes asked for.
     fn transmit(&mut self) {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let now = self.now();
-        while let Some(t) = self.protocol.poll_transmit(now, wall, &mut OsRng, &mut out) {
+        self.links.handle_timeout(now, &mut OsRng);
+        while let Some(t) = self.links.poll_transmit(now, wall, &mut OsRng, &mut out) {
             self.send_by_family(t.dst, &out[..t.len]);
         }
-        let dropped = self.protocol.take_staged_dropped();
+        let dropped = self.links.take_staged_dropped();
         self.drops.count_drops(DropReason::NoSession, dropped);
     }
 
@@ -430,11 +462,11 @@ impl Control {
     /// handshake completed here, or a responder's keypair was confirmed by a worker).
     fn send_staged(&mut self) {
         let now = self.now();
-        for i in 0..self.protocol.peer_count() {
-            let Some(peer) = self.protocol.peer(crate::protocol::PeerIdx(i)) else {
+        for i in 0..self.links.tunnel_count() {
+            let Some(tunnel) = self.links.tunnel(TunnelId(i)) else {
                 continue;
             };
-            let shared = Arc::clone(peer.shared());
+            let shared = Arc::clone(tunnel.shared());
             if shared.staged_len() > 0 {
                 shared.send_staged(now, self.mtu, |datagram, dst| {
                     self.send_by_family(dst, datagram);

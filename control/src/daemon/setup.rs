@@ -1,4 +1,4 @@
-//! Start-up: the TUN interface, the UDP listeners, the protocol core and the routing table,
+//! Start-up: the TUN interface, the UDP listeners, the link endpoint and the routing table,
 //! each failure turned into one line a person can act on.
 
 use std::io;
@@ -14,7 +14,7 @@ use rovy_dataplane::sys::{self, TunQueue, UdpSocketBuilder};
 use rovy_dataplane::worker::SocketOffloads;
 
 use crate::config::{Config, Endpoint, Listen, PeerKind};
-use crate::protocol::Protocol;
+use crate::protocol::{EndpointConfig, LinkEndpoint};
 
 /// Socket buffers large enough to ride out scheduling hiccups at gigabit rates.
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -170,13 +170,18 @@ fn resolve(endpoint: &Endpoint) -> Result<SocketAddr, String> {
     }
 }
 
-/// The protocol core with every configured peer, and the routing table of their allowed IPs
-/// (plus each rovy peer's own fc00 address).
-pub fn protocol_and_routes(
+/// The link endpoint with a tunnel to every configured peer, and the routing table of their
+/// allowed IPs (plus each rovy peer's own fc00 address).
+pub fn links_and_routes(
     config: &Config,
     now: Duration,
-) -> Result<(Protocol, RoutingTable), String> {
-    let mut protocol = Protocol::new(*config.interface.private_key.as_bytes(), now, &mut OsRng);
+) -> Result<(LinkEndpoint, RoutingTable), String> {
+    let mut links = LinkEndpoint::new(
+        *config.interface.private_key.as_bytes(),
+        EndpointConfig::link(),
+        now,
+        &mut OsRng,
+    );
     let mut routes = RoutingTable::new();
     for (i, peer) in config.peers.iter().enumerate() {
         let endpoint = peer
@@ -186,10 +191,10 @@ pub fn protocol_and_routes(
             .transpose()?
             .map(LinkAddr::Udp);
         let psk = peer.preshared_key.as_ref().map(|k| *k.as_bytes());
-        let idx = protocol
-            .add_peer(peer.public_key.0, psk, endpoint, peer.persistent_keepalive)
+        let id = links
+            .add_tunnel(peer.public_key.0, psk, endpoint, peer.persistent_keepalive)
             .map_err(|e| format!("peer[{i}]: {e}"))?;
-        let slot = u16::try_from(idx.0).map_err(|_| format!("peer[{i}]: too many peers"))?;
+        let slot = u16::try_from(id.0).map_err(|_| format!("peer[{i}]: too many peers"))?;
         for prefix in &peer.allowed_ips {
             routes
                 .insert(prefix.addr(), prefix.prefix_len(), slot)
@@ -203,5 +208,5 @@ pub fn protocol_and_routes(
             }
         }
     }
-    Ok((protocol, routes))
+    Ok((links, routes))
 }

@@ -12,7 +12,7 @@ use super::overlay::Overlay;
 use crate::api::{LinkStatus, PeerStatus, RouteList, RouteStatus, Status, WorkerStatus};
 use crate::config::{Config, PeerKind};
 use crate::keys::PublicKey;
-use crate::protocol::{PeerIdx, Protocol};
+use crate::protocol::{LinkEndpoint, TunnelId};
 use crate::routing::RouteSource;
 
 /// The parts of the status that do not change while the node runs.
@@ -74,7 +74,7 @@ impl StaticStatus {
     pub fn snapshot(
         &self,
         now: Duration,
-        protocol: &Protocol,
+        links: &LinkEndpoint,
         workers: &[Arc<WorkerCounters>],
         control: &WorkerCounters,
         overlay: Option<&Overlay>,
@@ -93,7 +93,7 @@ impl StaticStatus {
             status.routes = router.destinations();
         }
         for (i, peer) in status.peers.iter_mut().enumerate() {
-            if let Some(p) = protocol.peer(PeerIdx(i)) {
+            if let Some(p) = links.tunnel(TunnelId(i)) {
                 peer.endpoint = p.endpoint().map(|e| e.to_string());
                 peer.last_handshake_secs_ago = p
                     .last_handshake()

@@ -49,7 +49,12 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
     let config = Config::from_toml_str(&text, "test.toml", std::path::Path::new(".")).unwrap();
     let (tx, rx) = handshake_queue(capacity);
     let control = Control {
-        protocol: Protocol::new(*key.as_bytes(), Duration::ZERO, &mut OsRng),
+        links: LinkEndpoint::new(
+            *key.as_bytes(),
+            crate::protocol::EndpointConfig::link(),
+            Duration::ZERO,
+            &mut OsRng,
+        ),
         origin: Instant::now(),
         handshakes: rx,
         sockets: Vec::new(),

@@ -21,7 +21,6 @@ use blake2::{Blake2s256, Blake2sMac, Digest as _};
 use chacha20poly1305::aead::AeadInPlace as _;
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use rand_core::{CryptoRng, RngCore};
-use rovy_dataplane::link_addr::LinkAddr;
 use zeroize::Zeroizing;
 
 /// Prefix hashed with a static public key to derive the mac1 key.
@@ -203,16 +202,18 @@ impl CookieChecker {
         verify_mac_at(mac_state(&self.keys.mac1_key), msg, mac1_offset)
     }
 
-    /// Checks the mac2 at `mac2_offset` in `msg` against the cookie `src` would hold under the
-    /// current secret (constant time). Messages too short to hold it fail.
-    pub fn verify_mac2(&self, msg: &[u8], mac2_offset: usize, src: &LinkAddr) -> bool {
+    /// Checks the mac2 at `mac2_offset` in `msg` against the cookie the source whose cookie
+    /// input is `src` would hold under the current secret (constant time). Messages too short
+    /// to hold it fail.
+    pub fn verify_mac2(&self, msg: &[u8], mac2_offset: usize, src: &[u8]) -> bool {
         verify_mac_at(mac_state(&self.cookie(src)), msg, mac2_offset)
     }
 
-    /// The cookie for `src` under the current secret: `MAC(R, source)` over the source's
-    /// [`LinkAddr::cookie_input`] (for UDP: IP ‖ port, as the kernel does).
-    pub fn cookie(&self, src: &LinkAddr) -> [u8; COOKIE_LEN] {
-        finish(mac_state(&self.secret).chain_update(src.cookie_input().as_bytes()))
+    /// The cookie for a source under the current secret: `MAC(R, source)` over the source's
+    /// cookie input `src`, the bytes its address type binds a cookie to (see
+    /// `crate::protocol::Address`; for UDP: IP ‖ port, as the kernel does).
+    pub fn cookie(&self, src: &[u8]) -> [u8; COOKIE_LEN] {
+        finish(mac_state(&self.secret).chain_update(src))
     }
 
     /// The receiving-side decision for a handshake message whose mac1 sits at `mac1_offset`
@@ -224,7 +225,7 @@ impl CookieChecker {
         &self,
         msg: &[u8],
         mac1_offset: usize,
-        src: &LinkAddr,
+        src: &[u8],
         under_load: bool,
     ) -> MacVerdict {
         if !self.verify_mac1(msg, mac1_offset) {
@@ -239,14 +240,14 @@ impl CookieChecker {
         }
     }
 
-    /// A cookie reply answering a message from `src`: `type = 3`, `receiver_index` (the answered
+    /// A cookie reply answering a message from the source with cookie input `src`: `type = 3`, `receiver_index` (the answered
     /// message's sender index), the caller's random `nonce`, and `src`'s cookie sealed with
     /// XChaCha20-Poly1305 under our cookie key, authenticated with the answered message's mac1.
     pub fn make_cookie_reply(
         &self,
         receiver_index: u32,
         mac1_of_msg: &[u8; MAC_LEN],
-        src: &LinkAddr,
+        src: &[u8],
         nonce: [u8; NONCE_LEN],
     ) -> [u8; COOKIE_REPLY_LEN] {
         let mut sealed = self.cookie(src);

@@ -18,7 +18,9 @@ use super::resolver::Resolver;
 
 /// Noise protocol name of WireGuard's construction.
 pub const CONSTRUCTION: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
-/// WireGuard's prologue ("identifier").
+/// WireGuard's prologue ("identifier"), the one links use. Every function here takes the
+/// identifier as a parameter: another one (upper sessions') makes handshakes that can never be
+/// taken for WireGuard's, with everything else the same.
 pub const IDENTIFIER: &[u8] = b"WireGuard v1 zx2c4 Jason@zx2c4.com";
 /// Length of the encrypted TAI64N timestamp payload.
 pub const TIMESTAMP_LEN: usize = 12;
@@ -160,9 +162,10 @@ impl std::fmt::Debug for PendingInitiation {
 /// Writes a handshake initiation into `out` (type, sender index, Noise message 1 carrying
 /// `timestamp`), leaving mac1 and mac2 zero for the cookie jar to stamp.
 ///
-/// `psk` is the peer's preshared key or 32 zero bytes when none is configured, exactly as
-/// WireGuard does.
+/// `identifier` is the Noise prologue ([`IDENTIFIER`] for WireGuard). `psk` is the peer's
+/// preshared key or 32 zero bytes when none is configured, exactly as WireGuard does.
 pub fn write_initiation(
+    identifier: &[u8],
     local_private: &[u8; 32],
     peer_public: &[u8; 32],
     psk: &[u8; 32],
@@ -173,7 +176,7 @@ pub fn write_initiation(
     let mut state = builder()
         .local_private_key(local_private)
         .and_then(|b| b.remote_public_key(peer_public))
-        .and_then(|b| b.prologue(IDENTIFIER))
+        .and_then(|b| b.prologue(identifier))
         .and_then(|b| b.psk(PSK_LOCATION, psk))
         .and_then(|b| b.build_initiator())
         .map(|state| NoiseState(Box::new(state)))
@@ -232,16 +235,17 @@ impl std::fmt::Debug for ReceivedInitiation {
     }
 }
 
-/// Decrypts an initiation addressed to `local_private`. The caller has already checked type,
-/// length and mac1 (so no DH is spent on unauthenticated junk) and decides from
-/// [`ReceivedInitiation::peer_public`] whether the peer is known.
+/// Decrypts an initiation addressed to `local_private` under the prologue `identifier`. The
+/// caller has already checked type, length and mac1 (so no DH is spent on unauthenticated junk)
+/// and decides from [`ReceivedInitiation::peer_public`] whether the peer is known.
 pub fn read_initiation(
+    identifier: &[u8],
     local_private: &[u8; 32],
     msg: &[u8; INITIATION_LEN],
 ) -> Result<ReceivedInitiation, NoiseError> {
     let mut state = builder()
         .local_private_key(local_private)
-        .and_then(|b| b.prologue(IDENTIFIER))
+        .and_then(|b| b.prologue(identifier))
         .and_then(|b| b.build_responder())
         .map(|state| NoiseState(Box::new(state)))
         .map_err(|_| NoiseError::Setup)?;

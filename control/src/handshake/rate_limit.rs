@@ -4,9 +4,11 @@
 //! each source may still make us do at most 20 handshakes per second, in bursts of up to 5. This
 //! is the token bucket of wireguard-go's and the kernel's rate limiters, with time passed in.
 //!
-//! Sources are keyed like the kernel does it: an IPv4 address, or the /64 prefix of an IPv6
-//! address (one host can hold a whole /64, so per-address buckets would be free to dodge).
-//! IPv4-mapped IPv6 addresses count as IPv4.
+//! Sources are grouped as the address type they come from says ([`SourceGroup`]). For IP
+//! sources that is the kernel's keying: an IPv4 address, or the /64 prefix of an IPv6 address
+//! (one host can hold a whole /64, so per-address buckets would be free to dodge). IPv4-mapped
+//! IPv6 addresses count as IPv4. Transports without IP addresses (routes through the overlay)
+//! pick a key of their own.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,6 +22,30 @@ pub const PACKETS_BURSTABLE: u64 = 5;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most sources tracked per address family.
 pub const MAX_SOURCES_PER_FAMILY: usize = 4096;
+
+/// The bucket a handshake's source is counted in. Each family has its own table and cap, so a
+/// flood in one cannot crowd out sources of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceGroup {
+    /// An IPv4 address.
+    Ipv4(u32),
+    /// The /64 prefix of an IPv6 address.
+    Ipv6Prefix(u64),
+    /// A source without an IP address, by the key its address type chose.
+    Other(u64),
+}
+
+/// The kernel's keying: IPv4-mapped IPv6 as IPv4, other IPv6 by its /64.
+impl From<IpAddr> for SourceGroup {
+    fn from(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => SourceGroup::Ipv4(u32::from(v4)),
+            IpAddr::V6(v6) => {
+                SourceGroup::Ipv6Prefix(u64::try_from(u128::from(v6) >> 64).unwrap_or(u64::MAX))
+            }
+        }
+    }
+}
 
 /// Tokens are nanoseconds of credit; one packet costs 1/20 s of it.
 const PACKET_COST: u64 = 1_000_000_000 / PACKETS_PER_SECOND;
@@ -66,6 +92,7 @@ impl Bucket {
 pub struct RateLimiter {
     v4: HashMap<u32, Bucket>,
     v6_prefixes: HashMap<u64, Bucket>,
+    other: HashMap<u64, Bucket>,
     last_gc: Duration,
 }
 
@@ -75,17 +102,16 @@ impl RateLimiter {
         Self::default()
     }
 
-    /// Whether a handshake message from `ip` arriving at `now` may be processed; counts it if so.
-    pub fn allow(&mut self, now: Duration, ip: IpAddr) -> bool {
+    /// Whether a handshake message from `source` arriving at `now` may be processed; counts it
+    /// if so.
+    pub fn allow(&mut self, now: Duration, source: impl Into<SourceGroup>) -> bool {
         if now.saturating_sub(self.last_gc) >= IDLE_TIMEOUT {
             self.gc(now);
         }
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => take_or_track(&mut self.v4, u32::from(v4), now),
-            IpAddr::V6(v6) => {
-                let prefix = u64::try_from(u128::from(v6) >> 64).unwrap_or(u64::MAX);
-                take_or_track(&mut self.v6_prefixes, prefix, now)
-            }
+        match source.into() {
+            SourceGroup::Ipv4(v4) => take_or_track(&mut self.v4, v4, now),
+            SourceGroup::Ipv6Prefix(prefix) => take_or_track(&mut self.v6_prefixes, prefix, now),
+            SourceGroup::Other(key) => take_or_track(&mut self.other, key, now),
         }
     }
 
@@ -93,12 +119,13 @@ impl RateLimiter {
     pub fn gc(&mut self, now: Duration) {
         self.v4.retain(|_, bucket| !bucket.is_idle(now));
         self.v6_prefixes.retain(|_, bucket| !bucket.is_idle(now));
+        self.other.retain(|_, bucket| !bucket.is_idle(now));
         self.last_gc = now;
     }
 
-    /// Sources currently tracked (IPv4 addresses plus IPv6 /64 prefixes).
+    /// Sources currently tracked (IPv4 addresses, IPv6 /64 prefixes and other groups).
     pub fn tracked_sources(&self) -> usize {
-        self.v4.len() + self.v6_prefixes.len()
+        self.v4.len() + self.v6_prefixes.len() + self.other.len()
     }
 }
 
@@ -139,8 +166,13 @@ mod tests {
         IpAddr::V6(s.parse::<Ipv6Addr>().unwrap())
     }
 
-    fn burst(limiter: &mut RateLimiter, now: Duration, ip: IpAddr, n: usize) -> Vec<bool> {
-        (0..n).map(|_| limiter.allow(now, ip)).collect()
+    fn burst(
+        limiter: &mut RateLimiter,
+        now: Duration,
+        source: impl Into<SourceGroup> + Copy,
+        n: usize,
+    ) -> Vec<bool> {
+        (0..n).map(|_| limiter.allow(now, source)).collect()
     }
 
     #[test]
@@ -262,6 +294,22 @@ mod tests {
     }
 
     #[test]
+    fn other_sources_are_limited_by_their_own_key() {
+        let mut limiter = RateLimiter::new();
+        let a_bits = u64::from(u32::from(Ipv4Addr::new(192, 0, 2, 1)));
+        let route = SourceGroup::Other(a_bits);
+        assert_eq!(
+            burst(&mut limiter, ms(0), route, 6),
+            [true, true, true, true, true, false]
+        );
+        assert!(limiter.allow(ms(0), SourceGroup::Other(a_bits + 1)));
+        assert!(
+            limiter.allow(ms(0), A),
+            "an IPv4 source with the same bits is another group"
+        );
+    }
+
+    #[test]
     fn full_table_refuses_unknown_sources_only() {
         let mut limiter = RateLimiter::new();
         let t = ms(0);
@@ -279,7 +327,11 @@ mod tests {
             limiter.allow(t, v6("2001:db8::1")),
             "the IPv6 table has its own cap"
         );
-        assert_eq!(limiter.tracked_sources(), MAX_SOURCES_PER_FAMILY + 1);
+        assert!(
+            limiter.allow(t, SourceGroup::Other(u64::from(base))),
+            "so has the table of other sources"
+        );
+        assert_eq!(limiter.tracked_sources(), MAX_SOURCES_PER_FAMILY + 2);
 
         assert!(
             limiter.allow(ms(1001), A),

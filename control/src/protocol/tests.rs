@@ -1,10 +1,18 @@
-//! Two rovy protocol cores talking to each other on a virtual clock.
+//! Two link endpoints talking to each other on a virtual clock.
+
+mod generic;
+mod scheduling;
 
 use super::*;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use rovy_dataplane::DropReason;
 use rovy_dataplane::buf::{PACKET_AT, buffer_len};
+use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::peer::Sealed;
+use rovy_dataplane::wire::{COOKIE_REPLY_LEN, INITIATION_LEN};
+use std::sync::Arc;
+use std::time::Duration;
 
 const A_ADDR: LinkAddr = LinkAddr::Udp(std::net::SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
@@ -17,10 +25,10 @@ const B_ADDR: LinkAddr = LinkAddr::Udp(std::net::SocketAddr::new(
 const WALL0: Duration = Duration::from_secs(1_700_000_000);
 
 struct Net {
-    a: Protocol,
-    b: Protocol,
-    a_peer: PeerIdx,
-    b_peer: PeerIdx,
+    a: LinkEndpoint,
+    b: LinkEndpoint,
+    a_peer: TunnelId,
+    b_peer: TunnelId,
     rng: StdRng,
     now: Duration,
     wall: Duration,
@@ -32,16 +40,45 @@ fn key(rng: &mut StdRng) -> [u8; 32] {
     k
 }
 
+/// A link endpoint with key `private` and no tunnels.
+fn link(private: [u8; 32], rng: &mut StdRng) -> LinkEndpoint {
+    LinkEndpoint::new(private, EndpointConfig::link(), Duration::ZERO, rng)
+}
+
+/// Everything `node` sends at `now`, as the control loop does it: the workers' activity,
+/// the timers that are due, then the queued messages.
+fn poll<S: TunnelShared>(
+    node: &mut Endpoint<S>,
+    now: Duration,
+    wall: Duration,
+    rng: &mut StdRng,
+) -> Vec<(S::Addr, Vec<u8>)> {
+    node.sync_activity(rng);
+    node.handle_timeout(now, rng);
+    let mut out = [0u8; HANDSHAKE_BUF_LEN];
+    let mut sent = Vec::new();
+    while let Some(t) = node.poll_transmit(now, wall, rng, &mut out) {
+        sent.push((t.dst, out[..t.len].to_vec()));
+    }
+    sent
+}
+
 fn net(seed: u64) -> Net {
+    net_with_keepalive(seed, None)
+}
+
+/// `a` and `b`, each with a tunnel to the other; `a` sends persistent keepalives every
+/// `keepalive`.
+fn net_with_keepalive(seed: u64, keepalive: Option<Duration>) -> Net {
     let mut rng = StdRng::seed_from_u64(seed);
     let (ka, kb) = (key(&mut rng), key(&mut rng));
-    let mut a = Protocol::new(ka, Duration::ZERO, &mut rng);
-    let mut b = Protocol::new(kb, Duration::ZERO, &mut rng);
+    let mut a = link(ka, &mut rng);
+    let mut b = link(kb, &mut rng);
     let a_peer = a
-        .add_peer(*b.public_key(), None, Some(B_ADDR), None)
+        .add_tunnel(*b.public_key(), None, Some(B_ADDR), keepalive)
         .unwrap();
     let b_peer = b
-        .add_peer(*a.public_key(), None, Some(A_ADDR), None)
+        .add_tunnel(*a.public_key(), None, Some(A_ADDR), None)
         .unwrap();
     Net {
         a,
@@ -62,28 +99,20 @@ impl Net {
 
     /// Everything `a` wants to send now.
     fn poll_a(&mut self) -> Vec<Vec<u8>> {
-        let mut out = [0u8; HANDSHAKE_BUF_LEN];
-        let mut sent = Vec::new();
-        while let Some(t) = self
-            .a
-            .poll_transmit(self.now, self.wall, &mut self.rng, &mut out)
-        {
-            assert_eq!(t.dst, B_ADDR);
-            sent.push(out[..t.len].to_vec());
-        }
-        sent
+        poll(&mut self.a, self.now, self.wall, &mut self.rng)
+            .into_iter()
+            .map(|(dst, msg)| {
+                assert_eq!(dst, B_ADDR);
+                msg
+            })
+            .collect()
     }
 
     fn poll_b(&mut self) -> Vec<Vec<u8>> {
-        let mut out = [0u8; HANDSHAKE_BUF_LEN];
-        let mut sent = Vec::new();
-        while let Some(t) = self
-            .b
-            .poll_transmit(self.now, self.wall, &mut self.rng, &mut out)
-        {
-            sent.push(out[..t.len].to_vec());
-        }
-        sent
+        poll(&mut self.b, self.now, self.wall, &mut self.rng)
+            .into_iter()
+            .map(|(_, msg)| msg)
+            .collect()
     }
 
     fn deliver_b(
@@ -132,13 +161,15 @@ impl Net {
         assert_eq!(
             r,
             Received::HandshakeResponse {
-                peer: self.b_peer,
+                tunnel: self.b_peer,
                 len: 92
             }
         );
         assert_eq!(
             self.deliver_a(&response, false).unwrap().0,
-            Received::HandshakeComplete { peer: self.a_peer }
+            Received::HandshakeComplete {
+                tunnel: self.a_peer
+            }
         );
         let keepalive = self.poll_a();
         assert_eq!(keepalive.len(), 1);
@@ -146,7 +177,7 @@ impl Net {
         assert_eq!(
             self.deliver_b(A_ADDR, &keepalive[0], false).unwrap().0,
             Received::Data {
-                peer: self.b_peer,
+                tunnel: self.b_peer,
                 len: 0
             }
         );
@@ -171,8 +202,8 @@ fn reply(r: Received, out: &[u8], packet: &[u8]) -> Vec<u8> {
 }
 
 fn seal(
-    p: &mut Protocol,
-    peer: PeerIdx,
+    p: &mut LinkEndpoint,
+    peer: TunnelId,
     now: Duration,
     payload: &[u8],
     rng: &mut StdRng,
@@ -208,7 +239,7 @@ fn responder_sends_only_after_key_confirmation() {
     let d = n.seal_a(b"first").unwrap();
     n.deliver_b(A_ADDR, &d, false).unwrap();
     assert!(n.seal_b(b"now").is_ok());
-    assert_eq!(n.b.peer(n.b_peer).unwrap().last_handshake(), Some(n.now));
+    assert_eq!(n.b.tunnel(n.b_peer).unwrap().last_handshake(), Some(n.now));
 }
 
 #[test]
@@ -222,27 +253,25 @@ fn replayed_initiation_and_too_frequent_initiations_are_refused() {
         DropReason::HandshakeReplayed
     );
 
-    // A newer timestamp 10 ms later on b's clock: still too soon (20 ms rule).
+    // a retransmits (its own clock 6 s on) with a newer timestamp; on b's clock that is
+    // 10 ms later: still too soon (20 ms rule).
     n.wall += Duration::from_millis(100);
     n.now += Duration::from_millis(10);
-    let mut out = [0u8; HANDSHAKE_BUF_LEN];
-    n.a.peers[n.a_peer.0].want_initiation = Some(true);
-    let t =
-        n.a.poll_transmit(n.now, n.wall, &mut n.rng, &mut out)
-            .unwrap();
+    let mut a_clock = n.now + Duration::from_secs(6);
+    let retry = poll(&mut n.a, a_clock, n.wall, &mut n.rng);
+    assert_eq!(retry.len(), 1);
     assert_eq!(
-        n.deliver_b(A_ADDR, &out[..t.len], false).unwrap_err(),
+        n.deliver_b(A_ADDR, &retry[0].1, false).unwrap_err(),
         DropReason::HandshakeReplayed
     );
     // 20 ms after the last accepted one it is taken.
     n.now += Duration::from_millis(10);
     n.wall += Duration::from_millis(100);
-    n.a.peers[n.a_peer.0].want_initiation = Some(true);
-    let t =
-        n.a.poll_transmit(n.now, n.wall, &mut n.rng, &mut out)
-            .unwrap();
+    a_clock += Duration::from_secs(6);
+    let retry = poll(&mut n.a, a_clock, n.wall, &mut n.rng);
+    assert_eq!(retry.len(), 1);
     assert!(matches!(
-        n.deliver_b(A_ADDR, &out[..t.len], false).unwrap().0,
+        n.deliver_b(A_ADDR, &retry[0].1, false).unwrap().0,
         Received::HandshakeResponse { .. }
     ));
 }
@@ -285,7 +314,7 @@ fn rekey_keeps_traffic_flowing_on_old_keys_until_confirmation() {
     let mut n = net(6);
     n.handshake();
     let old_index =
-        n.a.peer(n.a_peer)
+        n.a.tunnel(n.a_peer)
             .unwrap()
             .sessions()
             .current()
@@ -299,7 +328,7 @@ fn rekey_keeps_traffic_flowing_on_old_keys_until_confirmation() {
     n.deliver_a(&response, false).unwrap();
     // a now sends on the new session, and still accepts b's packet sealed with the old one.
     let new_index =
-        n.a.peer(n.a_peer)
+        n.a.tunnel(n.a_peer)
             .unwrap()
             .sessions()
             .current()
@@ -320,10 +349,10 @@ fn keys_are_zeroed_540s_after_the_last_handshake() {
     n.handshake();
     n.advance(Duration::from_secs(539));
     n.poll_a();
-    assert!(n.a.peer(n.a_peer).unwrap().sessions().current().is_some());
+    assert!(n.a.tunnel(n.a_peer).unwrap().sessions().current().is_some());
     n.advance(Duration::from_secs(1));
     n.poll_a();
-    let s = n.a.peer(n.a_peer).unwrap().sessions();
+    let s = n.a.tunnel(n.a_peer).unwrap().sessions();
     assert!(s.current().is_none() && s.previous().is_none() && s.next().is_none());
 }
 
@@ -341,13 +370,13 @@ fn unanswered_initiations_retry_every_5s_and_give_up() {
         1 + 18,
         "first attempt plus MAX_TIMER_HANDSHAKES retries"
     );
-    assert!(!n.a.peer(n.a_peer).unwrap().handshake_in_flight());
+    assert!(!n.a.tunnel(n.a_peer).unwrap().handshake_in_flight());
 }
 
 #[test]
 fn staged_packets_are_dropped_and_counted_when_the_handshake_gives_up() {
     let mut n = net(18);
-    let shared = Arc::clone(n.a.peer(n.a_peer).unwrap().shared());
+    let shared = Arc::clone(n.a.tunnel(n.a_peer).unwrap().shared());
     let mut buf = [0u8; 256];
     for _ in 0..3 {
         let staged = shared.encapsulate(n.now, &mut buf, 20, 1420);
@@ -380,10 +409,7 @@ fn passive_keepalive_after_10s_of_one_way_traffic() {
 
 #[test]
 fn persistent_keepalive_is_sent_on_schedule() {
-    let mut n = net(10);
-    n.a.peers[n.a_peer.0]
-        .timers
-        .set_persistent_keepalive(n.now, Some(Duration::from_secs(25)));
+    let mut n = net_with_keepalive(10, Some(Duration::from_secs(25)));
     n.handshake();
     n.advance(Duration::from_secs(25));
     let k = n.poll_a();
@@ -402,10 +428,10 @@ fn endpoint_roams_to_the_source_of_authenticated_data_only() {
         n.deliver_b(roamed, &forged, false).unwrap_err(),
         DropReason::AuthFailed
     );
-    assert_eq!(n.b.peer(n.b_peer).unwrap().endpoint(), Some(A_ADDR));
+    assert_eq!(n.b.tunnel(n.b_peer).unwrap().endpoint(), Some(A_ADDR));
     let d = n.seal_a(b"x").unwrap();
     n.deliver_b(roamed, &d, false).unwrap();
-    assert_eq!(n.b.peer(n.b_peer).unwrap().endpoint(), Some(roamed));
+    assert_eq!(n.b.tunnel(n.b_peer).unwrap().endpoint(), Some(roamed));
 }
 
 #[test]
@@ -417,7 +443,7 @@ fn cookie_round_trip_between_rovy_nodes_then_rate_limit() {
     assert_eq!(r, Received::CookieReply);
     assert_eq!(
         n.deliver_a(&cookie, false).unwrap().0,
-        Received::CookieAccepted { peer: n.a_peer }
+        Received::CookieAccepted { tunnel: n.a_peer }
     );
     // A replayed cookie reply cannot extend the cookie's life.
     assert_eq!(
@@ -447,9 +473,9 @@ fn cookie_round_trip_between_rovy_nodes_then_rate_limit() {
 fn handshake_from_unknown_key_or_with_bad_mac1_is_dropped() {
     let mut n = net(13);
     let mut rng = StdRng::seed_from_u64(99);
-    let mut stranger = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
+    let mut stranger = link(key(&mut rng), &mut rng);
     let sp = stranger
-        .add_peer(*n.b.public_key(), None, Some(B_ADDR), None)
+        .add_tunnel(*n.b.public_key(), None, Some(B_ADDR), None)
         .unwrap();
     stranger.initiate(sp);
     let mut out = [0u8; HANDSHAKE_BUF_LEN];
@@ -461,6 +487,12 @@ fn handshake_from_unknown_key_or_with_bad_mac1_is_dropped() {
         n.deliver_b(A_ADDR, &init, false).unwrap_err(),
         DropReason::HandshakeFailed
     );
+    assert_eq!(
+        n.b.tunnel_count(),
+        1,
+        "a link endpoint admits configured peers only"
+    );
+    assert_eq!(n.b.tunnel_by_key(stranger.public_key()), None);
     let mut bad = init.clone();
     bad[40] ^= 1;
     assert_eq!(
@@ -519,29 +551,29 @@ fn every_truncation_and_random_garbage_is_a_counted_drop() {
 }
 
 #[test]
-fn add_peer_refuses_duplicates_and_own_key() {
+fn add_tunnel_refuses_duplicates_and_own_key() {
     let mut n = net(15);
     let own = *n.a.public_key();
     let b = *n.b.public_key();
     assert_eq!(
-        n.a.add_peer(own, None, None, None),
-        Err(AddPeerError::OwnKey)
+        n.a.add_tunnel(own, None, None, None),
+        Err(AddTunnelError::OwnKey)
     );
     assert_eq!(
-        n.a.add_peer(b, None, None, None),
-        Err(AddPeerError::Duplicate)
+        n.a.add_tunnel(b, None, None, None),
+        Err(AddTunnelError::Duplicate)
     );
 }
 
 #[test]
 fn peer_without_endpoint_waits_for_it_to_dial_in() {
     let mut rng = StdRng::seed_from_u64(16);
-    let mut a = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
-    let mut b = Protocol::new(key(&mut rng), Duration::ZERO, &mut rng);
+    let mut a = link(key(&mut rng), &mut rng);
+    let mut b = link(key(&mut rng), &mut rng);
     let a_peer = a
-        .add_peer(*b.public_key(), None, Some(B_ADDR), None)
+        .add_tunnel(*b.public_key(), None, Some(B_ADDR), None)
         .unwrap();
-    let b_peer = b.add_peer(*a.public_key(), None, None, None).unwrap();
+    let b_peer = b.add_tunnel(*a.public_key(), None, None, None).unwrap();
     let mut buf = [0u8; 64];
     assert_eq!(
         b.encapsulate(Duration::ZERO, b_peer, &mut buf, 0, 1420, &mut rng),
@@ -555,5 +587,5 @@ fn peer_without_endpoint_waits_for_it_to_dial_in() {
     let mut init = out[..t.len].to_vec();
     b.handle_datagram(Duration::ZERO, A_ADDR, &mut init, false, &mut rng, &mut out)
         .unwrap();
-    assert_eq!(b.peer(b_peer).unwrap().endpoint(), Some(A_ADDR));
+    assert_eq!(b.tunnel(b_peer).unwrap().endpoint(), Some(A_ADDR));
 }

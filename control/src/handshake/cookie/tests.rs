@@ -3,6 +3,7 @@
 use super::*;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
+use rovy_dataplane::link_addr::{CookieInput, LinkAddr};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 const INIT_LEN: usize = 148;
@@ -15,8 +16,13 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-fn src() -> LinkAddr {
-    LinkAddr::from(SocketAddr::from((Ipv4Addr::new(192, 0, 2, 7), 51820)))
+/// The cookie input of a UDP source.
+fn input(addr: SocketAddr) -> CookieInput {
+    LinkAddr::from(addr).cookie_input()
+}
+
+fn src() -> CookieInput {
+    input(SocketAddr::from((Ipv4Addr::new(192, 0, 2, 7), 51820)))
 }
 
 fn initiation() -> [u8; INIT_LEN] {
@@ -44,7 +50,7 @@ fn mac1_of(msg: &[u8; INIT_LEN]) -> [u8; MAC_LEN] {
 fn obtain_cookie(checker: &CookieChecker, jar: &mut CookieJar, now: Duration) {
     let mut msg = initiation();
     jar.stamp(now, &mut msg, MAC1_OFFSET).unwrap();
-    let reply = checker.make_cookie_reply(9, &mac1_of(&msg), &src(), NONCE);
+    let reply = checker.make_cookie_reply(9, &mac1_of(&msg), src().as_bytes(), NONCE);
     jar.consume_reply(now, &reply).unwrap();
 }
 
@@ -76,20 +82,20 @@ fn cookie_round_trip_gives_valid_mac2() {
     assert!(!jar.has_valid_cookie(secs(1)));
 
     assert_eq!(
-        checker.check(&msg, MAC1_OFFSET, &src(), false),
+        checker.check(&msg, MAC1_OFFSET, src().as_bytes(), false),
         MacVerdict::Valid
     );
     assert_eq!(
-        checker.check(&msg, MAC1_OFFSET, &src(), true),
+        checker.check(&msg, MAC1_OFFSET, src().as_bytes(), true),
         MacVerdict::NeedsCookie
     );
 
-    let reply = checker.make_cookie_reply(0xa1b2_c3d4, &mac1_of(&msg), &src(), NONCE);
+    let reply = checker.make_cookie_reply(0xa1b2_c3d4, &mac1_of(&msg), src().as_bytes(), NONCE);
     assert_eq!(reply[..8], [3, 0, 0, 0, 0xd4, 0xc3, 0xb2, 0xa1]);
     assert_eq!(reply[8..32], NONCE);
     assert_ne!(
         reply[32..48],
-        checker.cookie(&src()),
+        checker.cookie(src().as_bytes()),
         "cookie travels encrypted"
     );
     jar.consume_reply(secs(2), &reply).unwrap();
@@ -98,14 +104,14 @@ fn cookie_round_trip_gives_valid_mac2() {
     jar.stamp(secs(3), &mut msg, MAC1_OFFSET).unwrap();
     assert_eq!(
         msg[MAC2_OFFSET..],
-        mac2(&checker.cookie(&src()), &msg[..MAC2_OFFSET])
+        mac2(&checker.cookie(src().as_bytes()), &msg[..MAC2_OFFSET])
     );
     assert_eq!(
-        checker.check(&msg, MAC1_OFFSET, &src(), true),
+        checker.check(&msg, MAC1_OFFSET, src().as_bytes(), true),
         MacVerdict::Mac2Valid
     );
     assert_eq!(
-        checker.check(&msg, MAC1_OFFSET, &src(), false),
+        checker.check(&msg, MAC1_OFFSET, src().as_bytes(), false),
         MacVerdict::Valid
     );
 
@@ -113,7 +119,7 @@ fn cookie_round_trip_gives_valid_mac2() {
     let other_ip = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 8), 51820));
     for elsewhere in [other_port, other_ip] {
         assert_eq!(
-            checker.check(&msg, MAC1_OFFSET, &elsewhere.into(), true),
+            checker.check(&msg, MAC1_OFFSET, input(elsewhere).as_bytes(), true),
             MacVerdict::NeedsCookie
         );
     }
@@ -130,7 +136,7 @@ fn wrong_mac1_is_rejected_before_mac2() {
         bad[flip] ^= 1;
         for under_load in [false, true] {
             assert_eq!(
-                checker.check(&bad, MAC1_OFFSET, &src(), under_load),
+                checker.check(&bad, MAC1_OFFSET, src().as_bytes(), under_load),
                 MacVerdict::InvalidMac1,
                 "byte {flip} flipped"
             );
@@ -139,11 +145,11 @@ fn wrong_mac1_is_rejected_before_mac2() {
     let mut bad_mac2 = msg;
     bad_mac2[INIT_LEN - 1] ^= 1;
     assert_eq!(
-        checker.check(&bad_mac2, MAC1_OFFSET, &src(), false),
+        checker.check(&bad_mac2, MAC1_OFFSET, src().as_bytes(), false),
         MacVerdict::Valid
     );
     assert_eq!(
-        checker.check(&bad_mac2, MAC1_OFFSET, &src(), true),
+        checker.check(&bad_mac2, MAC1_OFFSET, src().as_bytes(), true),
         MacVerdict::NeedsCookie
     );
 
@@ -160,22 +166,22 @@ fn truncated_messages_fail_without_panicking() {
     let mut msg = initiation();
     jar.stamp(secs(0), &mut msg, MAC1_OFFSET).unwrap();
     assert!(checker.verify_mac1(&msg, MAC1_OFFSET));
-    assert!(checker.verify_mac2(&msg, MAC2_OFFSET, &src()));
+    assert!(checker.verify_mac2(&msg, MAC2_OFFSET, src().as_bytes()));
     for len in [0, 1, MAC1_OFFSET, MAC2_OFFSET - 1] {
         assert!(!checker.verify_mac1(&msg[..len], MAC1_OFFSET), "len {len}");
     }
-    assert!(!checker.verify_mac2(&msg[..INIT_LEN - 1], MAC2_OFFSET, &src()));
+    assert!(!checker.verify_mac2(&msg[..INIT_LEN - 1], MAC2_OFFSET, src().as_bytes()));
     assert!(checker.verify_mac1(&msg[..MAC2_OFFSET], MAC1_OFFSET));
     assert_eq!(
-        checker.check(&msg[..INIT_LEN - 1], MAC1_OFFSET, &src(), true),
+        checker.check(&msg[..INIT_LEN - 1], MAC1_OFFSET, src().as_bytes(), true),
         MacVerdict::NeedsCookie
     );
     for offset in [INIT_LEN, usize::MAX - 8, usize::MAX] {
         assert_eq!(
-            checker.check(&msg, offset, &src(), true),
+            checker.check(&msg, offset, src().as_bytes(), true),
             MacVerdict::InvalidMac1
         );
-        assert!(!checker.verify_mac2(&msg, offset, &src()));
+        assert!(!checker.verify_mac2(&msg, offset, src().as_bytes()));
     }
 }
 
@@ -207,14 +213,14 @@ fn stamp_refuses_messages_without_room_for_macs() {
 fn malformed_or_unexpected_replies_are_refused() {
     let (checker, mut jar, _) = setup();
     let mut msg = initiation();
-    let reply = checker.make_cookie_reply(9, &[0u8; MAC_LEN], &src(), NONCE);
+    let reply = checker.make_cookie_reply(9, &[0u8; MAC_LEN], src().as_bytes(), NONCE);
     assert_eq!(
         jar.consume_reply(secs(0), &reply),
         Err(CookieError::NoMac1Sent)
     );
 
     jar.stamp(secs(0), &mut msg, MAC1_OFFSET).unwrap();
-    let good = checker.make_cookie_reply(9, &mac1_of(&msg), &src(), NONCE);
+    let good = checker.make_cookie_reply(9, &mac1_of(&msg), src().as_bytes(), NONCE);
     for len in [0, 63, 65, 148] {
         let mut bytes = good.to_vec();
         bytes.resize(len, 0);
@@ -241,7 +247,7 @@ fn malformed_or_unexpected_replies_are_refused() {
         Err(CookieError::ReplyType(0x0100_0003))
     );
 
-    let wrong_aad = checker.make_cookie_reply(9, &[0u8; MAC_LEN], &src(), NONCE);
+    let wrong_aad = checker.make_cookie_reply(9, &[0u8; MAC_LEN], src().as_bytes(), NONCE);
     assert_eq!(
         jar.consume_reply(secs(0), &wrong_aad),
         Err(CookieError::Decrypt)
@@ -257,7 +263,7 @@ fn malformed_or_unexpected_replies_are_refused() {
     }
     let mut rng = StdRng::seed_from_u64(8);
     let impostor = CookieChecker::new(MacKeys::new(&[0x43; 32]), secs(0), &mut rng);
-    let foreign = impostor.make_cookie_reply(9, &mac1_of(&msg), &src(), NONCE);
+    let foreign = impostor.make_cookie_reply(9, &mac1_of(&msg), src().as_bytes(), NONCE);
     assert_eq!(
         jar.consume_reply(secs(0), &foreign),
         Err(CookieError::Decrypt)
@@ -282,21 +288,21 @@ fn malformed_or_unexpected_replies_are_refused() {
 fn secret_rotation_invalidates_old_cookies() {
     let (mut checker, mut jar, mut rng) = setup();
     obtain_cookie(&checker, &mut jar, secs(0));
-    let old_cookie = checker.cookie(&src());
+    let old_cookie = checker.cookie(src().as_bytes());
     let mut msg = initiation();
     jar.stamp(secs(100), &mut msg, MAC1_OFFSET).unwrap();
     assert_eq!(
-        checker.check(&msg, MAC1_OFFSET, &src(), true),
+        checker.check(&msg, MAC1_OFFSET, src().as_bytes(), true),
         MacVerdict::Mac2Valid
     );
 
     let just_before = COOKIE_SECRET_MAX_AGE - Duration::from_nanos(1);
     assert!(!checker.rotate_if_due(just_before, &mut rng));
-    assert_eq!(checker.cookie(&src()), old_cookie);
+    assert_eq!(checker.cookie(src().as_bytes()), old_cookie);
     assert!(checker.rotate_if_due(COOKIE_SECRET_MAX_AGE, &mut rng));
-    assert_ne!(checker.cookie(&src()), old_cookie);
+    assert_ne!(checker.cookie(src().as_bytes()), old_cookie);
     assert_eq!(
-        checker.check(&msg, MAC1_OFFSET, &src(), true),
+        checker.check(&msg, MAC1_OFFSET, src().as_bytes(), true),
         MacVerdict::NeedsCookie
     );
     assert!(
@@ -314,7 +320,7 @@ fn jar_uses_a_cookie_for_115_seconds() {
     assert!(jar.has_valid_cookie(last_valid));
     let mut msg = initiation();
     jar.stamp(last_valid, &mut msg, MAC1_OFFSET).unwrap();
-    assert!(checker.verify_mac2(&msg, MAC2_OFFSET, &src()));
+    assert!(checker.verify_mac2(&msg, MAC2_OFFSET, src().as_bytes()));
 
     assert!(!jar.has_valid_cookie(secs(125)));
     jar.stamp(secs(125), &mut msg, MAC1_OFFSET).unwrap();
@@ -330,17 +336,20 @@ fn cookie_is_mac_of_ip_then_port_big_endian() {
     let (checker, _, _) = setup();
     let v4 = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 7), 0x1234));
     let expected = finish(mac_state(&checker.secret).chain_update([192, 0, 2, 7, 0x12, 0x34]));
-    assert_eq!(checker.cookie(&v4.into()), expected);
+    assert_eq!(checker.cookie(input(v4).as_bytes()), expected);
 
     let mapped = SocketAddrV6::new(Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped(), 0x1234, 0, 0);
-    assert_eq!(checker.cookie(&SocketAddr::from(mapped).into()), expected);
+    assert_eq!(
+        checker.cookie(input(SocketAddr::from(mapped)).as_bytes()),
+        expected
+    );
 
     let v6_ip = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
     let mut v6_bytes = v6_ip.octets().to_vec();
     v6_bytes.extend_from_slice(&[0x12, 0x34]);
     let v6 = SocketAddr::from((v6_ip, 0x1234));
     assert_eq!(
-        checker.cookie(&v6.into()),
+        checker.cookie(input(v6).as_bytes()),
         finish(mac_state(&checker.secret).chain_update(&v6_bytes))
     );
 }

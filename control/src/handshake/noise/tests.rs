@@ -67,6 +67,7 @@ fn every_low_order_point_gives_an_all_zero_shared_secret() {
 fn genuine_handshake_still_completes() {
     let mut init = [0u8; INITIATION_LEN];
     let mut pending = write_initiation(
+        IDENTIFIER,
         &INITIATOR,
         &public(&RESPONDER),
         &PSK,
@@ -75,7 +76,7 @@ fn genuine_handshake_still_completes() {
         &mut init,
     )
     .unwrap();
-    let received = read_initiation(&RESPONDER, &init).unwrap();
+    let received = read_initiation(IDENTIFIER, &RESPONDER, &init).unwrap();
     assert_eq!(received.peer_public, public(&INITIATOR));
     let mut response = [0u8; RESPONSE_LEN];
     let responder = received.write_response(&PSK, 2, &mut response).unwrap();
@@ -87,6 +88,7 @@ fn genuine_handshake_still_completes() {
 fn low_order_ephemeral_in_an_initiation_is_refused() {
     let mut genuine = [0u8; INITIATION_LEN];
     write_initiation(
+        IDENTIFIER,
         &INITIATOR,
         &public(&RESPONDER),
         &PSK,
@@ -99,7 +101,7 @@ fn low_order_ephemeral_in_an_initiation_is_refused() {
         let mut init = genuine;
         init[INITIATION_NOISE.start..INITIATION_NOISE.start + 32].copy_from_slice(&point);
         assert_eq!(
-            read_initiation(&RESPONDER, &init).unwrap_err(),
+            read_initiation(IDENTIFIER, &RESPONDER, &init).unwrap_err(),
             NoiseError::LowOrderKey,
             "{point:02x?}"
         );
@@ -110,6 +112,7 @@ fn low_order_ephemeral_in_an_initiation_is_refused() {
 fn low_order_ephemeral_in_a_response_is_refused_and_the_handshake_survives() {
     let mut init = [0u8; INITIATION_LEN];
     let mut pending = write_initiation(
+        IDENTIFIER,
         &INITIATOR,
         &public(&RESPONDER),
         &PSK,
@@ -119,7 +122,7 @@ fn low_order_ephemeral_in_a_response_is_refused_and_the_handshake_survives() {
     )
     .unwrap();
     let mut genuine = [0u8; RESPONSE_LEN];
-    read_initiation(&RESPONDER, &init)
+    read_initiation(IDENTIFIER, &RESPONDER, &init)
         .unwrap()
         .write_response(&PSK, 2, &mut genuine)
         .unwrap();
@@ -222,7 +225,7 @@ fn low_order_static_in_an_initiation_is_refused() {
             .write_message(&TIMESTAMP, &mut init[INITIATION_NOISE])
             .unwrap();
         assert_eq!(
-            read_initiation(&RESPONDER, &init).unwrap_err(),
+            read_initiation(IDENTIFIER, &RESPONDER, &init).unwrap_err(),
             NoiseError::LowOrderKey,
             "{point:02x?}"
         );
