@@ -273,7 +273,7 @@ impl Worker {
     /// The UDP side of a link address: the index of the first socket of its family, and the
     /// socket address to send to; `None` when this worker has no socket of that family.
     fn udp_target(&self, dst: &LinkAddr) -> Option<(usize, SocketAddr)> {
-        let addr = udp_addr(dst);
+        let addr = dst.udp()?;
         let v6 = addr.is_ipv6();
         let socket = self.socket_is_v6.iter().position(|is_v6| *is_v6 == v6)?;
         Some((socket, addr))
@@ -397,11 +397,6 @@ impl Worker {
     }
 }
 
-/// The UDP socket address inside a link address: the workers' sockets are the UDP transport.
-fn udp_addr(dst: &LinkAddr) -> SocketAddr {
-    let LinkAddr::Udp(addr) = *dst;
-    addr
-}
 
 /// The readiness backend's buffers, for the path its TUN queue takes.
 enum Io {

@@ -487,7 +487,9 @@ impl Control {
 
     /// Sends `bytes` to `dst` from the first UDP socket of its address family.
     fn send_by_family(&mut self, dst: LinkAddr, bytes: &[u8]) {
-        let LinkAddr::Udp(addr) = dst;
+        let Some(addr) = dst.udp() else {
+            return self.drops.count_drop(DropReason::SendFailed);
+        };
         let socket = self
             .socket_is_v6
             .iter()
@@ -498,11 +500,11 @@ impl Control {
         }
     }
 
+    /// Sends `bytes` to the UDP endpoint `dst` from socket `socket`.
     fn send_to(&mut self, socket: usize, dst: LinkAddr, bytes: &[u8]) {
-        let Some(fd) = self.sockets.get(socket) else {
-            return;
+        let (Some(fd), Some(dst)) = (self.sockets.get(socket), dst.udp()) else {
+            return self.drops.count_drop(DropReason::SendFailed);
         };
-        let LinkAddr::Udp(dst) = dst;
         let datagram = [Datagram {
             payload: bytes,
             dst,

@@ -30,6 +30,15 @@ impl Address for LinkAddr {
     }
 
     fn source_group(&self) -> SourceGroup {
-        SourceGroup::from(self.source_ip())
+        match self.source_ip() {
+            Some(ip) => SourceGroup::from(ip),
+            // An overlay route: limited per route, its slots read as one number.
+            None => SourceGroup::Other(
+                self.cookie_input()
+                    .as_bytes()
+                    .iter()
+                    .fold(0, |group, &b| group << 8 ^ u64::from(b)),
+            ),
+        }
     }
 }

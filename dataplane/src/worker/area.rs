@@ -9,12 +9,19 @@
 use std::os::fd::OwnedFd;
 
 use super::offload::{GsoGroup, MAX_GSO_BYTES, SealedSink, SocketOffloads, gso_unsupported};
-use super::{BATCH, Worker, udp_addr};
+use super::{BATCH, Worker};
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len};
 use crate::counters::WorkerCounters;
 use crate::link_addr::LinkAddr;
 use crate::sys::{Datagram, SendBatch};
+
+/// What a datagram slot of a batch send is addressed to when it carries nothing (the slots
+/// past a run's end; a run only holds groups whose address has a UDP socket).
+const NOWHERE: std::net::SocketAddr = std::net::SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    0,
+);
 
 /// Full GSO groups an area holds.
 const AREA_GROUPS: usize = 4;
@@ -143,7 +150,7 @@ impl Worker {
                     payload: area
                         .get(group.start..group.start + group.len)
                         .unwrap_or_default(),
-                    dst: udp_addr(&group.dst),
+                    dst: group.dst.udp().unwrap_or(NOWHERE),
                     segment_size: group.segment_size(),
                 }
             });
@@ -186,7 +193,7 @@ impl Worker {
                 .next()
                 .and_then(|range| area.get(range))
                 .unwrap_or_default(),
-            dst: udp_addr(&group.dst),
+            dst: group.dst.udp().unwrap_or(NOWHERE),
             segment_size: None,
         });
         self.send_run(send, socket, &datagrams[..group.count.min(BATCH)]);
