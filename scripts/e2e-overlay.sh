@@ -130,6 +130,15 @@ echo "  converged in $((SECONDS - start)) s; node 1's routes:"
 "$bin" route list --socket "$dir/1.sock" | sed 's/^/    /'
 "$bin" status --socket "$dir/1.sock" | grep -E '^(links|routes)|^  slot' | sed 's/^/    /'
 
+# Traffic end to end: node 1 pings every other node's fc00 address through the overlay (an
+# upper session to each, over as many hops as the route has).
+addr_of() { "$bin" id "$dir/$1.key" | awk '/^address:/ {print $2}'; }
+for j in $(seq 2 "$nodes"); do
+  out=$(ip netns exec "${ns[0]}" ping -6 -c 3 -i 0.2 -W 5 "$(addr_of "$j")" 2>&1) ||
+    { echo "$out"; "$bin" status --socket "$dir/1.sock" | tail -12; fail "node 1 gets no ping replies from node $j"; }
+  echo "  ping node 1 -> node $j: $(echo "$out" | grep -E 'packets transmitted')"
+done
+
 [ "$topology" = chain ] || { echo "PASS $label"; exit 0; }
 # The middle node stops: the nodes beyond it must go from the ends' tables.
 middle=$(((nodes + 1) / 2))

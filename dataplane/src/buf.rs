@@ -34,6 +34,8 @@ pub const OVERLAY_MIN_MTU: usize = 1280 + OVERLAY_OVERHEAD;
 
 /// Where the link plaintext of a datagram read at offset 0 starts.
 pub const LINK_PAYLOAD_AT: usize = LINK_HEADER_LEN;
+/// Where the upper session's message starts inside a routed frame, in a buffer laid out here.
+pub const UPPER_MESSAGE_AT: usize = LINK_PAYLOAD_AT + ROUTED_HEADER_LEN;
 /// Room after a packet of MTU size: padding to 16 never passes the MTU, so two tags (upper and
 /// link), and slack for a datagram a peer padded differently.
 const TAILROOM: usize = 2 * TAG_LEN + 64;

@@ -75,11 +75,14 @@ pub enum DropReason {
     /// Handshake message whose Diffie-Hellman gave all zeros: a low-order public key as its
     /// ephemeral or static (refused as the kernel and wireguard-go do).
     LowOrderKey,
+    /// A packet for a destination through the overlay that is longer than the overlay MTU
+    /// (the link MTU less [`crate::buf::OVERLAY_OVERHEAD`]).
+    OverlayTooBig,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 30] = [
+    pub const ALL: [DropReason; 31] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -110,6 +113,7 @@ impl DropReason {
         DropReason::FrameFromWireguardPeer,
         DropReason::UnknownFrame,
         DropReason::LowOrderKey,
+        DropReason::OverlayTooBig,
     ];
 
     /// Stable snake_case name used in status output and metrics.
@@ -145,6 +149,7 @@ impl DropReason {
             DropReason::FrameFromWireguardPeer => "frame_from_wireguard_peer",
             DropReason::UnknownFrame => "unknown_frame",
             DropReason::LowOrderKey => "low_order_key",
+            DropReason::OverlayTooBig => "overlay_too_big",
         }
     }
 }

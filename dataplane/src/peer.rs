@@ -202,12 +202,29 @@ impl PeerShared {
         payload_len: usize,
         mtu: usize,
     ) -> Result<Sealed, DropReason> {
-        match self.seal(now, buf, payload_len, mtu) {
-            Ok((len, dst)) => Ok(Sealed::Datagram {
+        self.encapsulate_with(buf, payload_len, mtu, |buf| {
+            let (len, dst) = self.seal(now, buf, payload_len, mtu)?;
+            Ok(Sealed::Datagram {
                 at: Self::ENCAP.datagram_at(),
                 len,
                 dst,
-            }),
+            })
+        })
+    }
+
+    /// Seals the packet at `buf[PACKET_AT..PACKET_AT + payload_len]` with `seal`, or stages it
+    /// when `seal` finds no session, as [`PeerShared::encapsulate`] does; `seal` may wrap the
+    /// packet in more than this peer's session (an upper session's packet also goes into a
+    /// frame and a link session).
+    pub fn encapsulate_with(
+        &self,
+        buf: &mut [u8],
+        payload_len: usize,
+        mtu: usize,
+        seal: impl FnOnce(&mut [u8]) -> Result<Sealed, DropReason>,
+    ) -> Result<Sealed, DropReason> {
+        match seal(buf) {
+            Ok(sealed) => Ok(sealed),
             Err(DropReason::NoSession) if payload_len > 0 => {
                 let packet = buf
                     .get(PACKET_AT..PACKET_AT + payload_len)
@@ -243,17 +260,33 @@ impl PeerShared {
         mtu: usize,
         mut send: impl FnMut(&[u8], LinkAddr),
     ) -> usize {
+        self.send_staged_with(|slot, len| {
+            let Ok((datagram_len, dst)) = self.seal(now, slot, len, mtu) else {
+                return false;
+            };
+            let at = Self::ENCAP.datagram_at();
+            send(&slot[at..at + datagram_len], dst);
+            true
+        })
+    }
+
+    /// Hands the staged packets, oldest first, to `seal_and_send` (a buffer laid out as
+    /// [`crate::buf`] says, the packet at `PACKET_AT`, and its length), which returns whether it
+    /// sent the packet; stops, keeping the rest, at the first it did not. Returns how many were
+    /// sent.
+    pub fn send_staged_with(
+        &self,
+        mut seal_and_send: impl FnMut(&mut [u8], usize) -> bool,
+    ) -> usize {
         if self.staged_len() == 0 {
             return 0;
         }
         let mut staged = self.staged();
         let mut sent = 0;
         while let Some((slot, len)) = staged.front_mut() {
-            let Ok((datagram_len, dst)) = self.seal(now, slot, len, mtu) else {
+            if !seal_and_send(slot, len) {
                 break;
-            };
-            let at = Self::ENCAP.datagram_at();
-            send(&slot[at..at + datagram_len], dst);
+            }
             staged.pop_front();
             sent += 1;
         }
@@ -298,8 +331,22 @@ impl PeerShared {
         mtu: usize,
     ) -> Result<(usize, LinkAddr), DropReason> {
         let dst = self.endpoint().ok_or(DropReason::NoEndpoint)?;
+        let len = self.seal_message(now, datagram, payload_len, mtu)?;
+        Ok((len, dst))
+    }
+
+    /// Seals the payload at `message[16..16 + payload_len]` into a data message of this peer's
+    /// session from `message[0]` on, wherever it goes: the core of every seal. Returns its
+    /// length; asks for a handshake as [`PeerShared::seal`] does.
+    pub fn seal_message(
+        &self,
+        now: Duration,
+        message: &mut [u8],
+        payload_len: usize,
+        mtu: usize,
+    ) -> Result<usize, DropReason> {
         let sessions = self.sessions();
-        let sent = sessions.encapsulate(now, datagram, payload_len, mtu);
+        let sent = sessions.encapsulate(now, message, payload_len, mtu);
         let rekey = sessions.current().is_none_or(|s| s.needs_rekey(now));
         drop(sessions);
         if rekey || sent.is_err() {
@@ -312,7 +359,7 @@ impl PeerShared {
             self.tx_bytes
                 .fetch_add(payload_len as u64, Ordering::Relaxed);
         }
-        Ok((len, dst))
+        Ok(len)
     }
 
     /// Opens a data message from `src`. On success the peer roams to `src`, its activity is

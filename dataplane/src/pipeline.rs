@@ -13,15 +13,17 @@ use std::time::Duration;
 
 use arc_swap::Guard;
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use crate::DropReason;
-use crate::buf::{LINK_PAYLOAD_AT, PACKET_AT};
+use crate::buf::{Encap, LINK_PAYLOAD_AT, OVERLAY_OVERHEAD, PACKET_AT, UPPER_MESSAGE_AT};
 use crate::index::IndexTable;
 use crate::link_addr::LinkAddr;
 use crate::peer::{PeerShared, Sealed};
 use crate::route::PeerSlot;
-use crate::switch::{Switched, route_error_in_place, switch};
+use crate::switch::{Switched, route_error_in_place, switch, way_back};
 use crate::tables::{SharedTables, Tables};
-use crate::wire::frame::FrameKind;
+use crate::wire::frame::{FrameKind, ROUTED_HEADER_LEN, RoutedHeader};
 use crate::wire::{self, MessageType, ip};
 
 /// Least time between two ROUTE_ERRORs a node sends: errors answer traffic that cannot go on,
@@ -73,10 +75,32 @@ pub enum Inbound {
     Handshake,
 }
 
-/// What every worker shares: the index table, the tables it routes by, the MTU.
+/// Where a packet from the TUN goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Route<'t> {
+    /// To a configured peer, over its link (its allowed IPs, or a rovy neighbour's own
+    /// address).
+    Link(&'t PeerShared),
+    /// To an fc00::/8 destination through the overlay, in its upper session.
+    Overlay(&'t PeerShared),
+}
+
+impl Route<'_> {
+    /// The headers the packet gets.
+    pub fn encap(&self) -> Encap {
+        match self {
+            Route::Link(_) => PeerShared::ENCAP,
+            Route::Overlay(_) => Encap::Routed,
+        }
+    }
+}
+
+/// What every worker shares: the index tables, the tables it routes by, the MTU.
 #[derive(Debug)]
 pub struct Dataplane {
     index: Arc<IndexTable>,
+    /// Receiver indices of the upper sessions, a number space of their own.
+    upper_index: Arc<IndexTable>,
     tables: SharedTables,
     mtu: usize,
     /// When the next ROUTE_ERROR may go, in nanoseconds on the callers' clock.
@@ -88,15 +112,28 @@ impl Dataplane {
     pub fn new(index: Arc<IndexTable>, tables: Tables, mtu: usize) -> Self {
         Dataplane {
             index,
+            upper_index: Arc::default(),
             tables: SharedTables::new(tables),
             mtu,
             route_error_after: AtomicU64::new(0),
         }
     }
 
+    /// The same data plane, looking upper sessions up in `upper_index` (the upper endpoint's).
+    #[must_use]
+    pub fn with_upper_index(mut self, upper_index: Arc<IndexTable>) -> Self {
+        self.upper_index = upper_index;
+        self
+    }
+
     /// The TUN MTU.
     pub fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    /// The largest packet that goes through the overlay: what the fc00::/8 route carries.
+    pub fn overlay_mtu(&self) -> usize {
+        self.mtu.saturating_sub(OVERLAY_OVERHEAD)
     }
 
     /// The current tables; hold the guard for one packet or one batch.
@@ -122,8 +159,75 @@ impl Dataplane {
             .get(PACKET_AT..PACKET_AT + len)
             .ok_or(DropReason::InvalidInnerPacket)?;
         let tables = self.tables();
-        let peer = route(&tables, packet)?;
-        peer.encapsulate(now, buf, len, self.mtu)
+        let route = route(&tables, ip::parse(packet)?.dst)?;
+        self.seal(now, &tables, route, buf, len)
+    }
+
+    /// Seals the packet at `buf[PACKET_AT..PACKET_AT + len]` for `route`, or stages it while
+    /// the session it needs is not there yet.
+    pub fn seal(
+        &self,
+        now: Duration,
+        tables: &Tables,
+        route: Route<'_>,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Sealed, DropReason> {
+        match route {
+            Route::Link(peer) => peer.encapsulate(now, buf, len, self.mtu),
+            Route::Overlay(_) if len > self.overlay_mtu() => Err(DropReason::OverlayTooBig),
+            Route::Overlay(upper) => upper.encapsulate_with(buf, len, self.mtu, |buf| {
+                self.seal_overlay(now, tables, upper, buf, len)
+            }),
+        }
+    }
+
+    /// Seals the packet at `buf[PACKET_AT..PACKET_AT + len]` in `upper`'s session, puts the
+    /// message in a ROUTED frame along `upper`'s label, and seals that for the label's first
+    /// link: the datagram starts at 0 (see [`crate::buf`]).
+    fn seal_overlay(
+        &self,
+        now: Duration,
+        tables: &Tables,
+        upper: &PeerShared,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Sealed, DropReason> {
+        let Some(LinkAddr::Overlay(label)) = upper.endpoint() else {
+            return Err(DropReason::NoEndpoint);
+        };
+        let link = label
+            .first()
+            .and_then(|slot| tables.links.peer(slot))
+            .ok_or(DropReason::DeadSlot)?;
+        let message = buf
+            .get_mut(UPPER_MESSAGE_AT..)
+            .ok_or(DropReason::BadLength)?;
+        let upper_len = upper.seal_message(now, message, len, self.overlay_mtu())?;
+        RoutedHeader::new_unchecked(&mut buf[LINK_PAYLOAD_AT..UPPER_MESSAGE_AT])
+            .fill(FrameKind::Routed, &label);
+        let (len, dst) = link.seal_link(now, buf, ROUTED_HEADER_LEN + upper_len, self.mtu)?;
+        Ok(Sealed::Datagram { at: 0, len, dst })
+    }
+
+    /// Seals and sends (through `send`) the packets `upper` staged while its session was
+    /// being made; returns how many went.
+    pub fn send_staged_overlay(
+        &self,
+        now: Duration,
+        upper: &PeerShared,
+        mut send: impl FnMut(&[u8], LinkAddr),
+    ) -> usize {
+        let tables = self.tables();
+        upper.send_staged_with(|slot, len| {
+            match self.seal_overlay(now, &tables, upper, slot, len) {
+                Ok(Sealed::Datagram { at, len, dst }) => {
+                    send(&slot[at..at + len], dst);
+                    true
+                }
+                _ => false,
+            }
+        })
     }
 
     /// Opens the datagram in `buf` from `src`. Data is decrypted in place; an IP packet is
@@ -189,6 +293,9 @@ impl Dataplane {
             .slot_of(peer.slot())
             .ok_or(DropReason::DeadSlot)?;
         match switch(frame, ingress, &tables.links)? {
+            Switched::Local if kind == FrameKind::Routed && carries_data(frame) => {
+                self.upper_data(now, tables, buf, len)
+            }
             Switched::Local => Ok(control),
             Switched::Forward { slot } => {
                 let next = tables.links.peer(slot).ok_or(DropReason::DeadSlot)?;
@@ -209,6 +316,50 @@ impl Dataplane {
         }
     }
 
+    /// The upper session's data message inside the ROUTED frame of `len` bytes at
+    /// `buf[LINK_PAYLOAD_AT..]`, whose label ended here: opened in place, delivered only if its
+    /// inner source is the address its upper peer is routed under. The peer's way back becomes
+    /// the frame's label read backwards.
+    fn upper_data(
+        &self,
+        now: Duration,
+        tables: &Tables,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Inbound, DropReason> {
+        let back = way_back(&RoutedHeader::new_checked(&buf[LINK_PAYLOAD_AT..])?);
+        let message = UPPER_MESSAGE_AT..LINK_PAYLOAD_AT + len;
+        let header = buf.get(message.clone()).ok_or(DropReason::FrameTruncated)?;
+        let receiver = wire::DataHeader::new_checked(header)?.receiver_index();
+        self.upper_index
+            .with(receiver, |upper| {
+                let received =
+                    upper.decapsulate(now, LinkAddr::Overlay(back), &mut buf[message])?;
+                let plaintext = buf
+                    .get(PACKET_AT..PACKET_AT + received.plaintext_len)
+                    .ok_or(DropReason::InvalidInnerPacket)?;
+                if plaintext.is_empty() {
+                    return Ok(Inbound::Keepalive);
+                }
+                let info = ip::parse(plaintext)?;
+                let owned = match info.src {
+                    IpAddr::V6(src) => tables
+                        .overlay
+                        .get(&src)
+                        .is_some_and(|routed| std::ptr::eq(&**routed, upper)),
+                    IpAddr::V4(_) => false,
+                };
+                if !owned {
+                    return Err(DropReason::SourceNotAllowed);
+                }
+                Ok(Inbound::Deliver {
+                    at: PACKET_AT,
+                    len: info.len,
+                })
+            })
+            .ok_or(DropReason::UnknownIndex)?
+    }
+
     /// Whether a ROUTE_ERROR may go now: at most one per [`ROUTE_ERROR_INTERVAL`] for the
     /// whole node, shared by its workers without a lock.
     fn may_send_route_error(&self, now: Duration) -> bool {
@@ -223,13 +374,33 @@ impl Dataplane {
     }
 }
 
-/// The peer whose allowed IPs route the destination of the IP packet `packet`. Segments of one
-/// super-packet share their addresses, so the offload path routes them once.
-pub fn route<'t>(tables: &'t Tables, packet: &[u8]) -> Result<&'t PeerShared, DropReason> {
-    let info = ip::parse(packet)?;
-    let slot = tables.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
-    tables
-        .peer(slot)
-        .map(|peer| &**peer)
-        .ok_or(DropReason::NoRoute)
+/// Where a packet to `dst` goes: the configured peer whose allowed IPs hold it most
+/// specifically, else, for an fc00::/8 address, its upper session through the overlay.
+pub fn route(tables: &Tables, dst: IpAddr) -> Result<Route<'_>, DropReason> {
+    if let Some(slot) = tables.routes.lookup(dst) {
+        return tables
+            .peer(slot)
+            .map(|peer| Route::Link(peer))
+            .ok_or(DropReason::NoRoute);
+    }
+    match dst {
+        IpAddr::V6(addr) if is_overlay(&addr) => tables
+            .overlay
+            .get(&addr)
+            .map(|upper| Route::Overlay(upper))
+            .ok_or(DropReason::NoRoute),
+        _ => Err(DropReason::NoRoute),
+    }
+}
+
+/// Whether `addr` is in fc00::/8, where every rovy key has its address.
+pub fn is_overlay(addr: &Ipv6Addr) -> bool {
+    addr.octets()[0] == 0xfc
+}
+
+/// Whether the routed frame `frame` carries an upper data message (type 4); handshake messages
+/// go to control.
+fn carries_data(frame: &[u8]) -> bool {
+    frame.get(ROUTED_HEADER_LEN..ROUTED_HEADER_LEN + 4)
+        == Some(&wire::MessageType::Data.to_wire()[..])
 }

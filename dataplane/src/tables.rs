@@ -6,6 +6,8 @@
 //! a half-updated table. The large parts (allowed IPs, the peer list) sit behind their own
 //! `Arc`s, so a link coming up copies 256 slot entries, not the routing table.
 
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
@@ -92,6 +94,42 @@ impl LiveSlots for LinkTable {
     }
 }
 
+/// fc00::/8 destinations reached through the overlay, each by its upper peer: the end-to-end
+/// session with that destination, whose endpoint is the label of its route
+/// ([`crate::link_addr::LinkAddr::Overlay`]). Also the source check of what upper sessions
+/// deliver: a packet is delivered only from the address its upper peer is listed under.
+#[derive(Debug, Clone, Default)]
+pub struct OverlayRoutes {
+    by_addr: HashMap<Ipv6Addr, Arc<PeerShared>>,
+}
+
+impl OverlayRoutes {
+    /// The upper peer of `addr`.
+    pub fn get(&self, addr: &Ipv6Addr) -> Option<&Arc<PeerShared>> {
+        self.by_addr.get(addr)
+    }
+
+    /// Routes `addr` through `upper`.
+    pub fn insert(&mut self, addr: Ipv6Addr, upper: Arc<PeerShared>) {
+        self.by_addr.insert(addr, upper);
+    }
+
+    /// Forgets `addr`.
+    pub fn remove(&mut self, addr: &Ipv6Addr) {
+        self.by_addr.remove(addr);
+    }
+
+    /// Destinations routed.
+    pub fn len(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty()
+    }
+}
+
 /// Everything a worker routes by.
 #[derive(Debug, Clone)]
 pub struct Tables {
@@ -103,6 +141,8 @@ pub struct Tables {
     pub kinds: Arc<[PeerKind]>,
     /// Live rovy links.
     pub links: LinkTable,
+    /// Destinations through the overlay.
+    pub overlay: Arc<OverlayRoutes>,
 }
 
 impl Tables {
@@ -114,6 +154,7 @@ impl Tables {
             peers: peers.into(),
             kinds: kinds.into(),
             links,
+            overlay: Arc::default(),
         }
     }
 

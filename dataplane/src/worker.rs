@@ -397,7 +397,6 @@ impl Worker {
     }
 }
 
-
 /// The readiness backend's buffers, for the path its TUN queue takes.
 enum Io {
     Plain(Box<BatchIo>),

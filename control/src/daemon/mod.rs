@@ -169,11 +169,15 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .map(|(_, t)| Arc::clone(t.shared()))
         .collect();
     let kinds = config.peers.iter().map(|p| p.kind).collect();
-    let dataplane = Arc::new(Dataplane::new(
-        links.index_table(),
-        Tables::new(routes, peers, kinds),
-        usize::from(config.interface.mtu),
-    ));
+    let upper = overlay::upper_endpoint(*config.interface.private_key.as_bytes(), origin.elapsed());
+    let dataplane = Arc::new(
+        Dataplane::new(
+            links.index_table(),
+            Tables::new(routes, peers, kinds),
+            usize::from(config.interface.mtu),
+        )
+        .with_upper_index(upper.index_table()),
+    );
     let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
     let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
     let (frames_tx, frames_rx) = bounded_queue(FRAME_QUEUE);
@@ -259,11 +263,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
     let overlay = overlay::Overlay::new(
-        *links.public_key(),
         neighbours,
         frames_rx,
         Arc::clone(&dataplane),
         Arc::clone(&drops),
+        upper,
         unix_secs,
         origin.elapsed(),
     );

@@ -8,10 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::OsRng;
+use rovy_dataplane::buf::{OVERLAY_MIN_MTU, OVERLAY_OVERHEAD};
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::sys::{self, TunQueue, UdpSocketBuilder};
 use rovy_dataplane::worker::SocketOffloads;
+
+/// fc00::/8, where every rovy key has its address: routed into the TUN, to the overlay.
+const OVERLAY_PREFIX: Ipv6Addr = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0);
 
 use crate::config::{Config, Endpoint, Listen, PeerKind};
 use crate::protocol::{EndpointConfig, LinkEndpoint};
@@ -53,7 +57,16 @@ pub fn create_interface(
             sys::add_address(name, prefix.addr(), prefix.prefix_len())?;
         }
         if let Some(own) = iface.private_key.public_key().address() {
-            sys::add_address(name, IpAddr::V6(own), 8)?;
+            // The address alone, and the overlay's route with the overlay's MTU: what goes
+            // through the overlay carries a frame and a second session inside the link.
+            sys::add_address(name, IpAddr::V6(own), 128)?;
+            let mtu = usize::from(iface.mtu);
+            let overlay_mtu = if mtu >= OVERLAY_MIN_MTU {
+                mtu - OVERLAY_OVERHEAD
+            } else {
+                mtu
+            };
+            sys::add_route(name, OVERLAY_PREFIX.into(), 8, Some(overlay_mtu as u32))?;
         }
         Ok(())
     };

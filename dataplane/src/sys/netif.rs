@@ -114,12 +114,16 @@ pub fn add_address(name: &str, addr: IpAddr, prefix_len: u8) -> io::Result<()> {
     request.send(&context)
 }
 
+/// The route metric that holds its MTU (`include/uapi/linux/rtnetlink.h`; libc lacks it).
+const RTAX_MTU: u16 = 2;
+
 /// Routes `dst/prefix_len` out of interface `name` (a device route, no gateway), e.g. the
-/// overlay's `fc00::/8`. The interface must be up: IPv6 refuses a route through a device that
-/// is down (`ENETDOWN`). `dst` must have no bits set past the prefix. Fails with
-/// [`io::ErrorKind::AlreadyExists`] if the main table already has a route for that prefix,
-/// rather than taking it over.
-pub fn add_route(name: &str, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
+/// overlay's `fc00::/8`, carrying `mtu` as the route's MTU when given (the kernel sizes
+/// packets and path MTU by it, below the device's). The interface must be up: IPv6 refuses a
+/// route through a device that is down (`ENETDOWN`). `dst` must have no bits set past the
+/// prefix. Fails with [`io::ErrorKind::AlreadyExists`] if the main table already has a route
+/// for that prefix, rather than taking it over.
+pub fn add_route(name: &str, dst: IpAddr, prefix_len: u8, mtu: Option<u32>) -> io::Result<()> {
     let context = format!("add route {dst}/{prefix_len} via {name}");
     check_prefix_len(dst, prefix_len, &context)?;
     let bytes = ip_bytes(&dst);
@@ -155,6 +159,14 @@ pub fn add_route(name: &str, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
     request.push(&0u32.to_ne_bytes());
     request.push_attr(libc::RTA_DST, &bytes);
     request.push_attr(libc::RTA_OIF, &index_for(name, &context)?.to_ne_bytes());
+    if let Some(mtu) = mtu {
+        // RTA_METRICS nests attributes of its own: one RTAX_MTU (length 8, a u32).
+        let mut metrics = [0u8; 8];
+        metrics[..2].copy_from_slice(&8u16.to_ne_bytes());
+        metrics[2..4].copy_from_slice(&RTAX_MTU.to_ne_bytes());
+        metrics[4..].copy_from_slice(&mtu.to_ne_bytes());
+        request.push_attr(libc::RTA_METRICS, &metrics);
+    }
     request.send(&context)
 }
 

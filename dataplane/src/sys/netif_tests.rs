@@ -24,19 +24,19 @@ fn routes_beyond_the_address_prefix_carry_traffic_into_the_tun() {
         let tun = Tun::create("rf-route", 1, false).unwrap();
         let own = Ipv6Addr::new(0xfc89, 0x54a1, 0, 0, 0, 0, 0, 1);
         add_address("rf-route", own.into(), 128).unwrap();
-        let err = add_route("rf-route", ip_addr("fc00::"), 8).unwrap_err();
+        let err = add_route("rf-route", ip_addr("fc00::"), 8, None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "add route fc00::/8 via rf-route: Network is down (os error 100); \
              kernel says: Nexthop device is not up"
         );
         set_up("rf-route").unwrap();
-        add_route("rf-route", ip_addr("fc00::"), 8).unwrap();
-        add_route("rf-route", ip_addr("10.77.0.0"), 16).unwrap();
+        add_route("rf-route", ip_addr("fc00::"), 8, Some(1372)).unwrap();
+        add_route("rf-route", ip_addr("10.77.0.0"), 16, None).unwrap();
 
         let v6 = ip(&["-6", "route", "show", "fc00::/8"]);
         assert!(
-            v6.starts_with("fc00::/8 dev rf-route proto static "),
+            v6.starts_with("fc00::/8 dev rf-route proto static ") && v6.contains(" mtu 1372 "),
             "{v6}"
         );
         let v4 = ip(&["route", "show", "10.77.0.0/16"]);
@@ -49,7 +49,7 @@ fn routes_beyond_the_address_prefix_carry_traffic_into_the_tun() {
         assert_eq!(udp.src, socket.local_addr().unwrap());
         assert_eq!(udp.payload, b"to the overlay");
 
-        let err = add_route("rf-route", ip_addr("fc00::"), 8).unwrap_err();
+        let err = add_route("rf-route", ip_addr("fc00::"), 8, None).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(
             err.to_string(),
@@ -93,7 +93,7 @@ fn bad_prefixes_are_refused_with_the_reason() {
         ),
     ];
     for (addr, len, message) in cases {
-        let err = in_new_netns(move || add_route("rf-x", ip_addr(addr), len).unwrap_err());
+        let err = in_new_netns(move || add_route("rf-x", ip_addr(addr), len, None).unwrap_err());
         assert_eq!(err.to_string(), message);
     }
     let err = add_address("rf-x", ip_addr("10.0.0.1"), 33).unwrap_err();

@@ -16,6 +16,24 @@ pub struct IpInfo {
     pub len: usize,
 }
 
+/// The destination of the IP packet at the start of `buf`, from its header alone (no length
+/// check): what routing needs, also of a TSO super-packet, whose length field the segmenter
+/// does not rely on.
+pub fn destination(buf: &[u8]) -> Result<IpAddr, DropReason> {
+    match buf.first().map(|b| b >> 4) {
+        Some(4) => buf
+            .get(16..20)
+            .and_then(|a| <[u8; 4]>::try_from(a).ok())
+            .map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        Some(6) => buf
+            .get(24..40)
+            .and_then(|a| <[u8; 16]>::try_from(a).ok())
+            .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        _ => None,
+    }
+    .ok_or(DropReason::InvalidInnerPacket)
+}
+
 /// Parses the header of the IP packet at the start of `buf` (which may carry padding after
 /// it). Rejects anything that is not IPv4/IPv6 or whose header length exceeds `buf`.
 pub fn parse(buf: &[u8]) -> Result<IpInfo, DropReason> {
@@ -91,6 +109,33 @@ mod tests {
         assert_eq!(info.len, 48);
         assert_eq!(info.src, "fc00::".parse::<IpAddr>().unwrap());
         assert_eq!(info.dst, "fd00::".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn destination_reads_the_header_alone() {
+        let mut super_packet = v4(60);
+        super_packet[2..4].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(
+            destination(&super_packet),
+            Ok("10.0.0.2".parse::<IpAddr>().unwrap()),
+            "a length field the segmenter ignores does not matter"
+        );
+        let mut p6 = vec![0u8; 40];
+        p6[0] = 0x60;
+        p6[24] = 0xfc;
+        assert_eq!(destination(&p6), Ok("fc00::".parse::<IpAddr>().unwrap()));
+        for cut in [0, 19, 39] {
+            let packet = if cut < 20 {
+                &super_packet[..cut]
+            } else {
+                &p6[..cut]
+            };
+            assert_eq!(destination(packet), Err(DropReason::InvalidInnerPacket));
+        }
+        assert_eq!(
+            destination(&[0x50; 40]),
+            Err(DropReason::InvalidInnerPacket)
+        );
     }
 
     #[test]

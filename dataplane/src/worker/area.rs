@@ -18,10 +18,8 @@ use crate::sys::{Datagram, SendBatch};
 
 /// What a datagram slot of a batch send is addressed to when it carries nothing (the slots
 /// past a run's end; a run only holds groups whose address has a UDP socket).
-const NOWHERE: std::net::SocketAddr = std::net::SocketAddr::new(
-    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-    0,
-);
+const NOWHERE: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Full GSO groups an area holds.
 const AREA_GROUPS: usize = 4;

@@ -28,10 +28,11 @@ use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len};
 use crate::link_addr::LinkAddr;
 use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
-use crate::peer::{PeerShared, Sealed};
-use crate::pipeline::route;
+use crate::peer::Sealed;
+use crate::pipeline::{Route, route};
 use crate::sys::TunQueue;
 use crate::sys::{RecvMeta, enable_gro, probe_gso};
+use crate::wire::ip;
 
 /// Most segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS` before Linux 6.10).
 pub const MAX_GSO_SEGMENTS: usize = 64;
@@ -184,26 +185,43 @@ impl Worker {
         self.tun.has_vnet_hdr()
     }
 
-    /// Segments one frame read from the TUN and seals every segment into `sink` for the peer
-    /// that routes the first; a frame that cannot be segmented is dropped with its reason.
+    /// Segments one frame read from the TUN and seals every segment into `sink` on the route
+    /// of its destination (segments of one super-packet share it, so it is looked up once, from
+    /// the frame's header, and decides the segment size: the overlay's MTU is smaller); a frame
+    /// that cannot be routed or segmented is dropped with its reason, once per segment.
     pub(super) fn seal_frame(&self, now: Duration, frame: &[u8], sink: &mut impl SealedSink) {
         let mtu = self.dataplane.mtu();
         let need = buffer_len(mtu);
-        let segmenter =
-            VnetHdr::parse(frame).and_then(|(hdr, packet)| Segmenter::new(&hdr, packet, mtu));
-        let mut segmenter = match segmenter {
-            Ok(segmenter) => segmenter,
+        let (hdr, packet) = match VnetHdr::parse(frame) {
+            Ok(parsed) => parsed,
             Err(reason) => return self.drop_packet(reason),
         };
         let tables = self.dataplane.tables();
-        let mut peer = None;
-        let datagram_at = PeerShared::ENCAP.datagram_at();
+        let route = match ip::destination(packet).and_then(|dst| route(&tables, dst)) {
+            Ok(route) => route,
+            Err(reason) => {
+                let segments = Segmenter::new(&hdr, packet, mtu).map_or(1, |s| s.remaining());
+                return (0..segments).for_each(|_| self.drop_packet(reason));
+            }
+        };
+        let segment_mtu = match route {
+            Route::Link(_) => mtu,
+            Route::Overlay(_) => self.dataplane.overlay_mtu(),
+        };
+        let mut segmenter = match Segmenter::new(&hdr, packet, segment_mtu) {
+            Ok(segmenter) => segmenter,
+            Err(DropReason::BadLength) if segment_mtu < mtu => {
+                return self.drop_packet(DropReason::OverlayTooBig);
+            }
+            Err(reason) => return self.drop_packet(reason),
+        };
+        let datagram_at = route.encap().datagram_at();
         loop {
             let left = segmenter.remaining();
             let Some(space) = sink.space(need, datagram_at) else {
                 return (0..left).for_each(|_| self.drop_packet(DropReason::SendFailed));
             };
-            let Some(plain) = space.get_mut(PACKET_AT..PACKET_AT + mtu) else {
+            let Some(plain) = space.get_mut(PACKET_AT..PACKET_AT + segment_mtu) else {
                 return (0..left).for_each(|_| self.drop_packet(DropReason::BadLength));
             };
             let len = match segmenter.next_into(plain) {
@@ -211,16 +229,7 @@ impl Worker {
                 Some(Ok(len)) => len,
                 Some(Err(reason)) => return self.drop_packet(reason),
             };
-            let routed = match peer {
-                Some(peer) => peer,
-                None => match route(&tables, &plain[..len]) {
-                    Ok(routed) => *peer.insert(routed),
-                    Err(reason) => {
-                        return (0..left).for_each(|_| self.drop_packet(reason));
-                    }
-                },
-            };
-            match routed.encapsulate(now, space, len, mtu) {
+            match self.dataplane.seal(now, &tables, route, space, len) {
                 Ok(Sealed::Datagram { len, dst, .. }) => sink.sealed(len, dst),
                 Ok(Sealed::Staged { first }) => self.staged(first),
                 Err(reason) => self.drop_packet(reason),

@@ -5,7 +5,10 @@
 //! WireGuard data messages, sealed here and received from the workers' frame queue.
 //!
 //! Frames whose label ends at this node arrive here too. A PING is answered with a PONG along
-//! the way back (traceroute's hops); the others wait for end-to-end sessions.
+//! the way back (traceroute's hops); an upper session's handshake goes to the upper endpoint
+//! (`upper`), whose data the workers open themselves.
+
+mod upper;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +25,10 @@ use rovy_dataplane::switch::way_back;
 use rovy_dataplane::wire::frame::{FrameKind, PONG_LEN, PingFrame, PongFrame};
 use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 
+use crate::protocol::Endpoint;
 use crate::routing::{LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, Slot};
+
+pub(super) use upper::upper_endpoint;
 
 /// Frames taken from the queue per loop turn, so a flood of them cannot hold the loop.
 const FRAMES_PER_TURN: usize = 64;
@@ -55,17 +61,21 @@ pub(super) struct Overlay {
     mtu: usize,
     /// The control thread's drop counters.
     drops: Arc<WorkerCounters>,
+    /// End-to-end sessions with the destinations routes lead to.
+    upper: Endpoint<PeerShared>,
 }
 
 impl Overlay {
-    /// The overlay of node `key` over `peers` (configured order: key, shared state, whether
-    /// it is a rovy node), fed by `frames`, counting drops in `drops`.
+    /// The overlay of the node whose key `upper` has, over `peers` (configured order: key, shared state, whether
+    /// it is a rovy node), fed by `frames`, counting drops in `drops`, with `upper` for its
+    /// end-to-end sessions (made by [`upper_endpoint`]; the dataplane opens their data with its
+    /// index table).
     pub(super) fn new(
-        key: NodeKey,
         peers: Vec<(NodeKey, Arc<PeerShared>, bool)>,
         frames: FrameReceiver,
         dataplane: Arc<Dataplane>,
         drops: Arc<WorkerCounters>,
+        upper: Endpoint<PeerShared>,
         unix_secs: u64,
         now: Duration,
     ) -> Self {
@@ -81,7 +91,7 @@ impl Overlay {
             })
             .collect();
         Overlay {
-            router: Router::new(key, unix_secs, now),
+            router: Router::new(*upper.public_key(), unix_secs, now),
             neighbours,
             on_slot: vec![None; 256],
             frames,
@@ -89,6 +99,7 @@ impl Overlay {
             buf: vec![0; buffer_len(mtu)],
             mtu,
             drops,
+            upper,
         }
     }
 
@@ -115,6 +126,7 @@ impl Overlay {
         self.router.handle_timeout(now);
         self.apply_events(now);
         self.transmit(now, &mut send);
+        self.upper_turn(now, &mut send);
     }
 
     /// Brings up the link of every rovy peer with a session heard from within
@@ -149,11 +161,16 @@ impl Overlay {
         }
     }
 
-    /// Applies what the router decided: dead links leave the link table.
+    /// Applies what the router decided: dead links leave the link table, routes move the
+    /// upper sessions of their destinations.
     fn apply_events(&mut self, now: Duration) {
         while let Some(event) = self.router.poll_event() {
-            if let RouteEvent::LinkDead { slot } = event {
-                self.link_gone(slot, now);
+            match event {
+                RouteEvent::LinkDead { slot } => self.link_gone(slot, now),
+                RouteEvent::Installed { key, route } | RouteEvent::Changed { key, route } => {
+                    self.route_to(&key, route.label);
+                }
+                RouteEvent::Removed { key } => self.unroute(&key),
             }
         }
     }
@@ -193,6 +210,7 @@ impl Overlay {
         self.router.link_heard(slot, now);
         match frame.first().copied().and_then(FrameKind::from_byte) {
             Some(FrameKind::Ping) => self.answer_ping(now, frame, send),
+            Some(FrameKind::Routed) => self.upper_handshake(now, frame, send),
             Some(kind) if kind.is_routed() => self.drops.count_drop(DropReason::UnknownFrame),
             Some(_) => {
                 if self.router.handle_message(slot, frame, now).is_err() {
