@@ -6,8 +6,10 @@
 #   sudo scripts/bench-throughput.sh [--quick] [--only NAME,NAME…]
 #
 # Implementations: rovy-c1, rovy-c2 (rovy-fast --cores 1/2), boringtun-t1, boringtun-t2
-# (boringtun-cli --threads 1/2), wireguard-go. A rovy row reads "not built" until
-# target/release/rovy-fast exists (cargo build --release -p rovy-control).
+# (boringtun-cli --threads 1/2), wireguard-go; and rovy-routed: three rovy-fast nodes in a
+# chain (each --cores 1, pinned to CPUs 0, 1, 0), TCP between the ends' fc00 addresses through
+# the middle node, end-to-end sessions inside the links (TCP only). A rovy row reads "not
+# built" until target/release/rovy-fast exists (cargo build --release -p rovy-control).
 # Measures:
 #   TCP   iperf3 -c 10.202.0.2 -t 10, one stream, 3 runs: median and min–max Gbit/s received
 #   UDP   paced capacity: offered 20/40/60/80/100/120/140/160/200/240 k pkt/s (-u -l SIZE -b RATE -w 4M -t 5)
@@ -29,6 +31,8 @@ source "$RF_SCRIPTS/lib/netns.sh"
 source "$RF_SCRIPTS/lib/peers.sh"
 # shellcheck source=lib/pair.sh
 source "$RF_SCRIPTS/lib/pair.sh"
+# shellcheck source=lib/overlay_net.sh
+source "$RF_SCRIPTS/lib/overlay_net.sh"
 
 usage() {
   awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"
@@ -36,7 +40,7 @@ usage() {
 }
 
 command_line="scripts/bench-throughput.sh${*:+ $*}"
-all=(rovy-c1 rovy-c2 boringtun-t1 boringtun-t2 wireguard-go)
+all=(rovy-c1 rovy-c2 rovy-routed boringtun-t1 boringtun-t2 wireguard-go)
 selected=("${all[@]}")
 tcp_runs=3
 rates=(20 40 60 80 100 120 140 160 200 240)
@@ -104,8 +108,66 @@ tcp_listening() {
   run_in "$1" ss -Hltn "sport = :$2" | grep -q .
 }
 
+# routed_args I: node I of the routed chain runs one worker, the ends on CPU 0, the middle on 1.
+routed_args() {
+  echo "--cores 1 --cpus $(( $1 == 2 ? 1 : 0 ))"
+}
+
+# bench_routed: a chain of three rovy-fast nodes, TCP from the first to the last through the
+# middle one, over the overlay; appends its TCP runs to results.
+bench_routed() {
+  if [ ! -x "$ROVY_FAST_BIN" ]; then
+    printf 'rovy-routed\tstatus\tnot built\n' >>"$results"
+    return 0
+  fi
+  OV_BIN="$ROVY_FAST_BIN" OV_DIR="$RF_TMP/routed"
+  mkdir -p "$OV_DIR"
+  ov_chain 3
+  ov_setup
+  RF_NAMESPACES+=("${OV_NS[@]}")
+  if ! ov_start routed_args || ! ov_wait_converged 30; then
+    printf 'rovy-routed\tstatus\tno routes\n' >>"$results"
+    ov_cleanup
+    return 0
+  fi
+  local far pid run json cpu tcp t0 t1 ticks0 ticks1
+  far="$(ov_addr 3)"
+  start_bg "${OV_NS[2]}" "$RF_TMP/iperf3-server-routed.log" iperf3 -s -B "$far"
+  server_pid="$RF_LAST_PID"
+  if ! wait_for 10 tcp_listening "${OV_NS[2]}" 5201 ||
+    ! wait_for 10 run_in "${OV_NS[0]}" ping -6 -c1 -W1 "$far"; then
+    printf 'rovy-routed\tstatus\tno path\n' >>"$results"
+    ov_cleanup
+    return 0
+  fi
+  for run in $(seq 1 "$tcp_runs"); do
+    json="$RF_TMP/rovy-routed-tcp-$run.json"
+    ticks0=0; for pid in "${OV_PIDS[@]}"; do ticks0=$((ticks0 + $(rf_cpu_ticks "$pid"))); done
+    t0="$(date +%s.%N)"
+    run_in "${OV_NS[0]}" timeout 40 iperf3 -c "$far" -J -t 10 >"$json" 2>"$json.err" || true
+    t1="$(date +%s.%N)"
+    ticks1=0; for pid in "${OV_PIDS[@]}"; do ticks1=$((ticks1 + $(rf_cpu_ticks "$pid"))); done
+    cpu="$(awk -v d="$((ticks1 - ticks0))" -v hz="$clk_tck" -v t0="$t0" -v t1="$t1" \
+      'BEGIN { printf "%.0f\n", 100 * d / hz / (t1 - t0) }')"
+    if tcp="$(python3 "$RF_LIB/json_report.py" tcp "$json")"; then
+      rf_log "rovy-routed TCP run $run: Gbit/s, retransmits: $tcp; daemons' CPU $cpu %"
+      printf 'rovy-routed\ttcp\t%s %s\n' "$tcp" "$cpu" | tr ' ' '\t' >>"$results"
+    else
+      rf_log "rovy-routed TCP run $run failed: $(head -c 300 "$json")"
+    fi
+    sleep 1
+  done
+  stop_pid "$server_pid" || true
+  server_pid=""
+  ov_cleanup
+}
+
 # bench_one NAME: starts the pair for NAME, runs TCP and the UDP sweeps, appends to results.
 bench_one() {
+  if [ "$1" = rovy-routed ]; then
+    bench_routed
+    return 0
+  fi
   local name="$1" impl args=() args_b=()
   case "$name" in
     rovy-c*)
