@@ -127,6 +127,11 @@ impl Overlay {
             .handle_datagram(now, from, &mut packet[..len], false, &mut OsRng, &mut out)
         {
             Ok(Received::HandshakeResponse { tunnel, len }) => {
+                // The initiator is now known by its key: its frame's way back is a route to
+                // it, used until one is announced.
+                if let Some(key) = self.upper.tunnel(tunnel).map(|t| *t.public_key()) {
+                    self.router.learn_return_path(&key, back, now);
+                }
                 self.publish_tunnel(tunnel);
                 self.send_routed(now, back, &out[..len], send);
             }
