@@ -67,6 +67,11 @@ for j in $(seq 2 "$nodes"); do
   echo "  ping node 1 -> node $j: $(echo "$out" | grep -E 'packets transmitted')"
 done
 
+# An fc00 address nothing routes: the node itself answers Destination Unreachable.
+out=$(ip netns exec "${OV_NS[0]}" ping -6 -c 1 -W 2 fc12:3456::1 2>&1 || true)
+grep -q "Destination unreachable" <<<"$out" || fail "no Destination Unreachable for an unrouted fc00 address: $out"
+echo "  ping an unrouted fc00 address: $(grep -m1 'Destination unreachable' <<<"$out")"
+
 # A checksummed TCP transfer from node 1 to the last node, across every hop.
 last_addr=$(ov_addr "$nodes")
 head -c $((50 << 20)) /dev/urandom >"$dir/data"

@@ -38,7 +38,7 @@ pub const DEFAULT_MTU: u16 = 1420;
 /// MTU of the TUN interface. At least 1280 because the interface always carries the fc00::/8
 /// IPv6 overlay and IPv6 needs links of 1280 bytes; at most 9000, the common jumbo-frame size,
 /// because packet buffers are fixed-size and sized for the largest MTU allowed.
-pub const MTU_RANGE: RangeInclusive<u16> = 1280..=9000;
+pub const MTU_RANGE: RangeInclusive<u16> = 1280..=rovy_dataplane::buf::MAX_MTU as u16;
 /// The least `mtu` with a rovy peer (see [`rovy_dataplane::buf::OVERLAY_MIN_MTU`]).
 const OVERLAY_MIN_MTU: u16 = rovy_dataplane::buf::OVERLAY_MIN_MTU as u16;
 const OVERLAY_OVERHEAD: u16 = rovy_dataplane::buf::OVERLAY_OVERHEAD as u16;

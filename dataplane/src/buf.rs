@@ -26,6 +26,10 @@ pub const LINK_HEADER_LEN: usize = DATA_HEADER_LEN;
 pub const UPPER_HEADER_LEN: usize = DATA_HEADER_LEN;
 /// Where an outbound packet is read: behind every header that may precede it.
 pub const PACKET_AT: usize = LINK_HEADER_LEN + ROUTED_HEADER_LEN + UPPER_HEADER_LEN;
+/// The largest link MTU a node runs with (the config refuses more): what one packet from a
+/// TUN without segmentation offload can be.
+pub const MAX_MTU: usize = 9000;
+
 /// What the overlay adds inside a link's payload: the routed frame header, and the upper
 /// session's data header and tag. The fc00::/8 route carries `mtu - OVERLAY_OVERHEAD`.
 pub const OVERLAY_OVERHEAD: usize = ROUTED_HEADER_LEN + UPPER_HEADER_LEN + TAG_LEN;

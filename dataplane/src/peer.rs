@@ -68,6 +68,14 @@ pub enum Sealed {
         /// Where to send it.
         dst: LinkAddr,
     },
+    /// The packet cannot go (no route to its fc00 destination, or too big for the overlay):
+    /// the pipeline wrote the ICMPv6 error that says so at `buf[at..at + len]`, for the TUN.
+    Reply {
+        /// Where the ICMPv6 packet starts.
+        at: usize,
+        /// Its length.
+        len: usize,
+    },
     /// No session yet: held until the handshake completes; nothing to send now.
     Staged {
         /// The first packet staged since the queue was last empty: wake control, so the

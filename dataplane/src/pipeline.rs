@@ -24,11 +24,16 @@ use crate::route::PeerSlot;
 use crate::switch::{Switched, route_error_in_place, switch, way_back};
 use crate::tables::{SharedTables, Tables};
 use crate::wire::frame::{FrameKind, ROUTED_HEADER_LEN, RoutedHeader};
+use crate::wire::icmpv6::{ICMPV6_ERROR_MAX_LEN, Icmpv6Error, write_error};
 use crate::wire::{self, MessageType, ip};
 
 /// Least time between two ROUTE_ERRORs a node sends: errors answer traffic that cannot go on,
 /// so a flood of it must not become a flood of errors.
 pub const ROUTE_ERROR_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Least time between two ICMPv6 errors a node writes for its TUN (RFC 4443 §2.4 f asks for
+/// a limit).
+pub const ICMP_ERROR_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What a datagram from the network turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +110,10 @@ pub struct Dataplane {
     mtu: usize,
     /// When the next ROUTE_ERROR may go, in nanoseconds on the callers' clock.
     route_error_after: AtomicU64,
+    /// This node's fc00 address, the source of the ICMPv6 errors it writes for the TUN.
+    own_address: Option<Ipv6Addr>,
+    /// When the next ICMPv6 error may go, in nanoseconds.
+    icmp_after: AtomicU64,
 }
 
 impl Dataplane {
@@ -116,7 +125,17 @@ impl Dataplane {
             tables: SharedTables::new(tables),
             mtu,
             route_error_after: AtomicU64::new(0),
+            own_address: None,
+            icmp_after: AtomicU64::new(0),
         }
+    }
+
+    /// The same data plane, answering packets it cannot send through the overlay with ICMPv6
+    /// errors from `address` (the node's own fc00 address).
+    #[must_use]
+    pub fn with_own_address(mut self, address: Ipv6Addr) -> Self {
+        self.own_address = Some(address);
+        self
     }
 
     /// The same data plane, looking upper sessions up in `upper_index` (the upper endpoint's).
@@ -159,8 +178,49 @@ impl Dataplane {
             .get(PACKET_AT..PACKET_AT + len)
             .ok_or(DropReason::InvalidInnerPacket)?;
         let tables = self.tables();
-        let route = route(&tables, ip::parse(packet)?.dst)?;
-        self.seal(now, &tables, route, buf, len)
+        let dst = ip::parse(packet)?.dst;
+        let sealed = route(&tables, dst).and_then(|route| self.seal(now, &tables, route, buf, len));
+        match sealed {
+            Err(reason @ (DropReason::NoRoute | DropReason::OverlayTooBig)) => {
+                self.icmp_reply(now, reason, dst, buf, len).ok_or(reason)
+            }
+            other => other,
+        }
+    }
+
+    /// The ICMPv6 error answering the packet at `buf[PACKET_AT..PACKET_AT + len]`, which was
+    /// refused for `reason` on its way to `dst`, written over it: Destination Unreachable (no
+    /// route) for an fc00 destination nothing routes, Packet Too Big with the overlay MTU for
+    /// one too long for the overlay; from this node's own address, at most one per
+    /// [`ICMP_ERROR_INTERVAL`]. `None` where no error is due (not an overlay destination, an
+    /// ICMPv6 error itself, over the rate).
+    pub fn icmp_reply(
+        &self,
+        now: Duration,
+        reason: DropReason,
+        dst: IpAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Option<Sealed> {
+        let own = self.own_address?;
+        let error = match (reason, dst) {
+            (DropReason::NoRoute, IpAddr::V6(dst)) if is_overlay(&dst) => Icmpv6Error::NoRoute,
+            (DropReason::OverlayTooBig, _) => Icmpv6Error::PacketTooBig {
+                mtu: u32::try_from(self.overlay_mtu()).ok()?,
+            },
+            _ => return None,
+        };
+        let mut out = [0u8; ICMPV6_ERROR_MAX_LEN];
+        let written = write_error(error, own, buf.get(PACKET_AT..PACKET_AT + len)?, &mut out)?;
+        if !once_per(&self.icmp_after, now, ICMP_ERROR_INTERVAL) {
+            return None;
+        }
+        buf.get_mut(PACKET_AT..PACKET_AT + written)?
+            .copy_from_slice(&out[..written]);
+        Some(Sealed::Reply {
+            at: PACKET_AT,
+            len: written,
+        })
     }
 
     /// Seals the packet at `buf[PACKET_AT..PACKET_AT + len]` for `route`, or stages it while
@@ -363,15 +423,20 @@ impl Dataplane {
     /// Whether a ROUTE_ERROR may go now: at most one per [`ROUTE_ERROR_INTERVAL`] for the
     /// whole node, shared by its workers without a lock.
     fn may_send_route_error(&self, now: Duration) -> bool {
-        let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
-        let after = self.route_error_after.load(Ordering::Relaxed);
-        let next = now.saturating_add(ROUTE_ERROR_INTERVAL.as_nanos() as u64);
-        now >= after
-            && self
-                .route_error_after
-                .compare_exchange(after, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        once_per(&self.route_error_after, now, ROUTE_ERROR_INTERVAL)
     }
+}
+
+/// Whether something limited to one per `interval` may happen at `now`, with `after` holding
+/// when it next may (nanoseconds); shared by the workers without a lock.
+fn once_per(after: &AtomicU64, now: Duration, interval: Duration) -> bool {
+    let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+    let at = after.load(Ordering::Relaxed);
+    let next = now.saturating_add(interval.as_nanos() as u64);
+    now >= at
+        && after
+            .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Where a packet to `dst` goes: the configured peer whose allowed IPs hold it most

@@ -178,6 +178,10 @@ impl Worker {
                     Ok(len) => {
                         io.sealed[read] = match self.dataplane.outbound(now, buf, len) {
                             Ok(Sealed::Datagram { at, len, dst }) => Some((at, len, dst)),
+                            Ok(Sealed::Reply { at, len }) => {
+                                self.write_tun(&buf[at..at + len]);
+                                None
+                            }
                             Ok(Sealed::Staged { first }) => {
                                 self.staged(first);
                                 None

@@ -140,3 +140,41 @@ fn authenticated_packet_from_a_source_the_peer_does_not_own_is_dropped() {
         })
     );
 }
+
+#[test]
+fn an_fc00_packet_nothing_routes_is_answered_with_destination_unreachable_from_the_node() {
+    let own = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0xa);
+    let (a, _) = pair();
+    let a = a.with_own_address(own);
+    let src = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0xa);
+    let nowhere = Ipv6Addr::new(0xfc12, 0, 0, 0, 0, 0, 0, 1);
+    let ip = packet(src.into(), nowhere.into());
+    let outbound = |a: &Dataplane, now: Duration, ip: &[u8]| {
+        let mut buf = vec![0u8; buffer_len(MTU)];
+        buf[PACKET_AT..PACKET_AT + ip.len()].copy_from_slice(ip);
+        a.outbound(now, &mut buf, ip.len())
+            .map(|sealed| match sealed {
+                Sealed::Reply { at, len } => buf[at..at + len].to_vec(),
+                other => panic!("not a reply: {other:?}"),
+            })
+    };
+    let reply = outbound(&a, Duration::from_secs(1), &ip).unwrap();
+    assert_eq!(reply[0] >> 4, 6);
+    assert_eq!(reply[6], 58, "ICMPv6");
+    assert_eq!(&reply[8..24], &own.octets(), "from the node itself");
+    assert_eq!(&reply[24..40], &src.octets(), "to the packet's source");
+    assert_eq!((reply[40], reply[41]), (1, 0), "Destination Unreachable, no route");
+    assert_eq!(&reply[48..48 + ip.len()], &ip[..], "quoting the packet");
+    assert_eq!(
+        outbound(&a, Duration::from_secs(1), &ip),
+        Err(DropReason::NoRoute),
+        "one error per interval"
+    );
+    assert!(outbound(&a, Duration::from_secs(2), &ip).is_ok());
+    let not_overlay = packet(src.into(), Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9).into());
+    assert_eq!(
+        outbound(&a, Duration::from_secs(3), &not_overlay),
+        Err(DropReason::NoRoute),
+        "outside fc00::/8 a missing route is only a drop, as in WireGuard"
+    );
+}

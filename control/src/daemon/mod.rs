@@ -170,14 +170,16 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .collect();
     let kinds = config.peers.iter().map(|p| p.kind).collect();
     let upper = overlay::upper_endpoint(*config.interface.private_key.as_bytes(), origin.elapsed());
-    let dataplane = Arc::new(
-        Dataplane::new(
-            links.index_table(),
-            Tables::new(routes, peers, kinds),
-            usize::from(config.interface.mtu),
-        )
-        .with_upper_index(upper.index_table()),
-    );
+    let mut dataplane = Dataplane::new(
+        links.index_table(),
+        Tables::new(routes, peers, kinds),
+        usize::from(config.interface.mtu),
+    )
+    .with_upper_index(upper.index_table());
+    if let Some(own) = config.interface.private_key.public_key().address() {
+        dataplane = dataplane.with_own_address(own);
+    }
+    let dataplane = Arc::new(dataplane);
     let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
     let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
     let (frames_tx, frames_rx) = bounded_queue(FRAME_QUEUE);

@@ -25,9 +25,9 @@ use super::Worker;
 use super::area::{AreaSink, AreaTx};
 use super::dispatch::ReceivedSink;
 use crate::DropReason;
-use crate::buf::{PACKET_AT, buffer_len};
+use crate::buf::{MAX_MTU, PACKET_AT, buffer_len};
 use crate::link_addr::LinkAddr;
-use crate::offload::{Coalescer, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
+use crate::offload::{Coalescer, GsoType, MAX_FRAME_LEN, Push, Segmenter, VNET_HDR_LEN, VnetHdr};
 use crate::peer::Sealed;
 use crate::pipeline::{Route, route};
 use crate::sys::TunQueue;
@@ -199,6 +199,9 @@ impl Worker {
         let tables = self.dataplane.tables();
         let route = match ip::destination(packet).and_then(|dst| route(&tables, dst)) {
             Ok(route) => route,
+            Err(DropReason::NoRoute) if hdr.gso_type == GsoType::None => {
+                return self.reply_to(now, DropReason::NoRoute, packet);
+            }
             Err(reason) => {
                 let segments = Segmenter::new(&hdr, packet, mtu).map_or(1, |s| s.remaining());
                 return (0..segments).for_each(|_| self.drop_packet(reason));
@@ -211,7 +214,7 @@ impl Worker {
         let mut segmenter = match Segmenter::new(&hdr, packet, segment_mtu) {
             Ok(segmenter) => segmenter,
             Err(DropReason::BadLength) if segment_mtu < mtu => {
-                return self.drop_packet(DropReason::OverlayTooBig);
+                return self.reply_to(now, DropReason::OverlayTooBig, packet);
             }
             Err(reason) => return self.drop_packet(reason),
         };
@@ -232,8 +235,34 @@ impl Worker {
             match self.dataplane.seal(now, &tables, route, space, len) {
                 Ok(Sealed::Datagram { len, dst, .. }) => sink.sealed(len, dst),
                 Ok(Sealed::Staged { first }) => self.staged(first),
+                Ok(Sealed::Reply { at, len }) if at >= VNET_HDR_LEN => {
+                    space[at - VNET_HDR_LEN..at].fill(0);
+                    self.write_tun(&space[at - VNET_HDR_LEN..at + len]);
+                }
+                Ok(Sealed::Reply { .. }) => self.drop_packet(DropReason::BadLength),
                 Err(reason) => self.drop_packet(reason),
             }
+        }
+    }
+
+    /// Answers the whole packet `packet`, refused for `reason`, with the ICMPv6 error the
+    /// pipeline writes for it, behind a zero vnet header; counts the drop when none is due.
+    fn reply_to(&self, now: Duration, reason: DropReason, packet: &[u8]) {
+        let mut scratch = [0u8; PACKET_AT + MAX_MTU + VNET_HDR_LEN];
+        let Some(copy) = scratch.get_mut(PACKET_AT..PACKET_AT + packet.len()) else {
+            return self.drop_packet(reason);
+        };
+        copy.copy_from_slice(packet);
+        let reply = ip::destination(packet).ok().and_then(|dst| {
+            self.dataplane
+                .icmp_reply(now, reason, dst, &mut scratch, packet.len())
+        });
+        match reply {
+            Some(Sealed::Reply { at, len }) if at >= VNET_HDR_LEN => {
+                scratch[at - VNET_HDR_LEN..at].fill(0);
+                self.write_tun(&scratch[at - VNET_HDR_LEN..at + len]);
+            }
+            _ => self.drop_packet(reason),
         }
     }
 

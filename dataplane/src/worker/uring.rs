@@ -207,6 +207,10 @@ impl Worker {
         let sealed = self.dataplane.outbound(self.now(), ring.buf_mut(&buf), len);
         match sealed {
             Ok(Sealed::Staged { first }) => self.staged(first),
+            Ok(Sealed::Reply { at, len }) => {
+                WorkerCounters::add(&self.counters.tun_writes, 1);
+                return ring.write(TUN_FILE, buf, at..at + len);
+            }
             Ok(Sealed::Datagram { at, len, dst }) => match self.udp_target(&dst) {
                 Some((socket, dst)) => {
                     let file = FIRST_SOCKET_FILE + socket as u32;
