@@ -5,7 +5,8 @@
 # many slots; then node 1 pings every other node's fc00 address and sends it a checksummed TCP
 # transfer, through upper sessions over as many hops as the route has. Topologies: `chain` of N
 # (default 5), whose middle node then stops and node 1 must lose the nodes behind it; `mesh` of
-# 8, a ring with two chords. Runs on the given worker backend (default uring). Needs root;
+# 8, a ring with two chords, in which every node then pings every other. Runs on the given
+# worker backend (default uring). Needs root;
 # cleans up on exit.
 #   sudo scripts/e2e-overlay.sh [--backend uring|epoll] [--topology chain|mesh] [--nodes N] [--no-build]
 set -euo pipefail
@@ -66,6 +67,23 @@ for j in $(seq 2 "$nodes"); do
     { echo "$out"; "$bin" status --socket "$dir/1.sock" | tail -12; fail "node 1 gets no ping replies from node $j"; }
   echo "  ping node 1 -> node $j: $(echo "$out" | grep -E 'packets transmitted')"
 done
+
+# In the mesh, every node reaches every other: one ping from each to each, a source at a time.
+if [ "$topology" = mesh ]; then
+  for i in $(seq 1 "$nodes"); do
+    pings=()
+    for j in $(seq 1 "$nodes"); do
+      [ "$i" = "$j" ] && continue
+      ip netns exec "${OV_NS[$((i - 1))]}" ping -6 -c 1 -W 5 "$(ov_addr "$j")" >"$dir/ping-$i-$j" 2>&1 &
+      pings+=("$!")
+    done
+    for pid in "${pings[@]}"; do wait "$pid" || true; done
+    for j in $(seq 1 "$nodes"); do
+      [ "$i" = "$j" ] || grep -q " 1 received" "$dir/ping-$i-$j" || fail "node $i gets no reply from node $j"
+    done
+  done
+  echo "  every node pinged every other: $((nodes * (nodes - 1))) replies"
+fi
 
 # An fc00 address nothing routes: the node itself answers Destination Unreachable.
 out=$(ip netns exec "${OV_NS[0]}" ping -6 -c 1 -W 2 fc12:3456::1 2>&1 || true)
