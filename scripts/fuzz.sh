@@ -47,7 +47,7 @@ bin_dir="fuzz/target/$triple/release"
 work_root="target/fuzz-corpus"
 [ "$smoke" -eq 1 ] && work_root="$(mktemp -d)"
 failed=()
-printf '%-12s %12s %9s %8s %8s\n' target executions seconds cov ft
+printf '%-16s %12s %9s %8s %8s\n' target executions seconds cov ft
 for target in "${targets[@]}"; do
   seeds="fuzz/corpus/$target"
   work="$work_root/$target"
@@ -67,7 +67,7 @@ for target in "${targets[@]}"; do
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
-  printf '%-12s %12s %9.1f %8s %8s\n' "$target" "${runs:-?}" "$(awk "BEGIN { print $end - $start }")" \
+  printf '%-16s %12s %9.1f %8s %8s\n' "$target" "${runs:-?}" "$(awk "BEGIN { print $end - $start }")" \
     "${cov:-?}" "${ft:-?}"
   if [ "$status" -ne 0 ]; then
     failed+=("$target")

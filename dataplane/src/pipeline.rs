@@ -21,9 +21,10 @@ use crate::index::IndexTable;
 use crate::link_addr::LinkAddr;
 use crate::peer::{PeerShared, Sealed};
 use crate::route::PeerSlot;
+use crate::session::sealed_len;
 use crate::switch::{Switched, route_error_in_place, switch, way_back};
 use crate::tables::{SharedTables, Tables};
-use crate::wire::frame::{FrameKind, ROUTED_HEADER_LEN, RoutedHeader};
+use crate::wire::frame::{FrameKind, ROUTE_ERROR_LEN, ROUTED_HEADER_LEN, RoutedHeader};
 use crate::wire::icmpv6::{ICMPV6_ERROR_MAX_LEN, Icmpv6Error, write_error};
 use crate::wire::{self, MessageType, ip};
 
@@ -363,7 +364,12 @@ impl Dataplane {
                 Ok(Inbound::Forward { at: 0, len, dst })
             }
             Switched::RouteError { code, .. } => {
-                if !self.may_send_route_error(now) {
+                // The ROUTE_ERROR is sealed over the failed frame's datagram, which is all the
+                // room there is (the next datagram of a batch may follow it); a frame shorter
+                // than the error, a PING, is dropped rather than sealed past its end.
+                if sealed_len(ROUTE_ERROR_LEN, self.mtu) > buf.len()
+                    || !self.may_send_route_error(now)
+                {
                     return Err(DropReason::DeadSlot);
                 }
                 let error = buf

@@ -66,6 +66,12 @@ fn padded_len(payload_len: usize, mtu: usize) -> usize {
         .min(mtu.max(payload_len))
 }
 
+/// Length of the data message that seals a payload of `payload_len`: header, padded
+/// ciphertext, tag. What [`Session::encapsulate`] needs room for.
+pub fn sealed_len(payload_len: usize, mtu: usize) -> usize {
+    DATA_HEADER_LEN + padded_len(payload_len, mtu) + TAG_LEN
+}
+
 /// One keypair from one handshake.
 #[derive(Debug)]
 pub struct Session {
@@ -172,8 +178,8 @@ impl Session {
         if payload_len > buf.len() {
             return Err(SendError::BufferTooSmall);
         }
-        let padded = padded_len(payload_len, mtu);
-        let datagram_len = DATA_HEADER_LEN + padded + TAG_LEN;
+        let datagram_len = sealed_len(payload_len, mtu);
+        let padded = datagram_len - DATA_HEADER_LEN - TAG_LEN;
         let datagram = buf
             .get_mut(..datagram_len)
             .ok_or(SendError::BufferTooSmall)?;

@@ -219,6 +219,31 @@ fn a_dead_next_hop_bounces_a_route_error_back_to_the_source() {
 }
 
 #[test]
+fn a_ping_too_short_to_carry_its_route_error_is_dropped_without_a_handshake() {
+    let n = net();
+    let b_to_a = Arc::clone(&n.b.tables().peers[0]);
+    assert!(!b_to_a.take_handshake_request());
+    // A PING's 24 bytes pad to 32: its datagram has no room for the 34-byte ROUTE_ERROR.
+    let mut ping = sealed_frame(&n.a, FrameKind::Ping, &[3, 200], 8);
+    assert_eq!(
+        n.b.inbound(NOW, addr(1), &mut ping),
+        Err(DropReason::DeadSlot)
+    );
+    assert!(
+        !b_to_a.take_handshake_request(),
+        "a healthy link asked to rekey by a frame"
+    );
+    let mut routed = sealed_frame(&n.a, FrameKind::Routed, &[3, 200], 32);
+    assert!(
+        matches!(
+            n.b.inbound(NOW, addr(1), &mut routed),
+            Ok(Inbound::Bounce { .. })
+        ),
+        "the dropped PING used no ROUTE_ERROR allowance"
+    );
+}
+
+#[test]
 fn frames_from_a_wireguard_peer_and_malformed_labels_are_counted_drops() {
     let n = net();
     let mut from_w = sealed_frame(&n.w_to_b, FrameKind::Routed, &[1, 7], 32);

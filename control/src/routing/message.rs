@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! HELLO      kind | seq u16 | time_ms u32 | echo_time_ms u32 | echo_delay_ms u32   = 15
-//!            (echo_delay_ms = u32::MAX: nothing heard from the peer yet to echo)
+//!            (echo_delay_ms = u32::MAX: nothing heard from the peer yet to echo; then
+//!            echo_time_ms is 0)
 //! UPDATE     kind | count u8 | count × entry                                        ≤ 2 + 255 × 53
 //!    entry   key [32] | seqno u32 | metric u16 (0xFFFF = retract) | label_len u8 | label
 //! SEQNO_REQ  kind | key [32] | seqno u32 | hops u8                                  = 38
@@ -86,6 +87,10 @@ pub enum MessageError {
     /// An UPDATE entry whose label is longer than a label can be.
     #[error("label longer than {MAX_LABEL_LEN} bytes")]
     LabelTooLong,
+    /// A HELLO that echoes nothing (delay `u32::MAX`) yet carries an echo time: no encoder
+    /// writes one, and reading it as "no echo" would drop the time unseen.
+    #[error("HELLO with an echo time but no echo")]
+    EchoTimeWithoutEcho,
 }
 
 /// The caller's buffer cannot hold the message.
@@ -233,12 +238,18 @@ fn key_at(bytes: &[u8], at: usize) -> NodeKey {
 impl Hello {
     fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
         exact(bytes, HELLO_LEN)?;
-        let delay_ms = u32_at(bytes, HELLO_ECHO_DELAY);
+        let (echo_time_ms, delay_ms) = (
+            u32_at(bytes, HELLO_ECHO_TIME),
+            u32_at(bytes, HELLO_ECHO_DELAY),
+        );
+        if delay_ms == HELLO_NO_ECHO && echo_time_ms != 0 {
+            return Err(MessageError::EchoTimeWithoutEcho);
+        }
         Ok(Self {
             seq: u16_at(bytes, HELLO_SEQ),
             time_ms: u32_at(bytes, HELLO_TIME),
-            echo: (delay_ms != HELLO_NO_ECHO).then(|| HelloEcho {
-                time_ms: u32_at(bytes, HELLO_ECHO_TIME),
+            echo: (delay_ms != HELLO_NO_ECHO).then_some(HelloEcho {
+                time_ms: echo_time_ms,
                 delay_ms,
             }),
         })

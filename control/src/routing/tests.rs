@@ -143,6 +143,24 @@ fn fixed_messages_round_trip_and_refuse_every_truncation_and_trailing_byte() {
 }
 
 #[test]
+fn a_hello_without_echo_carries_no_echo_time() {
+    let mut bytes = [0u8; HELLO_LEN];
+    let hello = Hello {
+        seq: 3,
+        time_ms: 1000,
+        echo: None,
+    };
+    assert_eq!(hello.encode(&mut bytes), Ok(HELLO_LEN));
+    assert_eq!(Message::decode(&bytes), Ok(Message::Hello(hello)));
+    bytes[7] = 1; // the echo time's first byte
+    assert_eq!(
+        Message::decode(&bytes),
+        Err(MessageError::EchoTimeWithoutEcho),
+        "an echo time the decoded HELLO could not show"
+    );
+}
+
+#[test]
 fn fixed_messages_need_room_in_the_buffer() {
     let mut small = [0u8; HELLO_LEN - 1];
     let hello = Hello {
