@@ -163,7 +163,11 @@ fn an_fc00_packet_nothing_routes_is_answered_with_destination_unreachable_from_t
     assert_eq!(reply[6], 58, "ICMPv6");
     assert_eq!(&reply[8..24], &own.octets(), "from the node itself");
     assert_eq!(&reply[24..40], &src.octets(), "to the packet's source");
-    assert_eq!((reply[40], reply[41]), (1, 0), "Destination Unreachable, no route");
+    assert_eq!(
+        (reply[40], reply[41]),
+        (1, 0),
+        "Destination Unreachable, no route"
+    );
     assert_eq!(&reply[48..48 + ip.len()], &ip[..], "quoting the packet");
     assert_eq!(
         outbound(&a, Duration::from_secs(1), &ip),
@@ -171,7 +175,10 @@ fn an_fc00_packet_nothing_routes_is_answered_with_destination_unreachable_from_t
         "one error per interval"
     );
     assert!(outbound(&a, Duration::from_secs(2), &ip).is_ok());
-    let not_overlay = packet(src.into(), Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9).into());
+    let not_overlay = packet(
+        src.into(),
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9).into(),
+    );
     assert_eq!(
         outbound(&a, Duration::from_secs(3), &not_overlay),
         Err(DropReason::NoRoute),
