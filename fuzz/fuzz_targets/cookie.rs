@@ -83,17 +83,18 @@ fuzz_target!(|input: Input| {
     } else {
         IpAddr::V6(Ipv6Addr::from(input.src))
     };
-    let src = LinkAddr::from(SocketAddr::new(ip, input.port));
-    let other_src = LinkAddr::from(SocketAddr::new(ip, input.port.wrapping_add(1)));
+    let src_addr = LinkAddr::from(SocketAddr::new(ip, input.port));
+    let src_input = src_addr.cookie_input();
+    let src = src_input.as_bytes();
+    let other_input =
+        LinkAddr::from(SocketAddr::new(ip, input.port.wrapping_add(1))).cookie_input();
+    let other_src = other_input.as_bytes();
     if let IpAddr::V6(v6) = ip
         && let Some(v4) = v6.to_ipv4_mapped()
     {
-        let as_v4 = LinkAddr::from(SocketAddr::new(v4.into(), input.port));
-        assert_eq!(
-            checker.cookie(&src),
-            checker.cookie(&as_v4),
-            "mapped source"
-        );
+        let as_v4_input = LinkAddr::from(SocketAddr::new(v4.into(), input.port)).cookie_input();
+        let as_v4 = as_v4_input.as_bytes();
+        assert_eq!(checker.cookie(src), checker.cookie(as_v4), "mapped source");
     }
 
     // Any message, any offset.
@@ -108,8 +109,8 @@ fuzz_target!(|input: Input| {
     let mac1_ok = holds_mac1
         && msg[offset..offset + 16] == reference_mac1(&input.responder_key, &msg[..offset]);
     assert_eq!(checker.verify_mac1(msg, offset), mac1_ok);
-    let _ = checker.verify_mac2(msg, offset, &src);
-    let relaxed = checker.check(msg, offset, &src, false);
+    let _ = checker.verify_mac2(msg, offset, src);
+    let relaxed = checker.check(msg, offset, src, false);
     assert_eq!(
         relaxed,
         if mac1_ok {
@@ -118,7 +119,7 @@ fuzz_target!(|input: Input| {
             MacVerdict::InvalidMac1
         }
     );
-    let loaded = checker.check(msg, offset, &src, input.under_load);
+    let loaded = checker.check(msg, offset, src, input.under_load);
     assert_eq!(loaded == MacVerdict::InvalidMac1, !mac1_ok);
 
     // The sending side stamps the same message.
@@ -146,18 +147,18 @@ fuzz_target!(|input: Input| {
     assert_eq!(stamped[..offset], msg[..offset]);
     assert_eq!(stamped[offset + 32..], msg[offset + 32..]);
     assert_eq!(
-        checker.check(&stamped, offset, &src, false),
+        checker.check(&stamped, offset, src, false),
         MacVerdict::Valid
     );
     assert_eq!(
-        checker.check(&stamped, offset, &src, true),
+        checker.check(&stamped, offset, src, true),
         MacVerdict::NeedsCookie
     );
     if offset > 0 {
         let mut flipped = stamped.clone();
         flipped[usize::from(input.flip) % offset] ^= 0x01;
         assert_eq!(
-            checker.check(&flipped, offset, &src, false),
+            checker.check(&flipped, offset, src, false),
             MacVerdict::InvalidMac1
         );
     }
@@ -167,7 +168,7 @@ fuzz_target!(|input: Input| {
         jar.consume_reply(now, &input.forged_reply).is_err(),
         "forged cookie reply taken"
     );
-    let reply = checker.make_cookie_reply(1, &mac1, &src, input.nonce);
+    let reply = checker.make_cookie_reply(1, &mac1, src, input.nonce);
     assert_eq!(jar.consume_reply(now, &reply), Ok(()));
     assert_eq!(jar.consume_reply(now, &reply), Err(CookieError::NoMac1Sent));
     assert!(jar.has_valid_cookie(now));
@@ -175,16 +176,16 @@ fuzz_target!(|input: Input| {
     let mut with_cookie = msg.clone();
     jar.stamp(now, &mut with_cookie, offset).unwrap();
     assert_eq!(
-        checker.check(&with_cookie, offset, &src, true),
+        checker.check(&with_cookie, offset, src, true),
         MacVerdict::Mac2Valid
     );
     assert_eq!(
-        checker.check(&with_cookie, offset, &other_src, true),
+        checker.check(&with_cookie, offset, other_src, true),
         MacVerdict::NeedsCookie
     );
     assert!(checker.rotate_if_due(now + COOKIE_SECRET_MAX_AGE, &mut rng));
     assert_eq!(
-        checker.check(&with_cookie, offset, &src, true),
+        checker.check(&with_cookie, offset, src, true),
         MacVerdict::NeedsCookie
     );
 });
