@@ -20,8 +20,8 @@ use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use blake2::{Blake2s256, Digest};
 use rand_core::{CryptoRng, RngCore};
+use rovy_dataplane::overlay_address;
 use rovy_dataplane::sys::SecretPage;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -30,9 +30,6 @@ pub const KEY_LEN: usize = 32;
 
 /// Length of a key in WireGuard's base64 form.
 pub const KEY_BASE64_LEN: usize = 44;
-
-/// First byte every valid overlay address carries.
-pub const OVERLAY_ADDRESS_PREFIX: u8 = 0xfc;
 
 /// CIDv1 header in front of the key in a PeerID: version 1, multicodec 0x73, identity multihash
 /// (0x00) of length 0x20. Fixed by go-rovy.
@@ -183,17 +180,13 @@ impl fmt::Debug for PrivateKey {
 impl PublicKey {
     /// The overlay address this key would own, whether or not it starts with 0xfc.
     pub fn overlay_address_unchecked(&self) -> Ipv6Addr {
-        let digest = Blake2s256::digest(Blake2s256::digest(self.0));
-        let mut address = [0u8; 16];
-        address.copy_from_slice(&digest[16..32]);
-        Ipv6Addr::from(address)
+        overlay_address::derive_unchecked(&self.0)
     }
 
     /// The fc00::/8 overlay address of this key, or `None` if its derivation does not start with
     /// 0xfc (such a key can only be a plain WireGuard peer).
     pub fn address(&self) -> Option<Ipv6Addr> {
-        let address = self.overlay_address_unchecked();
-        (address.octets()[0] == OVERLAY_ADDRESS_PREFIX).then_some(address)
+        overlay_address::derive(&self.0)
     }
 
     /// The PeerID: multibase base32 of the CIDv1 bytes; always starts `bafzqai`.

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod index;
 pub mod link_addr;
 pub mod offload;
+pub mod overlay_address;
 pub mod peer;
 pub mod pipeline;
 pub mod replay;

@@ -19,6 +19,7 @@ use crate::DropReason;
 use crate::buf::{Encap, LINK_PAYLOAD_AT, OVERLAY_OVERHEAD, PACKET_AT, UPPER_MESSAGE_AT};
 use crate::index::IndexTable;
 use crate::link_addr::LinkAddr;
+use crate::overlay_address::is_overlay;
 use crate::peer::{PeerShared, Sealed};
 use crate::route::PeerSlot;
 use crate::session::sealed_len;
@@ -462,11 +463,6 @@ pub fn route(tables: &Tables, dst: IpAddr) -> Result<Route<'_>, DropReason> {
             .ok_or(DropReason::NoRoute),
         _ => Err(DropReason::NoRoute),
     }
-}
-
-/// Whether `addr` is in fc00::/8, where every rovy key has its address.
-pub fn is_overlay(addr: &Ipv6Addr) -> bool {
-    addr.octets()[0] == 0xfc
 }
 
 /// Whether the routed frame `frame` carries an upper data message (type 4); handshake messages
