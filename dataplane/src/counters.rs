@@ -29,7 +29,8 @@ pub enum DropReason {
     InvalidMac1,
     /// Under load and no valid mac2: answered with a cookie reply instead.
     CookieRequired,
-    /// Per-source handshake rate limit exceeded.
+    /// Per-source handshake rate limit exceeded, or the node's ICMPv6 error rate (a PONG
+    /// that would have become a Time Exceeded).
     RateLimited,
     /// Handshake message that failed Noise processing or names an unknown peer.
     HandshakeFailed,
@@ -78,11 +79,14 @@ pub enum DropReason {
     /// A packet for a destination through the overlay that is longer than the overlay MTU
     /// (the link MTU less [`crate::buf::OVERLAY_OVERHEAD`]).
     OverlayTooBig,
+    /// A PONG whose id this node did not give the PING it answers: not a reply to one of our
+    /// traceroute probes.
+    UnsolicitedPong,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 31] = [
+    pub const ALL: [DropReason; 32] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -114,6 +118,7 @@ impl DropReason {
         DropReason::UnknownFrame,
         DropReason::LowOrderKey,
         DropReason::OverlayTooBig,
+        DropReason::UnsolicitedPong,
     ];
 
     /// Stable snake_case name used in status output and metrics.
@@ -150,6 +155,7 @@ impl DropReason {
             DropReason::UnknownFrame => "unknown_frame",
             DropReason::LowOrderKey => "low_order_key",
             DropReason::OverlayTooBig => "overlay_too_big",
+            DropReason::UnsolicitedPong => "unsolicited_pong",
         }
     }
 }

@@ -40,7 +40,8 @@
 
 use crate::DropReason;
 use crate::wire::frame::{
-    FrameKind, Label, LinkSlot, ROUTE_ERROR_LEN, RouteErrorCode, RouteErrorFrame, RoutedHeader,
+    FrameKind, Label, LinkSlot, PONG_LEN, PingFrame, PongFrame, ROUTE_ERROR_LEN, RouteErrorCode,
+    RouteErrorFrame, RoutedHeader,
 };
 
 /// Which of a node's slots have a live link right now. The switch asks once per frame, so an
@@ -183,6 +184,35 @@ pub fn route_error_in_place(buf: &mut [u8], code: RouteErrorCode) -> Result<usiz
     error.set_failed_pos(failed_pos);
     error.set_quote(&quote);
     Ok(ROUTE_ERROR_LEN)
+}
+
+/// Writes into `out` the PONG answering `ping`, a PING whose label ended here: along
+/// [`way_back`], the PING's id, `key` (the replier's) and as much of the PING's data as `out`
+/// holds. Returns the PONG's length and the way back, whose first slot is the link to send it
+/// on. A PING with no way back is [`DropReason::BadLabel`]; an `out` shorter than
+/// [`PONG_LEN`], [`DropReason::BadLength`].
+pub fn answer_ping(
+    ping: &PingFrame<&[u8]>,
+    key: &[u8; 32],
+    out: &mut [u8],
+) -> Result<(usize, Label), DropReason> {
+    let back = way_back(&ping.header());
+    if back.is_empty() {
+        return Err(DropReason::BadLabel);
+    }
+    let data = ping.data();
+    let len = (PONG_LEN + data.len()).min(out.len());
+    if len < PONG_LEN {
+        return Err(DropReason::BadLength);
+    }
+    let mut pong = PongFrame::new_unchecked(&mut out[..len]);
+    pong.fill_header(&back);
+    pong.set_id(ping.id());
+    pong.set_public_key(key);
+    let echoed = pong.data_mut();
+    let n = echoed.len();
+    echoed.copy_from_slice(&data[..n]);
+    Ok((len, back))
 }
 
 #[cfg(test)]

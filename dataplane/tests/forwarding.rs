@@ -2,24 +2,31 @@
 //! session. A routed frame sealed at A for B is switched by B's `Dataplane::inbound`, re-sealed
 //! in place for C, and opened by C as a frame for its control thread, label rewritten into the
 //! way back. Hostile frames (U-turns, dead next hops, frames from a plain WireGuard peer) are
-//! dropped with their reason, and a dead next hop bounces a ROUTE_ERROR back to A.
+//! dropped with their reason, and a dead next hop bounces a ROUTE_ERROR back to A. A
+//! hop-limited probe from A's TUN becomes a PING that ends at B, and B's PONG a Time Exceeded
+//! from B's address (traceroute).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use etherparse::icmpv6::TimeExceededCode;
+use etherparse::{Icmpv6Slice, Icmpv6Type, Ipv6Slice, PacketBuilder};
 use rovy_dataplane::DropReason;
-use rovy_dataplane::buf::{LINK_PAYLOAD_AT, buffer_len};
+use rovy_dataplane::buf::{LINK_PAYLOAD_AT, PACKET_AT, buffer_len};
 use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::link_addr::LinkAddr;
-use rovy_dataplane::peer::PeerShared;
-use rovy_dataplane::pipeline::{Dataplane, Inbound};
+use rovy_dataplane::overlay_address;
+use rovy_dataplane::peer::{PeerShared, Sealed};
+use rovy_dataplane::pipeline::{Dataplane, Inbound, ROUTE_ERROR_BURST, ROUTE_ERROR_INTERVAL};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
+use rovy_dataplane::switch::answer_ping;
 use rovy_dataplane::tables::{PeerKind, Tables};
 use rovy_dataplane::wire::frame::{
-    FrameKind, Label, ROUTE_ERROR_LEN, RouteErrorFrame, RoutedFrame, RoutedHeader,
+    FrameKind, Label, PONG_LEN, PingFrame, PongFrame, ROUTE_ERROR_LEN, RouteErrorFrame,
+    RoutedFrame, RoutedHeader,
 };
 
 const MTU: usize = 1420;
@@ -210,12 +217,30 @@ fn a_dead_next_hop_bounces_a_route_error_back_to_the_source() {
         "A's way back to itself: the link it sent on"
     );
 
-    let mut second = sealed_frame(&n.a, FrameKind::Routed, &[3, 200], 32);
+    let bounced = (1..ROUTE_ERROR_BURST + 10)
+        .filter(|_| {
+            let mut next = sealed_frame(&n.a, FrameKind::Routed, &[3, 200], 32);
+            let verdict = n.b.inbound(NOW, addr(1), &mut next);
+            assert!(
+                matches!(
+                    verdict,
+                    Ok(Inbound::Bounce { .. }) | Err(DropReason::DeadSlot)
+                ),
+                "{verdict:?}"
+            );
+            verdict.is_ok()
+        })
+        .count();
     assert_eq!(
-        n.b.inbound(NOW, addr(1), &mut second),
-        Err(DropReason::DeadSlot),
-        "the next error within the interval is not sent"
+        bounced as u32,
+        ROUTE_ERROR_BURST - 1,
+        "errors past the burst are not sent until the interval passes"
     );
+    let mut later = sealed_frame(&n.a, FrameKind::Routed, &[3, 200], 32);
+    assert!(matches!(
+        n.b.inbound(NOW + ROUTE_ERROR_INTERVAL, addr(1), &mut later),
+        Ok(Inbound::Bounce { .. })
+    ));
 }
 
 #[test]
@@ -277,4 +302,133 @@ fn frames_from_a_wireguard_peer_and_malformed_labels_are_counted_drops() {
         ),
         "the node forwards on after the drops"
     );
+}
+
+/// A key whose address is in fc00::/8, and that address: about one try in 256 fits.
+fn overlay_key(seed: u8) -> ([u8; 32], Ipv6Addr) {
+    (0..=u16::MAX)
+        .find_map(|i| {
+            let mut key = [seed; 32];
+            key[..2].copy_from_slice(&i.to_le_bytes());
+            overlay_address::derive(&key).map(|address| (key, address))
+        })
+        .expect("some key has an fc address")
+}
+
+/// A routes C's address through an upper peer whose route is `[3, 7]` (via B), as control
+/// does when routing finds C. Returns C's address.
+fn route_a_to_c(n: &Net) -> Ipv6Addr {
+    let (_, c_address) = overlay_key(0xc0);
+    let upper = Arc::new(PeerShared::new(
+        0,
+        Some(LinkAddr::Overlay(Label::new(&[3, 7]).unwrap())),
+    ));
+    let tables = n.a.shared_tables();
+    let mut next = tables.snapshot();
+    let mut overlay = (*next.overlay).clone();
+    overlay.insert(c_address, upper);
+    next.overlay = Arc::new(overlay);
+    tables.store(next);
+    c_address
+}
+
+/// A UDP probe, as traceroute6 sends, from A's address to `dst` with `hop_limit`, in a packet
+/// buffer as the TUN read it.
+fn probe(dst: Ipv6Addr, hop_limit: u8) -> (Vec<u8>, Vec<u8>, usize) {
+    let (_, a_address) = overlay_key(0xa0);
+    let mut packet = Vec::new();
+    PacketBuilder::ipv6(a_address.octets(), dst.octets(), hop_limit)
+        .udp(40000, 33434)
+        .write(&mut packet, &[0x5a; 24])
+        .unwrap();
+    let mut buf = vec![0u8; buffer_len(MTU)];
+    buf[PACKET_AT..PACKET_AT + packet.len()].copy_from_slice(&packet);
+    let len = packet.len();
+    (packet, buf, len)
+}
+
+#[test]
+fn a_hop_limited_probe_comes_back_as_time_exceeded_from_the_hop_where_it_ran_out() {
+    let n = net();
+    let c_address = route_a_to_c(&n);
+    let (b_key, b_address) = overlay_key(0xb0);
+    let (packet, mut buf, len) = probe(c_address, 1);
+
+    let Ok(Sealed::Datagram { at: 0, len, dst }) = n.a.outbound(NOW, &mut buf, len) else {
+        panic!("A sends a PING in place of the probe");
+    };
+    assert_eq!(dst, addr(2), "to B, the route's first hop");
+    let opened = n.b.inbound(NOW, addr(1), &mut buf[..len]);
+    let Ok(Inbound::Control { at, len, .. }) = opened else {
+        panic!("the PING's label ends at B: {opened:?}");
+    };
+    let ping = PingFrame::new_checked(&buf[at..at + len]).unwrap();
+    assert_eq!(
+        &ping.data()[..packet.len()],
+        &packet[..],
+        "the PING carries the probe"
+    );
+
+    // B's control answers; its PONG goes back to A on B's slot 5.
+    let mut answer = vec![0u8; buffer_len(MTU)];
+    let (pong_len, back) = answer_ping(&ping, &b_key, &mut answer[LINK_PAYLOAD_AT..]).unwrap();
+    assert_eq!(back.as_slice(), &[5]);
+    let b_to_a = Arc::clone(&n.b.tables().peers[0]);
+    let (sealed, _) = b_to_a.seal_link(NOW, &mut answer, pong_len, MTU).unwrap();
+    answer.truncate(sealed);
+
+    let delivered = n.a.inbound(NOW, addr(2), &mut answer);
+    let Ok(Inbound::Deliver { at, len }) = delivered else {
+        panic!("A writes a Time Exceeded to its TUN: {delivered:?}");
+    };
+    let error = Ipv6Slice::from_slice(&answer[at..at + len]).expect("an IPv6 packet");
+    assert_eq!(
+        error.header().source_addr(),
+        b_address,
+        "from B's own address"
+    );
+    assert_eq!(error.header().destination_addr().octets(), packet[8..24]);
+    let icmp = Icmpv6Slice::from_slice(error.payload().payload).unwrap();
+    assert!(icmp.is_checksum_valid(b_address.octets(), packet[8..24].try_into().unwrap()));
+    assert_eq!(
+        icmp.icmp_type(),
+        Icmpv6Type::TimeExceeded(TimeExceededCode::HopLimitExceeded)
+    );
+    assert_eq!(icmp.payload(), &packet[..], "quoting the probe whole");
+
+    // The same PONG with another id, sealed afresh so that it authenticates: refused.
+    let mut plain = vec![0u8; buffer_len(MTU)];
+    let mut rewritten =
+        PongFrame::new_unchecked(&mut plain[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + pong_len]);
+    rewritten.fill_header(&Label::new(&[5]).unwrap());
+    rewritten.set_id(0x1234);
+    rewritten.set_public_key(&b_key);
+    rewritten
+        .data_mut()
+        .copy_from_slice(&ping_data(&packet, pong_len));
+    let (sealed, _) = b_to_a.seal_link(NOW, &mut plain, pong_len, MTU).unwrap();
+    assert_eq!(
+        n.a.inbound(NOW, addr(2), &mut plain[..sealed]),
+        Err(DropReason::UnsolicitedPong)
+    );
+}
+
+/// The data of a PONG of `pong_len` bytes echoing `packet`: the packet, then zeros.
+fn ping_data(packet: &[u8], pong_len: usize) -> Vec<u8> {
+    let mut data = vec![0u8; pong_len - PONG_LEN];
+    data[..packet.len()].copy_from_slice(packet);
+    data
+}
+
+#[test]
+fn a_probe_with_hops_enough_for_its_route_travels_as_data() {
+    let n = net();
+    let c_address = route_a_to_c(&n);
+    for hop_limit in [2, 64] {
+        let (_, mut buf, len) = probe(c_address, hop_limit);
+        assert!(
+            matches!(n.a.outbound(NOW, &mut buf, len), Ok(Sealed::Staged { .. })),
+            "hop limit {hop_limit}: waits for the upper session like any packet to C"
+        );
+    }
 }

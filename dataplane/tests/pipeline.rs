@@ -12,7 +12,7 @@ use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::peer::{PeerShared, Sealed};
-use rovy_dataplane::pipeline::{Dataplane, Inbound};
+use rovy_dataplane::pipeline::{Dataplane, ICMP_ERROR_BURST, ICMP_ERROR_INTERVAL, Inbound};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
 use rovy_dataplane::tables::{PeerKind, Tables};
@@ -169,12 +169,20 @@ fn an_fc00_packet_nothing_routes_is_answered_with_destination_unreachable_from_t
         "Destination Unreachable, no route"
     );
     assert_eq!(&reply[48..48 + ip.len()], &ip[..], "quoting the packet");
+    let answered = (1..ICMP_ERROR_BURST + 10)
+        .filter(|_| outbound(&a, Duration::from_secs(1), &ip).is_ok())
+        .count();
+    assert_eq!(
+        answered as u32,
+        ICMP_ERROR_BURST - 1,
+        "a burst, then the rate"
+    );
     assert_eq!(
         outbound(&a, Duration::from_secs(1), &ip),
         Err(DropReason::NoRoute),
-        "one error per interval"
+        "past the burst, only a drop"
     );
-    assert!(outbound(&a, Duration::from_secs(2), &ip).is_ok());
+    assert!(outbound(&a, Duration::from_secs(1) + ICMP_ERROR_INTERVAL, &ip).is_ok());
     let not_overlay = packet(
         src.into(),
         Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9).into(),

@@ -4,10 +4,9 @@
 //! fit the overlay's MTU. Each is a whole IPv6 packet addressed to the offending packet's
 //! source, quoting as much of it as RFC 4443 allows.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use crate::offload::Checksum;
-use crate::wire::ip::{self, IpInfo};
 
 /// The largest ICMPv6 error, headers included: IPv6's minimum MTU (RFC 4443 §2.4 c), so it
 /// reaches the source whatever the path.
@@ -70,25 +69,46 @@ impl Icmpv6Error {
     }
 }
 
+/// How much of the IPv6 packet at the start of `offending` an error quotes: its length from
+/// its header, at most what keeps the error within [`ICMPV6_ERROR_MAX_LEN`]. `None` when
+/// `offending` does not start with an IPv6 header or holds less than that quote. A packet
+/// longer than the quote may be cut short after it: so a traceroute PING carries only the
+/// quote of its probe (see [`crate::pipeline`]).
+pub fn quoted_len(offending: &[u8]) -> Option<usize> {
+    let header = offending.get(..IPV6_HEADER_LEN)?;
+    if header[0] >> 4 != 6 {
+        return None;
+    }
+    let payload = u16::from_be_bytes([header[ipv6::PAYLOAD_LEN], header[ipv6::PAYLOAD_LEN + 1]]);
+    let len = (IPV6_HEADER_LEN + usize::from(payload)).min(ICMPV6_QUOTE_MAX_LEN);
+    (offending.len() >= len).then_some(len)
+}
+
+/// The most of an offending packet an ICMPv6 error quotes.
+pub const ICMPV6_QUOTE_MAX_LEN: usize = ICMPV6_ERROR_MAX_LEN - QUOTE_AT;
+
 /// Writes into `out` the IPv6 packet that carries `error` from `source` to the source of
-/// `offending` (an IPv6 packet, padding after it allowed), and returns its length. The
-/// offending packet is quoted from its start, as much of it as keeps the error within
-/// [`ICMPV6_ERROR_MAX_LEN`] and within `out`.
+/// `offending` (an IPv6 packet, padding after it allowed, or at least its [`quoted_len`]
+/// bytes), and returns its length. The offending packet is quoted from its start, as much of
+/// it as keeps the error within [`ICMPV6_ERROR_MAX_LEN`] and within `out`.
 ///
 /// Returns `None`, sending nothing, where RFC 4443 §2.4 (e) forbids an error or there is no one
-/// to send it to: `offending` is not a whole IPv6 packet; it is itself an ICMPv6 error (or its
-/// extension headers hide whether it is); its source is unspecified or multicast; its
-/// destination is multicast, except for Packet Too Big; or `out` cannot hold the headers.
+/// to send it to: `offending` is not an IPv6 packet or is cut short of its quote; it is itself
+/// an ICMPv6 error (or its extension headers hide whether it is); its source is unspecified or
+/// multicast; its destination is multicast, except for Packet Too Big; or `out` cannot hold the
+/// headers.
 pub fn write_error(
     error: Icmpv6Error,
     source: Ipv6Addr,
     offending: &[u8],
     out: &mut [u8],
 ) -> Option<usize> {
-    let IpInfo { src, dst, len } = ip::parse(offending).ok()?;
-    let (IpAddr::V6(to), IpAddr::V6(offending_dst)) = (src, dst) else {
-        return None;
+    let len = quoted_len(offending)?;
+    let address = |at: usize| -> Option<Ipv6Addr> {
+        let octets: [u8; 16] = offending.get(at..at + 16)?.try_into().ok()?;
+        Some(Ipv6Addr::from(octets))
     };
+    let (to, offending_dst) = (address(ipv6::SOURCE)?, address(ipv6::DESTINATION)?);
     if to.is_unspecified() || to.is_multicast() {
         return None;
     }
@@ -98,9 +118,7 @@ pub fn write_error(
     if may_be_icmpv6_error(offending.get(..len)?)? {
         return None;
     }
-    let quote_len = len
-        .min(ICMPV6_ERROR_MAX_LEN - QUOTE_AT)
-        .min(out.len().checked_sub(QUOTE_AT)?);
+    let quote_len = len.min(out.len().checked_sub(QUOTE_AT)?);
     let total = QUOTE_AT + quote_len;
     let packet = &mut out[..total];
     let icmp_len = ICMPV6_HEADER_LEN + quote_len;

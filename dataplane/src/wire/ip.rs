@@ -34,6 +34,14 @@ pub fn destination(buf: &[u8]) -> Result<IpAddr, DropReason> {
     .ok_or(DropReason::InvalidInnerPacket)
 }
 
+/// The hop limit of the IPv6 packet at the start of `buf`; `None` for anything else.
+pub fn ipv6_hop_limit(buf: &[u8]) -> Option<u8> {
+    match buf {
+        [first, _, _, _, _, _, _, limit, ..] if first >> 4 == 6 => Some(*limit),
+        _ => None,
+    }
+}
+
 /// Parses the header of the IP packet at the start of `buf` (which may carry padding after
 /// it). Rejects anything that is not IPv4/IPv6 or whose header length exceeds `buf`.
 pub fn parse(buf: &[u8]) -> Result<IpInfo, DropReason> {

@@ -21,8 +21,8 @@ use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::route::PeerSlot;
-use rovy_dataplane::switch::way_back;
-use rovy_dataplane::wire::frame::{FrameKind, PONG_LEN, PingFrame, PongFrame};
+use rovy_dataplane::switch::answer_ping;
+use rovy_dataplane::wire::frame::{FrameKind, PingFrame};
 use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 
 use crate::protocol::Endpoint;
@@ -222,22 +222,21 @@ impl Overlay {
     }
 
     /// Answers a PING whose label ended here with a PONG along the way back, carrying this
-    /// node's key: the hop traceroute names.
+    /// node's key and the PING's data: the hop traceroute names.
     fn answer_ping(&mut self, now: Duration, frame: &[u8], send: &mut impl FnMut(LinkAddr, &[u8])) {
         let Ok(ping) = PingFrame::new_checked(frame) else {
             return self.drops.count_drop(DropReason::FrameTruncated);
         };
-        let back = way_back(&ping.header());
-        let (id, key) = (ping.id(), *self.router.key());
+        let key = *self.router.key();
+        let out = &mut self.buf[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + self.mtu];
+        let (len, back) = match answer_ping(&ping, &key, out) {
+            Ok(answer) => answer,
+            Err(reason) => return self.drops.count_drop(reason),
+        };
         let Some(first) = back.first().and_then(Slot::new) else {
             return self.drops.count_drop(DropReason::BadLabel);
         };
-        let out = &mut self.buf[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + PONG_LEN];
-        let mut pong = PongFrame::new_unchecked(&mut out[..]);
-        pong.fill_header(&back);
-        pong.set_id(id);
-        pong.set_public_key(&key);
-        self.seal_and_send(now, first, PONG_LEN, send);
+        self.seal_and_send(now, first, len, send);
     }
 
     /// Sends what the router has to say, each message sealed for its link.

@@ -5,8 +5,8 @@
 //! ```text
 //! routed header   kind (1) | pos<<4 | len (1) | label (14, zero after len)
 //! ROUTED          header | one WireGuard message of the upper session
-//! PING            header | id (8)
-//! PONG            header | id (8) | replier's public key (32)
+//! PING            header | id (8) | data (any length)
+//! PONG            header | id (8) | replier's public key (32) | the PING's data, echoed
 //! ROUTE_ERROR     header (the return path) | code (1) | failed position (1) | quote (16)
 //! ```
 
@@ -19,9 +19,9 @@ use crate::wire::KEEPALIVE_LEN;
 pub const ROUTED_HEADER_LEN: usize = 16;
 /// Smallest ROUTED frame: the header and the smallest WireGuard message, a keepalive.
 pub const ROUTED_MIN_LEN: usize = ROUTED_HEADER_LEN + KEEPALIVE_LEN;
-/// Size of a PING.
+/// Size of a PING without data.
 pub const PING_LEN: usize = at::PING_END;
-/// Size of a PONG.
+/// Size of a PONG without data.
 pub const PONG_LEN: usize = at::PONG_END;
 /// Size of a ROUTE_ERROR.
 pub const ROUTE_ERROR_LEN: usize = at::ROUTE_ERROR_END;
@@ -249,13 +249,16 @@ frame_view!(
 );
 
 frame_view!(
-    /// PING: the routed header and an id the sender matches its PONG by.
+    /// PING: the routed header, an id the sender matches its PONG by, and data the PONG
+    /// echoes, so that a source needs no state to tell what its probe was (traceroute's PINGs
+    /// carry the probe packet they stand for).
     PingFrame,
     FrameKind::Ping
 );
 
 frame_view!(
-    /// PONG: the routed header, the id of the PING it answers and the replier's public key.
+    /// PONG: the routed header, the id of the PING it answers, the replier's public key and the
+    /// PING's data.
     PongFrame,
     FrameKind::Pong
 );
@@ -289,10 +292,22 @@ impl<T: AsRef<[u8]>> PingFrame<T> {
     }
 }
 
+impl<T: AsRef<[u8]>> PingFrame<T> {
+    /// The data after the id, with the link's padding.
+    pub fn data(&self) -> &[u8] {
+        &self.buffer.as_ref()[at::PING_END..]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> PingFrame<T> {
     /// Sets the probe's id.
     pub fn set_id(&mut self, id: u64) {
         *array_mut(self.buffer.as_mut(), at::ID) = id.to_le_bytes();
+    }
+
+    /// The data after the id, for writing.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[at::PING_END..]
     }
 }
 
@@ -306,6 +321,11 @@ impl<T: AsRef<[u8]>> PongFrame<T> {
     pub fn public_key(&self) -> &[u8; 32] {
         array(self.buffer.as_ref(), at::PUBLIC_KEY)
     }
+
+    /// The PING's data, echoed, with the link's padding.
+    pub fn data(&self) -> &[u8] {
+        &self.buffer.as_ref()[at::PONG_END..]
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> PongFrame<T> {
@@ -317,6 +337,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> PongFrame<T> {
     /// Sets the replier's public key.
     pub fn set_public_key(&mut self, key: &[u8; 32]) {
         *array_mut(self.buffer.as_mut(), at::PUBLIC_KEY) = *key;
+    }
+
+    /// The echoed data, for writing.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[at::PONG_END..]
     }
 }
 

@@ -109,6 +109,20 @@ fn a_large_packet_is_quoted_up_to_1280_bytes_and_padding_never() {
 }
 
 #[test]
+fn a_packet_cut_after_its_quote_is_answered_as_if_whole_but_not_one_cut_sooner() {
+    let offending = udp(SENDER, FAR, 1452);
+    assert_eq!(quoted_len(&offending), Some(ICMPV6_QUOTE_MAX_LEN));
+    let cut = &offending[..ICMPV6_QUOTE_MAX_LEN];
+    let whole = answer(Icmpv6Error::TimeExceeded, &offending, 2048);
+    assert_eq!(answer(Icmpv6Error::TimeExceeded, cut, 2048), whole);
+    let mut out = [0u8; 2048];
+    assert_eq!(
+        write_error(Icmpv6Error::TimeExceeded, NODE, &cut[..cut.len() - 1], &mut out),
+        None
+    );
+}
+
+#[test]
 fn a_small_buffer_gets_a_shorter_quote_and_no_room_for_headers_gets_nothing() {
     let offending = udp(SENDER, FAR, 500);
     let (_, quote) = answer(Icmpv6Error::TimeExceeded, &offending, 101);

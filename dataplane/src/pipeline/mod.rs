@@ -7,8 +7,10 @@
 //! in the worker: rewritten and re-sealed in place for the next link, with no copy and no trip
 //! through control; frames for this node and one-link routing messages go to control.
 
+mod pace;
+mod traceroute;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::Guard;
@@ -29,13 +31,21 @@ use crate::wire::frame::{FrameKind, ROUTE_ERROR_LEN, ROUTED_HEADER_LEN, RoutedHe
 use crate::wire::icmpv6::{ICMPV6_ERROR_MAX_LEN, Icmpv6Error, write_error};
 use crate::wire::{self, MessageType, ip};
 
-/// Least time between two ROUTE_ERRORs a node sends: errors answer traffic that cannot go on,
+pub use pace::Pace;
+use traceroute::probe_path;
+
+/// How often, on average, a node sends a ROUTE_ERROR: errors answer traffic that cannot go on,
 /// so a flood of it must not become a flood of errors.
 pub const ROUTE_ERROR_INTERVAL: Duration = Duration::from_millis(10);
+/// How many ROUTE_ERRORs may go at once.
+pub const ROUTE_ERROR_BURST: u32 = 10;
 
-/// Least time between two ICMPv6 errors a node writes for its TUN (RFC 4443 §2.4 f asks for
-/// a limit).
-pub const ICMP_ERROR_INTERVAL: Duration = Duration::from_millis(10);
+/// How often, on average, a node writes an ICMPv6 error for its TUN (RFC 4443 §2.4 f asks for
+/// a limit; this is Linux's default of 1000 per second).
+pub const ICMP_ERROR_INTERVAL: Duration = Duration::from_millis(1);
+/// How many ICMPv6 errors may go at once: traceroute sends up to 16 probes together, and
+/// Linux allows bursts of 50.
+pub const ICMP_ERROR_BURST: u32 = 50;
 
 /// What a datagram from the network turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,12 +120,12 @@ pub struct Dataplane {
     upper_index: Arc<IndexTable>,
     tables: SharedTables,
     mtu: usize,
-    /// When the next ROUTE_ERROR may go, in nanoseconds on the callers' clock.
-    route_error_after: AtomicU64,
+    route_errors: Pace,
     /// This node's fc00 address, the source of the ICMPv6 errors it writes for the TUN.
     own_address: Option<Ipv6Addr>,
-    /// When the next ICMPv6 error may go, in nanoseconds.
-    icmp_after: AtomicU64,
+    icmp_errors: Pace,
+    /// Keys the ids of traceroute's PINGs (see [`traceroute`]).
+    probe_ids: std::hash::RandomState,
 }
 
 impl Dataplane {
@@ -126,9 +136,10 @@ impl Dataplane {
             upper_index: Arc::default(),
             tables: SharedTables::new(tables),
             mtu,
-            route_error_after: AtomicU64::new(0),
+            route_errors: Pace::new(ROUTE_ERROR_INTERVAL, ROUTE_ERROR_BURST),
             own_address: None,
-            icmp_after: AtomicU64::new(0),
+            icmp_errors: Pace::new(ICMP_ERROR_INTERVAL, ICMP_ERROR_BURST),
+            probe_ids: std::hash::RandomState::new(),
         }
     }
 
@@ -193,8 +204,8 @@ impl Dataplane {
     /// The ICMPv6 error answering the packet at `buf[PACKET_AT..PACKET_AT + len]`, which was
     /// refused for `reason` on its way to `dst`, written over it: Destination Unreachable (no
     /// route) for an fc00 destination nothing routes, Packet Too Big with the overlay MTU for
-    /// one too long for the overlay; from this node's own address, at most one per
-    /// [`ICMP_ERROR_INTERVAL`]. `None` where no error is due (not an overlay destination, an
+    /// one too long for the overlay; from this node's own address, within
+    /// [`ICMP_ERROR_INTERVAL`] and [`ICMP_ERROR_BURST`]. `None` where no error is due (not an overlay destination, an
     /// ICMPv6 error itself, over the rate).
     pub fn icmp_reply(
         &self,
@@ -214,7 +225,7 @@ impl Dataplane {
         };
         let mut out = [0u8; ICMPV6_ERROR_MAX_LEN];
         let written = write_error(error, own, buf.get(PACKET_AT..PACKET_AT + len)?, &mut out)?;
-        if !once_per(&self.icmp_after, now, ICMP_ERROR_INTERVAL) {
+        if !self.icmp_errors.allow(now) {
             return None;
         }
         buf.get_mut(PACKET_AT..PACKET_AT + written)?
@@ -237,10 +248,17 @@ impl Dataplane {
     ) -> Result<Sealed, DropReason> {
         match route {
             Route::Link(peer) => peer.encapsulate(now, buf, len, self.mtu),
-            Route::Overlay(_) if len > self.overlay_mtu() => Err(DropReason::OverlayTooBig),
-            Route::Overlay(upper) => upper.encapsulate_with(buf, len, self.mtu, |buf| {
-                self.seal_overlay(now, tables, upper, buf, len)
-            }),
+            Route::Overlay(upper) => {
+                if let Some(path) = probe_path(upper, buf, len) {
+                    return self.probe(now, tables, &path, buf, len);
+                }
+                if len > self.overlay_mtu() {
+                    return Err(DropReason::OverlayTooBig);
+                }
+                upper.encapsulate_with(buf, len, self.mtu, |buf| {
+                    self.seal_overlay(now, tables, upper, buf, len)
+                })
+            }
         }
     }
 
@@ -358,6 +376,7 @@ impl Dataplane {
             Switched::Local if kind == FrameKind::Routed && carries_data(frame) => {
                 self.upper_data(now, tables, buf, len)
             }
+            Switched::Local if kind == FrameKind::Pong => self.time_exceeded(now, buf, len),
             Switched::Local => Ok(control),
             Switched::Forward { slot } => {
                 let next = tables.links.peer(slot).ok_or(DropReason::DeadSlot)?;
@@ -427,23 +446,11 @@ impl Dataplane {
             .ok_or(DropReason::UnknownIndex)?
     }
 
-    /// Whether a ROUTE_ERROR may go now: at most one per [`ROUTE_ERROR_INTERVAL`] for the
-    /// whole node, shared by its workers without a lock.
+    /// Whether a ROUTE_ERROR may go now, within [`ROUTE_ERROR_INTERVAL`] and
+    /// [`ROUTE_ERROR_BURST`] for the whole node.
     fn may_send_route_error(&self, now: Duration) -> bool {
-        once_per(&self.route_error_after, now, ROUTE_ERROR_INTERVAL)
+        self.route_errors.allow(now)
     }
-}
-
-/// Whether something limited to one per `interval` may happen at `now`, with `after` holding
-/// when it next may (nanoseconds); shared by the workers without a lock.
-fn once_per(after: &AtomicU64, now: Duration, interval: Duration) -> bool {
-    let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
-    let at = after.load(Ordering::Relaxed);
-    let next = now.saturating_add(interval.as_nanos() as u64);
-    now >= at
-        && after
-            .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
 }
 
 /// Where a packet to `dst` goes: the configured peer whose allowed IPs hold it most
