@@ -4,7 +4,8 @@
 # every other, with the true hop count (BFS over the topology) as metric and a label of that
 # many slots; then node 1 pings every other node's fc00 address and sends it a checksummed TCP
 # transfer, through upper sessions over as many hops as the route has. Topologies: `chain` of N
-# (default 5), whose middle node then stops and node 1 must lose the nodes behind it; `mesh` of
+# (default 5), in which `traceroute6 -n` from node 1 lists every other node in hop order and
+# whose middle node then stops and node 1 must lose the nodes behind it; `mesh` of
 # 8, a ring with two chords, in which every node then pings every other. Runs on the given
 # worker backend (default uring). Needs root;
 # cleans up on exit.
@@ -15,6 +16,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib/node.sh
 # shellcheck source=lib/overlay_net.sh
 source scripts/lib/overlay_net.sh
+# shellcheck source=lib/apt.sh
+source scripts/lib/apt.sh
+rf_ensure_commands ping=iputils-ping traceroute6=traceroute
 
 backend=uring; topology=chain; nodes=5; build=1
 while [ $# -gt 0 ]; do
@@ -67,6 +71,18 @@ for j in $(seq 2 "$nodes"); do
     { echo "$out"; "$bin" status --socket "$dir/1.sock" | tail -12; fail "node 1 gets no ping replies from node $j"; }
   echo "  ping node 1 -> node $j: $(echo "$out" | grep -E 'packets transmitted')"
 done
+
+# traceroute6 along the chain: each hop's Time Exceeded comes from the node where the probe's
+# hop limit ran out (a PING along that much of the label, answered by a PONG), the last line
+# from the destination itself.
+if [ "$topology" = chain ]; then
+  out=$(ip netns exec "${OV_NS[0]}" timeout 40 traceroute6 -n -q 1 -w 3 -m $((nodes + 2)) "$(ov_addr "$nodes")" 2>&1) ||
+    fail "traceroute6 failed: $out"
+  hops=$(awk 'NR > 1 { print $2 }' <<<"$out" | paste -sd' ')
+  want=$(for j in $(seq 2 "$nodes"); do ov_addr "$j"; done | paste -sd' ')
+  [ "$hops" = "$want" ] || { echo "$out"; fail "traceroute6 listed [$hops], expected [$want]"; }
+  echo "  traceroute6 node 1 -> node $nodes: $((nodes - 1)) hops in order ($hops)"
+fi
 
 # In the mesh, every node reaches every other: one ping from each to each, a source at a time.
 if [ "$topology" = mesh ]; then

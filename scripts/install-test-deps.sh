@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond a Rust toolchain: wireguard-tools (`wg`, to check
-# that `rovy-fast pubkey` matches `wg pubkey`) and iproute2, then the peers and tools of the
+# that `rovy-fast pubkey` matches `wg pubkey`), iproute2, valgrind, traceroute, then the peers and tools of the
 # end-to-end tests (install-peers.sh). Idempotent; needs root for apt.
 set -euo pipefail
 
@@ -8,6 +8,7 @@ need=()
 command -v wg >/dev/null 2>&1 || need+=(wireguard-tools)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v traceroute6 >/dev/null 2>&1 || need+=(traceroute)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install-test-deps: missing ${need[*]}; run as root (sudo) to install them" >&2
