@@ -103,7 +103,7 @@ pub enum Listen {
     Addresses(Vec<SocketAddr>),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerConfig {
     pub public_key: PublicKey,
     pub kind: PeerKind,

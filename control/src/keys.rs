@@ -99,8 +99,9 @@ pub struct PrivateKey(SecretPage<KEY_LEN>);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicKey(pub [u8; KEY_LEN]);
 
-/// WireGuard's optional symmetric preshared key, mixed into the handshake. Zeroized on drop.
-#[derive(Zeroize, ZeroizeOnDrop)]
+/// WireGuard's optional symmetric preshared key, mixed into the handshake. Zeroized on drop
+/// (every copy: a running node keeps one per peer, and compares them when its config changes).
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct PresharedKey([u8; KEY_LEN]);
 
 impl PrivateKey {

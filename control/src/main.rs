@@ -225,6 +225,7 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
             backend,
             offloads,
             socket,
+            config_path: path.to_owned(),
         },
     )?;
     Ok(ExitCode::SUCCESS)

@@ -45,6 +45,13 @@ impl LinkTable {
         }
     }
 
+    /// Makes room for configured peers up to `peers` (peers are added while the node runs).
+    pub fn grow(&mut self, peers: usize) {
+        if self.slot_of.len() < peers {
+            self.slot_of.resize(peers, 0);
+        }
+    }
+
     /// Puts `peer` on link slot `slot` (1..=255; 0 is refused). The peer's previous slot, if
     /// any, is freed.
     pub fn insert(&mut self, slot: LinkSlot, peer: Arc<PeerShared>) -> bool {
@@ -130,15 +137,23 @@ impl OverlayRoutes {
     }
 }
 
+/// A configured peer as the workers see it.
+#[derive(Debug, Clone)]
+pub struct PeerEntry {
+    /// Its shared state.
+    pub shared: Arc<PeerShared>,
+    /// What its link may carry.
+    pub kind: PeerKind,
+}
+
 /// Everything a worker routes by.
 #[derive(Debug, Clone)]
 pub struct Tables {
     /// Cryptokey routing: allowed IPs, and every rovy peer's own fc00 address.
     pub routes: Arc<RoutingTable>,
-    /// The configured peers, by [`PeerSlot`].
-    pub peers: Arc<[Arc<PeerShared>]>,
-    /// The kind of each configured peer, by [`PeerSlot`].
-    pub kinds: Arc<[PeerKind]>,
+    /// The configured peers, by [`PeerSlot`]; `None` where a peer was removed (its slot rests
+    /// before another peer gets it).
+    pub peers: Arc<[Option<PeerEntry>]>,
     /// Live rovy links.
     pub links: LinkTable,
     /// Destinations through the overlay.
@@ -151,8 +166,11 @@ impl Tables {
         let links = LinkTable::new(peers.len());
         Tables {
             routes: Arc::new(routes),
-            peers: peers.into(),
-            kinds: kinds.into(),
+            peers: peers
+                .into_iter()
+                .zip(kinds)
+                .map(|(shared, kind)| Some(PeerEntry { shared, kind }))
+                .collect(),
             links,
             overlay: Arc::default(),
         }
@@ -160,12 +178,33 @@ impl Tables {
 
     /// The configured peer in `slot`.
     pub fn peer(&self, slot: PeerSlot) -> Option<&Arc<PeerShared>> {
-        self.peers.get(usize::from(slot))
+        self.entry(slot).map(|entry| &entry.shared)
+    }
+
+    fn entry(&self, slot: PeerSlot) -> Option<&PeerEntry> {
+        self.peers.get(usize::from(slot)).and_then(Option::as_ref)
     }
 
     /// Whether configured peer `slot` is a rovy node (and so may send rovy frames).
     pub fn is_rovy(&self, slot: PeerSlot) -> bool {
-        self.kinds.get(usize::from(slot)) == Some(&PeerKind::Rovy)
+        self.entry(slot)
+            .is_some_and(|entry| entry.kind == PeerKind::Rovy)
+    }
+
+    /// Puts `entry` in `slot` (`None` removes the peer there), growing the table as needed.
+    /// Copies the peer list once: change a batch of peers in one snapshot, then store it.
+    pub fn set_peer(&mut self, slot: PeerSlot, entry: Option<PeerEntry>) {
+        let at = usize::from(slot);
+        let mut peers = self.peers.to_vec();
+        if peers.len() <= at {
+            peers.resize(at + 1, None);
+        }
+        peers[at] = entry;
+        while peers.last().is_some_and(Option::is_none) {
+            peers.pop();
+        }
+        self.links.grow(peers.len());
+        self.peers = peers.into();
     }
 }
 
@@ -234,10 +273,33 @@ mod tests {
         ));
         let before = shared.load();
         let mut next = shared.snapshot();
-        next.links.insert(5, Arc::clone(&next.peers[0]));
+        let first = Arc::clone(next.peer(0).unwrap());
+        next.links.insert(5, first);
         shared.store(next);
         assert_eq!(shared.load().links.slot_of(0), Some(5));
         assert_eq!(before.links.slot_of(0), None);
         assert!(before.is_rovy(0) && !before.is_rovy(1) && !before.is_rovy(2));
+    }
+
+    #[test]
+    fn peers_come_and_go_by_slot_and_links_make_room_for_them() {
+        let mut tables = Tables::new(RoutingTable::new(), peers(1), vec![PeerKind::Rovy]);
+        let late = Arc::new(PeerShared::new(3, None));
+        tables.set_peer(
+            3,
+            Some(PeerEntry {
+                shared: Arc::clone(&late),
+                kind: PeerKind::Rovy,
+            }),
+        );
+        assert!(tables.peer(1).is_none() && !tables.is_rovy(2));
+        assert!(Arc::ptr_eq(tables.peer(3).unwrap(), &late));
+        assert!(tables.is_rovy(3));
+        assert!(tables.links.insert(9, Arc::clone(&late)), "room for slot 3");
+        tables.set_peer(0, None);
+        assert!(tables.peer(0).is_none() && !tables.is_rovy(0));
+        assert!(tables.peer(3).is_some(), "the others stay where they are");
+        tables.set_peer(3, None);
+        assert!(tables.peers.is_empty(), "trailing holes are trimmed");
     }
 }

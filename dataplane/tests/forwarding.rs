@@ -63,7 +63,7 @@ fn node(ends: Vec<End>) -> Dataplane {
     }
     let mut tables = Tables::new(RoutingTable::new(), peers, kinds);
     for (i, slot) in slots.into_iter().enumerate() {
-        let peer = Arc::clone(&tables.peers[i]);
+        let peer = Arc::clone(tables.peer(i as u16).unwrap());
         assert!(tables.links.insert(slot, peer));
     }
     Dataplane::new(index, tables, MTU)
@@ -123,7 +123,7 @@ fn sealed_frame(from: &Dataplane, kind: FrameKind, label: &[u8], payload_len: us
         }
         RoutedHeader::new_unchecked(&mut frame[..]).fill(kind, &Label::new(label).unwrap());
     }
-    let peer = Arc::clone(&from.tables().peers[0]);
+    let peer = Arc::clone(from.tables().peer(0).unwrap());
     let (len, _) = peer.seal_link(NOW, &mut buf, frame_len, MTU).unwrap();
     buf.truncate(len);
     buf
@@ -169,7 +169,7 @@ fn a_frame_for_the_next_node_and_a_routing_message_go_to_control() {
 
     let mut buf = vec![0u8; buffer_len(MTU)];
     buf[LINK_PAYLOAD_AT] = FrameKind::Hello as u8;
-    let peer = Arc::clone(&n.a.tables().peers[0]);
+    let peer = Arc::clone(n.a.tables().peer(0).unwrap());
     let (len, _) = peer.seal_link(NOW, &mut buf, 15, MTU).unwrap();
     assert!(matches!(
         n.b.inbound(NOW, addr(1), &mut buf[..len]),
@@ -246,7 +246,7 @@ fn a_dead_next_hop_bounces_a_route_error_back_to_the_source() {
 #[test]
 fn a_ping_too_short_to_carry_its_route_error_is_dropped_without_a_handshake() {
     let n = net();
-    let b_to_a = Arc::clone(&n.b.tables().peers[0]);
+    let b_to_a = Arc::clone(n.b.tables().peer(0).unwrap());
     assert!(!b_to_a.take_handshake_request());
     // A PING's 24 bytes pad to 32: its datagram has no room for the 34-byte ROUTE_ERROR.
     let mut ping = sealed_frame(&n.a, FrameKind::Ping, &[3, 200], 8);
@@ -278,7 +278,7 @@ fn frames_from_a_wireguard_peer_and_malformed_labels_are_counted_drops() {
     );
     let mut buf = vec![0u8; buffer_len(MTU)];
     buf[LINK_PAYLOAD_AT] = 0x3f;
-    let peer = Arc::clone(&n.a.tables().peers[0]);
+    let peer = Arc::clone(n.a.tables().peer(0).unwrap());
     let (len, _) = peer.seal_link(NOW, &mut buf, 48, MTU).unwrap();
     assert_eq!(
         n.b.inbound(NOW, addr(1), &mut buf[..len]),
@@ -373,7 +373,7 @@ fn a_hop_limited_probe_comes_back_as_time_exceeded_from_the_hop_where_it_ran_out
     let mut answer = vec![0u8; buffer_len(MTU)];
     let (pong_len, back) = answer_ping(&ping, &b_key, &mut answer[LINK_PAYLOAD_AT..]).unwrap();
     assert_eq!(back.as_slice(), &[5]);
-    let b_to_a = Arc::clone(&n.b.tables().peers[0]);
+    let b_to_a = Arc::clone(n.b.tables().peer(0).unwrap());
     let (sealed, _) = b_to_a.seal_link(NOW, &mut answer, pong_len, MTU).unwrap();
     answer.truncate(sealed);
 

@@ -7,6 +7,8 @@
 //! (or a wake-up) turns into timer events.
 
 mod overlay;
+mod peers;
+mod reload;
 mod setup;
 mod status;
 #[cfg(test)]
@@ -17,6 +19,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
@@ -25,14 +28,16 @@ use rovy_dataplane::control_queue::{HandshakeReceiver, bounded_queue, handshake_
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::pipeline::Dataplane;
+use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
 use rovy_dataplane::tables::Tables;
 use rovy_dataplane::worker::{ControlLink, Worker};
 
 use crate::api::{self, ApiServer};
-use crate::config::{Config, PeerKind};
+use crate::config::{Config, InterfaceConfig};
 use crate::cpus::{self, CpuList};
-use crate::protocol::{HANDSHAKE_BUF_LEN, LinkEndpoint, Received, TunnelId};
+use crate::protocol::{EndpointConfig, HANDSHAKE_BUF_LEN, LinkEndpoint, Received};
+use peers::{PeerBook, Peers};
 
 /// Handshake messages waiting for control, at most (wireguard-go: 1024).
 const HANDSHAKE_QUEUE: usize = 1024;
@@ -54,6 +59,11 @@ const HANDSHAKES_PER_TURN: usize = 64;
 const TOKEN_SIGNAL: u64 = 0;
 const TOKEN_WAKE: u64 = 1;
 const TOKEN_API: u64 = 2;
+const TOKEN_REQUEST: u64 = 3;
+
+/// The signals the control thread takes: SIGHUP reloads the config, SIGINT and SIGTERM stop
+/// the node.
+const SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
 
 /// Which worker loop runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +107,8 @@ pub struct RunOptions {
     pub offloads: bool,
     /// The local API socket; default [`api::default_socket_path`].
     pub socket: Option<std::path::PathBuf>,
+    /// The config file, read again on SIGHUP.
+    pub config_path: std::path::PathBuf,
 }
 
 /// The CPUs to pin workers to, in worker order (worker `i` takes the `i mod len`-th): the
@@ -125,12 +137,17 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .or(config.interface.cores.filter(|_| options.cpus.is_none()))
         .map_or(cores.len(), usize::from)
         .max(1);
-    sys::block_signals(&[libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| format!("cannot set up signal handling: {e}"))?;
-    let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    sys::block_signals(&SIGNALS).map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    let signals =
+        SignalFd::new(&SIGNALS).map_err(|e| format!("cannot set up signal handling: {e}"))?;
 
-    let (mut links, routes) = setup::links_and_routes(&config, origin.elapsed())?;
+    let update = setup::peer_update(&config)?;
+    let mut links = LinkEndpoint::new(
+        *config.interface.private_key.as_bytes(),
+        EndpointConfig::link(),
+        origin.elapsed(),
+        &mut OsRng,
+    );
     let setup::Listeners {
         addrs: listen,
         sockets,
@@ -164,15 +181,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         worker_cores.clone(),
     );
 
-    let peers = links
-        .tunnels()
-        .map(|(_, t)| Arc::clone(t.shared()))
-        .collect();
-    let kinds = config.peers.iter().map(|p| p.kind).collect();
     let upper = overlay::upper_endpoint(*config.interface.private_key.as_bytes(), origin.elapsed());
     let mut dataplane = Dataplane::new(
         links.index_table(),
-        Tables::new(routes, peers, kinds),
+        Tables::new(RoutingTable::new(), Vec::new(), Vec::new()),
         usize::from(config.interface.mtu),
     )
     .with_upper_index(upper.index_table());
@@ -226,46 +238,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     }
     drop(tx);
 
-    let dialing: Vec<_> = links
-        .tunnels()
-        .filter(|(_, t)| t.endpoint().is_some())
-        .map(|(id, _)| id)
-        .collect();
-    for id in dialing {
-        links.initiate(id);
-    }
-    let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
-    eprintln!(
-        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s) on CPU {}, listening on {}, {} peer(s), offloads: {}",
-        options.backend.name(),
-        cpus::describe(&worker_cores),
-        listening.join(" "),
-        links.tunnel_count(),
-        if offloads.is_empty() {
-            "none".to_owned()
-        } else {
-            offloads.join(" ")
-        }
-    );
-
     let drops = Arc::new(WorkerCounters::default());
-    let neighbours = config
-        .peers
-        .iter()
-        .zip(dataplane.tables().peers.iter())
-        .map(|(peer, shared)| {
-            (
-                peer.public_key.0,
-                Arc::clone(shared),
-                peer.kind == PeerKind::Rovy,
-            )
-        })
-        .collect();
     let unix_secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
-    let overlay = overlay::Overlay::new(
-        neighbours,
+    let mut overlay = overlay::Overlay::new(
         frames_rx,
         Arc::clone(&dataplane),
         Arc::clone(&drops),
@@ -273,8 +250,48 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         unix_secs,
         origin.elapsed(),
     );
+    // The configured peers join as any peer added later does (and are dialled if they have an
+    // endpoint); the workers see them from their first packet on.
+    let mut book = PeerBook::default();
+    let started = Peers {
+        book: &mut book,
+        links: &mut links,
+        dataplane: &dataplane,
+        overlay: Some(&mut overlay),
+    }
+    .update(
+        &update,
+        &config.interface.private_key,
+        config.interface.mtu,
+        origin.elapsed(),
+    );
+    if let Err(e) = started {
+        threads.stop(&shutdown);
+        return Err(e.to_string());
+    }
+    let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
+    eprintln!(
+        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s) on CPU {}, listening on {}, {} peer(s), offloads: {}",
+        options.backend.name(),
+        cpus::describe(&worker_cores),
+        listening.join(" "),
+        book.count(),
+        if offloads.is_empty() {
+            "none".to_owned()
+        } else {
+            offloads.join(" ")
+        }
+    );
+
+    let (reloaded_tx, reloaded) = std::sync::mpsc::channel();
     let mut control = Control {
         links,
+        book,
+        dataplane,
+        reloader: reload::Reloader::new(options.config_path.clone()),
+        reloaded_tx,
+        reloaded,
+        requests_wake: Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?),
         origin,
         handshakes: rx,
         sockets: control_sockets,
@@ -287,6 +304,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         mtu: usize::from(config.interface.mtu),
         threads,
         overlay: Some(overlay),
+        interface: config.interface,
     };
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
@@ -306,8 +324,14 @@ struct NodeAnswers<'a> {
 impl api::Answers for NodeAnswers<'_> {
     fn status(&self) -> api::Status {
         let c = self.control;
-        c.status
-            .snapshot(self.now, &c.links, &c.workers, &c.drops, c.overlay.as_ref())
+        c.status.snapshot(
+            self.now,
+            &c.book,
+            &c.links,
+            &c.workers,
+            &c.drops,
+            c.overlay.as_ref(),
+        )
     }
 
     fn routes(&self) -> api::RouteList {
@@ -318,6 +342,9 @@ impl api::Answers for NodeAnswers<'_> {
 /// The control thread's state.
 struct Control {
     links: LinkEndpoint,
+    /// The running peers' settings, by slot.
+    book: PeerBook,
+    dataplane: Arc<Dataplane>,
     origin: Instant,
     handshakes: HandshakeReceiver,
     sockets: Vec<Arc<OwnedFd>>,
@@ -335,6 +362,14 @@ struct Control {
     /// Routing over the rovy links; taken out while it runs a turn, which sends through
     /// this control thread's sockets.
     overlay: Option<overlay::Overlay>,
+    /// The running `[interface]`: what a reloaded config may not change.
+    interface: InterfaceConfig,
+    reloader: reload::Reloader,
+    /// Configs read again, from the reload threads.
+    reloaded_tx: Sender<Result<reload::Loaded, String>>,
+    reloaded: Receiver<Result<reload::Loaded, String>>,
+    /// Woken by the threads that hand the control thread work (reloads).
+    requests_wake: Arc<EventFd>,
 }
 
 impl Control {
@@ -345,6 +380,7 @@ impl Control {
             .add_readable(signals, TOKEN_SIGNAL)
             .and_then(|()| epoll.add_readable(wake, TOKEN_WAKE))
             .and_then(|()| epoll.add_readable(api, TOKEN_API))
+            .and_then(|()| epoll.add_readable(&*self.requests_wake, TOKEN_REQUEST))
             .map_err(|e| format!("epoll: {e}"))?;
         let mut backlog = false;
         let mut next_tick = Duration::ZERO;
@@ -358,8 +394,18 @@ impl Control {
                 .wait(timeout)
                 .map_err(|e| format!("control loop: {e}"))?
                 .collect();
-            if tokens.contains(&TOKEN_SIGNAL) && signals.read().is_some() {
-                return Ok(());
+            if tokens.contains(&TOKEN_SIGNAL) {
+                while let Some(signal) = signals.read() {
+                    if signal == libc::SIGHUP {
+                        self.request_reload();
+                    } else {
+                        return Ok(());
+                    }
+                }
+            }
+            if tokens.contains(&TOKEN_REQUEST) {
+                self.requests_wake.drain();
+                self.take_reloads();
             }
             if let Some(ended) = self.threads.ended() {
                 return Err(ended);
@@ -468,16 +514,16 @@ impl Control {
     /// handshake completed here, or a responder's keypair was confirmed by a worker).
     fn send_staged(&mut self) {
         let now = self.now();
-        for i in 0..self.links.tunnel_count() {
-            let Some(tunnel) = self.links.tunnel(TunnelId(i)) else {
-                continue;
-            };
-            let shared = Arc::clone(tunnel.shared());
-            if shared.staged_len() > 0 {
-                shared.send_staged(now, self.mtu, |datagram, dst| {
-                    self.send_by_family(dst, datagram);
-                });
-            }
+        let staged: Vec<_> = self
+            .links
+            .tunnels()
+            .filter(|(_, t)| t.shared().staged_len() > 0)
+            .map(|(_, t)| Arc::clone(t.shared()))
+            .collect();
+        for shared in staged {
+            shared.send_staged(now, self.mtu, |datagram, dst| {
+                self.send_by_family(dst, datagram);
+            });
         }
     }
 
@@ -489,6 +535,16 @@ impl Control {
         let now = self.now();
         overlay.turn(now, |dst, bytes| self.send_by_family(dst, bytes));
         self.overlay = Some(overlay);
+    }
+
+    /// Everything a peer is part of, to change peers with.
+    fn peers(&mut self) -> Peers<'_> {
+        Peers {
+            book: &mut self.book,
+            links: &mut self.links,
+            dataplane: &self.dataplane,
+            overlay: self.overlay.as_mut(),
+        }
     }
 
     /// Sends `bytes` to `dst` from the first UDP socket of its address family.

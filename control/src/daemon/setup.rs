@@ -1,24 +1,21 @@
-//! Start-up: the TUN interface, the UDP listeners, the link endpoint and the routing table,
-//! each failure turned into one line a person can act on.
+//! Start-up: the TUN interface, the UDP listeners and the configured peers (their endpoints
+//! resolved), each failure turned into one line a person can act on.
 
+use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rand_core::OsRng;
 use rovy_dataplane::buf::{OVERLAY_MIN_MTU, OVERLAY_OVERHEAD};
-use rovy_dataplane::link_addr::LinkAddr;
-use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::sys::{self, TunQueue, UdpSocketBuilder};
 use rovy_dataplane::worker::SocketOffloads;
 
 /// fc00::/8, where every rovy key has its address: routed into the TUN, to the overlay.
 const OVERLAY_PREFIX: Ipv6Addr = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0);
 
-use crate::config::{Config, Endpoint, Listen, PeerKind};
-use crate::protocol::{EndpointConfig, LinkEndpoint};
+use super::peers::{PeerSpec, PeerUpdate};
+use crate::config::{Config, Endpoint, Listen};
 
 /// Socket buffers large enough to ride out scheduling hiccups at gigabit rates.
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -171,7 +168,8 @@ pub fn bind_sockets(listen: &Listen, workers: usize) -> Result<Listeners, String
     })
 }
 
-/// Resolves a configured endpoint (host names once, at start).
+/// Resolves a configured endpoint (host names at start and on reload, never on the control
+/// thread).
 fn resolve(endpoint: &Endpoint) -> Result<SocketAddr, String> {
     match endpoint {
         Endpoint::Addr(addr) => Ok(*addr),
@@ -183,43 +181,27 @@ fn resolve(endpoint: &Endpoint) -> Result<SocketAddr, String> {
     }
 }
 
-/// The link endpoint with a tunnel to every configured peer, and the routing table of their
-/// allowed IPs (plus each rovy peer's own fc00 address).
-pub fn links_and_routes(
-    config: &Config,
-    now: Duration,
-) -> Result<(LinkEndpoint, RoutingTable), String> {
-    let mut links = LinkEndpoint::new(
-        *config.interface.private_key.as_bytes(),
-        EndpointConfig::link(),
-        now,
-        &mut OsRng,
-    );
-    let mut routes = RoutingTable::new();
-    for (i, peer) in config.peers.iter().enumerate() {
-        let endpoint = peer
-            .endpoint
-            .as_ref()
-            .map(resolve)
-            .transpose()?
-            .map(LinkAddr::Udp);
-        let psk = peer.preshared_key.as_ref().map(|k| *k.as_bytes());
-        let id = links
-            .add_tunnel(peer.public_key.0, psk, endpoint, peer.persistent_keepalive)
-            .map_err(|e| format!("peer[{i}]: {e}"))?;
-        let slot = u16::try_from(id.0).map_err(|_| format!("peer[{i}]: too many peers"))?;
-        for prefix in &peer.allowed_ips {
-            routes
-                .insert(prefix.addr(), prefix.prefix_len(), slot)
-                .map_err(|e| format!("peer[{i}].allowed_ips: {prefix}: {e:?}"))?;
-        }
-        if peer.kind == PeerKind::Rovy {
-            if let Some(addr) = peer.public_key.address() {
-                routes
-                    .insert(IpAddr::V6(addr), 128, slot)
-                    .map_err(|e| format!("peer[{i}]: its fc00 address {addr}: {e:?}"))?;
-            }
-        }
-    }
-    Ok((links, routes))
+/// The configured peers as an update of the running ones, their endpoints resolved.
+pub fn peer_update(config: &Config) -> Result<PeerUpdate, String> {
+    let peers = config
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(i, peer)| {
+            let resolved = peer
+                .endpoint
+                .as_ref()
+                .map(resolve)
+                .transpose()
+                .map_err(|e| format!("peer[{i}].endpoint: {e}"))?;
+            Ok(PeerSpec {
+                config: peer.clone(),
+                resolved,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(PeerUpdate {
+        peers,
+        reset_endpoints: HashSet::new(),
+    })
 }

@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering;
 use rovy_dataplane::counters::WorkerCounters;
 
 use super::overlay::Overlay;
+use super::peers::PeerBook;
 use crate::api::{LinkStatus, PeerStatus, RouteList, RouteStatus, Status, WorkerStatus};
 use crate::config::{Config, PeerKind};
 use crate::keys::PublicKey;
-use crate::protocol::{LinkEndpoint, TunnelId};
+use crate::protocol::LinkEndpoint;
 use crate::routing::RouteSource;
 
 /// The parts of the status that do not change while the node runs.
@@ -23,8 +24,7 @@ pub struct StaticStatus {
 }
 
 impl StaticStatus {
-    /// Captures interface, identity, listeners, offloads in force, worker placement and peer
-    /// configuration.
+    /// Captures interface, identity, listeners, offloads in force and worker placement.
     pub fn new(
         config: &Config,
         backend: &str,
@@ -33,23 +33,6 @@ impl StaticStatus {
         worker_cores: Vec<usize>,
     ) -> Self {
         let public = config.interface.private_key.public_key();
-        let peers = config
-            .peers
-            .iter()
-            .map(|p| PeerStatus {
-                public_key: p.public_key.to_string(),
-                kind: match p.kind {
-                    PeerKind::Rovy => "rovy".into(),
-                    PeerKind::WireGuard => "wireguard".into(),
-                },
-                endpoint: None,
-                allowed_ips: p.allowed_ips.iter().map(ToString::to_string).collect(),
-                last_handshake_secs_ago: None,
-                rx_bytes: 0,
-                tx_bytes: 0,
-                persistent_keepalive: p.persistent_keepalive.map(|d| d.as_secs()),
-            })
-            .collect();
         StaticStatus {
             template: Status {
                 interface: config.interface.name.clone(),
@@ -61,7 +44,7 @@ impl StaticStatus {
                 workers: Vec::new(),
                 drops: BTreeMap::new(),
                 drops_total: 0,
-                peers,
+                peers: Vec::new(),
                 links: Vec::new(),
                 routes: 0,
             },
@@ -74,6 +57,7 @@ impl StaticStatus {
     pub fn snapshot(
         &self,
         now: Duration,
+        book: &PeerBook,
         links: &LinkEndpoint,
         workers: &[Arc<WorkerCounters>],
         control: &WorkerCounters,
@@ -92,15 +76,7 @@ impl StaticStatus {
                 .collect();
             status.routes = router.destinations();
         }
-        for (i, peer) in status.peers.iter_mut().enumerate() {
-            if let Some(p) = links.tunnel(TunnelId(i)) {
-                peer.endpoint = p.endpoint().map(|e| e.to_string());
-                peer.last_handshake_secs_ago = p
-                    .last_handshake()
-                    .map(|at| now.saturating_sub(at).as_secs());
-                (peer.rx_bytes, peer.tx_bytes) = p.shared().traffic();
-            }
-        }
+        status.peers = peer_statuses(now, book, links);
         status.workers = workers
             .iter()
             .enumerate()
@@ -121,6 +97,36 @@ impl StaticStatus {
         }
         status
     }
+}
+
+/// Every running peer, in slot order: its settings and what its tunnel knows now.
+pub fn peer_statuses(now: Duration, book: &PeerBook, links: &LinkEndpoint) -> Vec<PeerStatus> {
+    book.iter()
+        .map(|(id, spec)| {
+            let config = &spec.config;
+            let mut peer = PeerStatus {
+                public_key: config.public_key.to_string(),
+                kind: match config.kind {
+                    PeerKind::Rovy => "rovy".into(),
+                    PeerKind::WireGuard => "wireguard".into(),
+                },
+                endpoint: None,
+                allowed_ips: config.allowed_ips.iter().map(ToString::to_string).collect(),
+                last_handshake_secs_ago: None,
+                rx_bytes: 0,
+                tx_bytes: 0,
+                persistent_keepalive: config.persistent_keepalive.map(|d| d.as_secs()),
+            };
+            if let Some(tunnel) = links.tunnel(id) {
+                peer.endpoint = tunnel.endpoint().map(|e| e.to_string());
+                peer.last_handshake_secs_ago = tunnel
+                    .last_handshake()
+                    .map(|at| now.saturating_sub(at).as_secs());
+                (peer.rx_bytes, peer.tx_bytes) = tunnel.shared().traffic();
+            }
+            peer
+        })
+        .collect()
 }
 
 /// Every route of `overlay` as `route list` shows it, by metric then address.

@@ -48,13 +48,26 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
     );
     let config = Config::from_toml_str(&text, "test.toml", std::path::Path::new(".")).unwrap();
     let (tx, rx) = handshake_queue(capacity);
+    let links = LinkEndpoint::new(
+        *key.as_bytes(),
+        crate::protocol::EndpointConfig::link(),
+        Duration::ZERO,
+        &mut OsRng,
+    );
+    let dataplane = Arc::new(Dataplane::new(
+        links.index_table(),
+        Tables::new(RoutingTable::new(), Vec::new(), Vec::new()),
+        1420,
+    ));
+    let (reloaded_tx, reloaded) = std::sync::mpsc::channel();
     let control = Control {
-        links: LinkEndpoint::new(
-            *key.as_bytes(),
-            crate::protocol::EndpointConfig::link(),
-            Duration::ZERO,
-            &mut OsRng,
-        ),
+        links,
+        book: PeerBook::default(),
+        dataplane,
+        reloader: reload::Reloader::new("test.toml".into()),
+        reloaded_tx,
+        reloaded,
+        requests_wake: Arc::new(EventFd::new().unwrap()),
         origin: Instant::now(),
         handshakes: rx,
         sockets: Vec::new(),
@@ -67,6 +80,7 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         mtu: 1420,
         threads: workers::WorkerThreads::default(),
         overlay: None,
+        interface: config.interface,
     };
     (control, tx)
 }

@@ -2,11 +2,15 @@
 //! the demux of messages to tunnels by receiver index.
 //!
 //! This file takes datagrams in; [`timing`] holds what the clock and the data path drive (timers,
-//! activity, transmissions, encapsulation).
+//! activity, transmissions, encapsulation), [`changes`] what changes the set of tunnels while it
+//! runs (removal, slots given again, settings).
 
+mod changes;
 mod timing;
 
-use std::collections::{HashMap, VecDeque};
+pub use changes::SLOT_REST;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,8 +79,13 @@ pub struct Endpoint<S: TunnelShared> {
     config: EndpointConfig,
     checker: CookieChecker,
     limiter: RateLimiter,
-    tunnels: Vec<Tunnel<S>>,
+    /// By slot; `None` where a tunnel was removed.
+    tunnels: Vec<Option<Tunnel<S>>>,
     by_key: HashMap<[u8; 32], TunnelId>,
+    /// Slots of removed tunnels that have rested (see [`changes::SLOT_REST`]), lowest first.
+    free_slots: BTreeSet<usize>,
+    /// Slots of removed tunnels still resting, with the time each was removed, oldest first.
+    resting: VecDeque<(TunnelId, Duration)>,
     /// Receiver index → tunnel state, shared with the workers.
     index: Arc<S::Index>,
     /// Workers that data is steered across by receiver index (1 = no steering).
@@ -116,6 +125,8 @@ impl<S: TunnelShared> Endpoint<S> {
             limiter: RateLimiter::new(),
             tunnels: Vec::new(),
             by_key: HashMap::new(),
+            free_slots: BTreeSet::new(),
+            resting: VecDeque::new(),
             index: Arc::new(S::Index::default()),
             workers: 1,
             staged_dropped: 0,
@@ -135,8 +146,9 @@ impl<S: TunnelShared> Endpoint<S> {
     }
 
     /// Adds a tunnel to the peer with static key `public`. `psk` = None means no preshared key
-    /// (WireGuard's all-zero key). Tunnels get slots 0, 1, … in the order they are added (at
-    /// most 65536, and no more than [`Admission::Any`] allows).
+    /// (WireGuard's all-zero key). A tunnel gets the lowest slot of a removed tunnel that has
+    /// rested, else the next new one: 0, 1, … in the order they are added (at most 65536, and
+    /// no more than [`Admission::Any`] allows).
     pub fn add_tunnel(
         &mut self,
         public: [u8; 32],
@@ -154,14 +166,23 @@ impl<S: TunnelShared> Endpoint<S> {
             Admission::Configured => MAX_TUNNELS,
             Admission::Any { max_tunnels } => max_tunnels.min(MAX_TUNNELS),
         };
-        if self.tunnels.len() >= cap {
+        if self.by_key.len() >= cap {
             return Err(AddTunnelError::TooMany);
         }
-        let slot = u16::try_from(self.tunnels.len()).map_err(|_| AddTunnelError::TooMany)?;
-        let id = TunnelId(self.tunnels.len());
+        let index = match self.free_slots.first() {
+            Some(&free) => free,
+            None if self.tunnels.len() < MAX_TUNNELS => self.tunnels.len(),
+            None => return Err(AddTunnelError::TooMany),
+        };
+        let slot = u16::try_from(index).map_err(|_| AddTunnelError::TooMany)?;
+        self.free_slots.remove(&index);
+        let id = TunnelId(index);
         let shared = Arc::new(S::new(slot, endpoint));
-        self.tunnels
-            .push(Tunnel::new(public, psk, shared, persistent_keepalive));
+        let tunnel = Tunnel::new(public, psk, shared, persistent_keepalive);
+        match self.tunnels.get_mut(index) {
+            Some(place) => *place = Some(tunnel),
+            None => self.tunnels.push(Some(tunnel)),
+        }
         self.by_key.insert(public, id);
         self.deadlines.add(id);
         Ok(id)
@@ -169,7 +190,12 @@ impl<S: TunnelShared> Endpoint<S> {
 
     /// The tunnel `id`, if any.
     pub fn tunnel(&self, id: TunnelId) -> Option<&Tunnel<S>> {
-        self.tunnels.get(id.0)
+        self.tunnels.get(id.0).and_then(Option::as_ref)
+    }
+
+    /// The tunnel `id` to change, if any.
+    fn tunnel_mut(&mut self, id: TunnelId) -> Option<&mut Tunnel<S>> {
+        self.tunnels.get_mut(id.0).and_then(Option::as_mut)
     }
 
     /// The tunnel to the peer with this public key, if there is one.
@@ -179,7 +205,7 @@ impl<S: TunnelShared> Endpoint<S> {
 
     /// Number of tunnels.
     pub fn tunnel_count(&self) -> usize {
-        self.tunnels.len()
+        self.by_key.len()
     }
 
     /// Every tunnel, in slot order.
@@ -187,7 +213,7 @@ impl<S: TunnelShared> Endpoint<S> {
         self.tunnels
             .iter()
             .enumerate()
-            .map(|(i, t)| (TunnelId(i), t))
+            .filter_map(|(i, t)| Some((TunnelId(i), t.as_ref()?)))
     }
 
     /// Processes one datagram from `src`. `now` is the monotonic clock, `under_load` the
@@ -283,19 +309,24 @@ impl<S: TunnelShared> Endpoint<S> {
             .map_err(NoiseError::drop_reason)?;
         let id = self.admit(&received.peer_public)?;
         let timestamp = Tai64n::from_bytes(received.timestamp);
-        self.tunnels[id.0]
+        self.tunnel_mut(id)
+            .ok_or(DropReason::HandshakeFailed)?
             .timestamps
             .check(&timestamp, now)
             .map_err(|_| DropReason::HandshakeReplayed)?;
         let local_index = self.fresh_index(id, rng);
-        let psk = self.tunnels[id.0].psk.clone();
+        let psk = self
+            .tunnel(id)
+            .ok_or(DropReason::HandshakeFailed)?
+            .psk
+            .clone();
         let response: &mut [u8; RESPONSE_LEN] = (&mut out[..RESPONSE_LEN])
             .try_into()
             .map_err(|_| DropReason::BadLength)?;
         let keys = received
             .write_response(&psk, local_index, response)
             .map_err(|_: NoiseError| DropReason::HandshakeFailed)?;
-        let tunnel = &mut self.tunnels[id.0];
+        let tunnel = self.tunnel_mut(id).ok_or(DropReason::HandshakeFailed)?;
         tunnel
             .jar
             .stamp(now, response, RESPONSE_MAC1)
@@ -328,7 +359,7 @@ impl<S: TunnelShared> Endpoint<S> {
         }
         let receiver = wire::Response::new_unchecked(&msg[..]).receiver_index();
         let id = self.pending_tunnel(receiver)?;
-        let tunnel = &mut self.tunnels[id.0];
+        let tunnel = self.tunnel_mut(id).ok_or(DropReason::UnexpectedHandshake)?;
         let pending = tunnel
             .pending
             .as_mut()
@@ -357,7 +388,8 @@ impl<S: TunnelShared> Endpoint<S> {
         // handshake in flight, or a session (a response's sender index is the responder's new
         // session). The jar opens the reply with the mac1 of our last message to that peer.
         let id = self.indexed_tunnel(receiver)?;
-        self.tunnels[id.0]
+        self.tunnel_mut(id)
+            .ok_or(DropReason::InvalidCookieReply)?
             .jar
             .consume_reply(now, packet)
             .map_err(|_| DropReason::InvalidCookieReply)?;
@@ -392,7 +424,7 @@ impl<S: TunnelShared> Endpoint<S> {
     /// the index table too, so this is one lookup).
     fn pending_tunnel(&self, receiver: u32) -> Result<TunnelId, DropReason> {
         let id = self.indexed_tunnel(receiver)?;
-        match &self.tunnels[id.0].pending {
+        match self.tunnel(id).and_then(|t| t.pending.as_ref()) {
             Some(p) if p.local_index() == receiver => Ok(id),
             _ => Err(DropReason::UnexpectedHandshake),
         }
@@ -424,7 +456,9 @@ impl<S: TunnelShared> Endpoint<S> {
     /// Makes the index table hold exactly the indices `id` still uses (its handshake in flight
     /// and its sessions), so rotated-out sessions stop matching incoming packets.
     fn sync_indices(&mut self, id: TunnelId) {
-        let tunnel = &mut self.tunnels[id.0];
+        let Some(tunnel) = self.tunnels.get_mut(id.0).and_then(Option::as_mut) else {
+            return;
+        };
         let live = tunnel.live_indices();
         for old in tunnel.published.iter().flatten() {
             if !live.contains(&Some(*old)) {

@@ -30,7 +30,7 @@ use rovy_dataplane::wire::INITIATION_LEN;
 
 pub use address::Address;
 pub use data_path::{IndexDemux, TunnelShared};
-pub use endpoint::{Admission, Endpoint, EndpointConfig};
+pub use endpoint::{Admission, Endpoint, EndpointConfig, SLOT_REST};
 pub use tunnel::{Tunnel, TunnelId};
 
 /// The endpoint of a node's links: transport addresses, the workers' index table, and (with

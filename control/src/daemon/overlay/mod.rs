@@ -22,6 +22,7 @@ use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::route::PeerSlot;
 use rovy_dataplane::switch::answer_ping;
+use rovy_dataplane::tables::Tables;
 use rovy_dataplane::wire::frame::{FrameKind, PingFrame};
 use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 
@@ -66,12 +67,11 @@ pub(super) struct Overlay {
 }
 
 impl Overlay {
-    /// The overlay of the node whose key `upper` has, over `peers` (configured order: key, shared state, whether
-    /// it is a rovy node), fed by `frames`, counting drops in `drops`, with `upper` for its
-    /// end-to-end sessions (made by [`upper_endpoint`]; the dataplane opens their data with its
-    /// index table).
+    /// The overlay of the node whose key `upper` has, with no neighbour yet (see
+    /// [`Overlay::set_neighbour`]), fed by `frames`, counting drops in `drops`, with `upper` for
+    /// its end-to-end sessions (made by [`upper_endpoint`]; the dataplane opens their data with
+    /// its index table).
     pub(super) fn new(
-        peers: Vec<(NodeKey, Arc<PeerShared>, bool)>,
         frames: FrameReceiver,
         dataplane: Arc<Dataplane>,
         drops: Arc<WorkerCounters>,
@@ -80,19 +80,9 @@ impl Overlay {
         now: Duration,
     ) -> Self {
         let mtu = dataplane.mtu();
-        let neighbours = peers
-            .into_iter()
-            .map(|(key, shared, rovy)| {
-                rovy.then_some(Neighbour {
-                    key,
-                    shared,
-                    slot: None,
-                })
-            })
-            .collect();
         Overlay {
             router: Router::new(*upper.public_key(), unix_secs, now),
-            neighbours,
+            neighbours: Vec::new(),
             on_slot: vec![None; 256],
             frames,
             dataplane,
@@ -106,6 +96,33 @@ impl Overlay {
     /// The routing state, for status and `route list`.
     pub(super) fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// Makes configured peer `peer` the rovy neighbour with `key` and `shared` state, or (with
+    /// `None`) no neighbour: a plain WireGuard peer, or one removed. A neighbour that goes while
+    /// its link is up leaves `tables`' link table (the caller stores `tables`), and its routes
+    /// are retracted at once.
+    pub(super) fn set_neighbour(
+        &mut self,
+        peer: PeerSlot,
+        neighbour: Option<(NodeKey, Arc<PeerShared>)>,
+        now: Duration,
+        tables: &mut Tables,
+    ) {
+        let at = usize::from(peer);
+        if self.neighbours.len() <= at {
+            self.neighbours.resize_with(at + 1, || None);
+        }
+        if let Some(slot) = self.neighbours[at].take().and_then(|gone| gone.slot) {
+            tables.links.remove(slot.get());
+            self.on_slot[usize::from(slot.get())] = None;
+            let _ = self.router.link_down(slot, now);
+        }
+        self.neighbours[at] = neighbour.map(|(key, shared)| Neighbour {
+            key,
+            shared,
+            slot: None,
+        });
     }
 
     /// The configured peer behind router slot `slot`.

@@ -32,7 +32,10 @@ impl<S: TunnelShared> Endpoint<S> {
     /// Replays `id`'s activity (see [`super::Tunnel::sync_activity`]) and reschedules it if
     /// anything changed.
     pub(super) fn sync_tunnel(&mut self, id: TunnelId, rng: &mut (impl RngCore + CryptoRng)) {
-        match self.tunnels[id.0].sync_activity(|| jitter(rng)) {
+        let Some(tunnel) = self.tunnel_mut(id) else {
+            return;
+        };
+        match tunnel.sync_activity(|| jitter(rng)) {
             Synced::Unchanged => {}
             Synced::Changed { confirmed } => {
                 if confirmed {
@@ -46,7 +49,9 @@ impl<S: TunnelShared> Endpoint<S> {
     /// After `id`'s timers or wishes changed: its deadline moves, and it queues for
     /// [`Endpoint::poll_transmit`] if it has something to send.
     pub(super) fn after_event(&mut self, id: TunnelId) {
-        let tunnel = &mut self.tunnels[id.0];
+        let Some(tunnel) = self.tunnels.get_mut(id.0).and_then(Option::as_mut) else {
+            return;
+        };
         self.deadlines.schedule(id, tunnel.timers.next_deadline());
         if tunnel.wants_transmit() && !tunnel.queued {
             tunnel.queued = true;
@@ -64,15 +69,22 @@ impl<S: TunnelShared> Endpoint<S> {
     /// to send waits for [`Endpoint::poll_transmit`]. Tunnels not yet due are not touched.
     pub fn handle_timeout(&mut self, now: Duration, rng: &mut (impl RngCore + CryptoRng)) {
         self.limiter.gc(now);
+        self.release_rested_slots(now);
         while let Some(id) = self.deadlines.pop_due(now) {
             // What the workers saw since the last tick may disarm the timer (a reply arrived).
             self.sync_tunnel(id, rng);
-            let fired = self.tunnels[id.0].fire_timers(now);
+            let Some(tunnel) = self.tunnel_mut(id) else {
+                continue;
+            };
+            let fired = tunnel.fire_timers(now);
+            let dropped = if fired.contains(TimerAction::GiveUp) {
+                tunnel.shared.clear_staged() as u64
+            } else {
+                0
+            };
+            self.staged_dropped += dropped;
             if !fired.is_empty() {
                 self.sync_indices(id);
-            }
-            if fired.contains(TimerAction::GiveUp) {
-                self.staged_dropped += self.tunnels[id.0].shared.clear_staged() as u64;
             }
             self.after_event(id);
         }
@@ -92,10 +104,15 @@ impl<S: TunnelShared> Endpoint<S> {
             // Data the workers sent since makes a keepalive unnecessary.
             self.sync_tunnel(id, rng);
             let sent = self.transmit_for(now, wall, id, rng, out);
-            let tunnel = &mut self.tunnels[id.0];
-            if sent.is_none() || !tunnel.wants_transmit() {
-                tunnel.queued = false;
-                self.ready.pop_front();
+            match self.tunnel_mut(id) {
+                Some(tunnel) if sent.is_some() && tunnel.wants_transmit() => {}
+                Some(tunnel) => {
+                    tunnel.queued = false;
+                    self.ready.pop_front();
+                }
+                None => {
+                    self.ready.pop_front();
+                }
             }
             if sent.is_some() {
                 return sent;
@@ -113,7 +130,7 @@ impl<S: TunnelShared> Endpoint<S> {
         rng: &mut (impl RngCore + CryptoRng),
         out: &mut [u8; HANDSHAKE_BUF_LEN],
     ) -> Option<Transmit<S::Addr>> {
-        let tunnel = &mut self.tunnels[id.0];
+        let tunnel = self.tunnel_mut(id)?;
         let Some(dst) = tunnel.shared.endpoint() else {
             tunnel.want_initiation = None;
             tunnel.want_keepalive = false;
@@ -152,10 +169,13 @@ impl<S: TunnelShared> Endpoint<S> {
     ) -> bool {
         let local_index = self.fresh_index(id, rng);
         let timestamp = Tai64n::from_unix(wall);
-        let tunnel = &mut self.tunnels[id.0];
+        let private = &self.private;
+        let Some(tunnel) = self.tunnels.get_mut(id.0).and_then(Option::as_mut) else {
+            return false;
+        };
         let Ok(pending) = noise::write_initiation(
             self.config.identifier,
-            self.private.expose(),
+            private.expose(),
             &tunnel.public,
             &tunnel.psk,
             local_index,
@@ -192,7 +212,7 @@ impl<S: TunnelShared> Endpoint<S> {
         mtu: usize,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<(Range<usize>, S::Addr), DropReason> {
-        let tunnel = self.tunnels.get(id.0).ok_or(DropReason::NoRoute)?;
+        let tunnel = self.tunnel(id).ok_or(DropReason::NoRoute)?;
         let sent = tunnel.shared.seal(now, buf, payload_len, mtu);
         self.sync_tunnel(id, rng);
         sent
@@ -207,7 +227,7 @@ impl<S: TunnelShared> Endpoint<S> {
     /// Asks for a handshake with the peer of `id` now (e.g. at start-up for peers with an
     /// endpoint).
     pub fn initiate(&mut self, id: TunnelId) {
-        if let Some(tunnel) = self.tunnels.get_mut(id.0) {
+        if let Some(tunnel) = self.tunnel_mut(id) {
             tunnel.request_initiation();
             self.after_event(id);
         }
