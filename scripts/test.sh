@@ -33,5 +33,7 @@ scripts/e2e-overlay.sh --backend epoll --topology chain --no-build
 scripts/e2e-overlay.sh --backend uring --topology mesh --no-build
 echo "== per-core spread (two peers, --cores 2)"
 scripts/e2e-spread.sh
+echo "== peers at run time: wg show/showconf/set/syncconf, SIGHUP reloads under a transfer, SIGTERM under load"
+scripts/e2e-peers.sh --no-build
 echo "== end-to-end (network namespaces)"
 scripts/e2e.sh --backend both

@@ -16,7 +16,9 @@
 mod client;
 mod render;
 mod server;
+mod socket_file;
 mod socket_path;
+pub mod uapi;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use client::{FETCH_TIMEOUT, fetch_status, route_list_command, status_command};
 pub use render::{render_routes, render_status};
 pub use server::{Answers, ApiServer, CLIENT_DEADLINE, MAX_REQUEST_HEAD_LEN};
+pub use socket_file::SocketFile;
 pub use socket_path::{NetnsName, default_socket_path};
 
 /// Directory of the per-interface status sockets; nodes outside the initial network namespace

@@ -5,16 +5,14 @@
 //! connection gets [`CLIENT_DEADLINE`] to send its request and as long again to take the answer,
 //! so a slow or hostile local client delays the data path's control work by a bounded amount.
 
-use std::ffi::OsString;
-use std::fs::{self, DirBuilder};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::socket_file::SocketFile;
 use super::{PING_PATH, ROUTES_PATH, RouteList, STATUS_PATH, Status};
 
 /// How long a client has to send its request, and again to take the answer.
@@ -23,82 +21,25 @@ pub const CLIENT_DEADLINE: Duration = Duration::from_millis(100);
 /// Longest request head (request line and headers) read; a longer one is refused.
 pub const MAX_REQUEST_HEAD_LEN: usize = 4096;
 
-/// The socket is root-only: the status names every peer.
-const SOCKET_MODE: u32 = 0o600;
-
-/// Mode of a socket directory created on the way (`/run/rovy`).
-const DIRECTORY_MODE: u32 = 0o755;
-
 /// The node's listening status socket. Dropping it removes the socket file.
 #[derive(Debug)]
 pub struct ApiServer {
-    listener: UnixListener,
-    path: PathBuf,
-    /// Device and inode of the socket file bound, so that drop removes only this server's
-    /// file, never one a later node bound at the same path.
-    file_id: (u64, u64),
-    /// Directories `bind` created, deepest first: removed on drop when empty, so a node in a
-    /// namespace of its own leaves no `/run/rovy/netns/…` behind.
-    created_dirs: Vec<PathBuf>,
+    socket: SocketFile,
 }
 
 impl ApiServer {
-    /// Listens on `path`, creating its directory (mode 0755) if missing; the directories it
-    /// created are removed again on drop if they are empty by then.
-    ///
-    /// A socket file left at `path` by a node that died is replaced; one a live node answers on
-    /// is an error (`AddrInUse`, "another node is running on PATH"), as is anything at `path`
-    /// that is not a socket. The socket is bound under a temporary name, made root-only, and
-    /// only then linked at `path`, so nobody can connect before the mode is set and two nodes
-    /// starting at once cannot both take the path.
+    /// Listens on `path` (see [`SocketFile::bind`]: root-only, a stale socket replaced, a live
+    /// node's refused).
     pub fn bind(path: &Path) -> io::Result<Self> {
-        let file_name = path.file_name().ok_or_else(|| {
-            io::Error::new(
-                ErrorKind::InvalidInput,
-                format!("{}: not a socket file path", path.display()),
-            )
-        })?;
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let created_dirs: Vec<PathBuf> = directory
-            .ancestors()
-            .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
-            .map(Path::to_path_buf)
-            .collect();
-        DirBuilder::new()
-            .recursive(true)
-            .mode(DIRECTORY_MODE)
-            .create(directory)
-            .map_err(|error| with_context(error, &directory.display().to_string()))?;
-        remove_stale_socket(path)?;
-
-        let mut temporary_name = OsString::from(".");
-        temporary_name.push(file_name);
-        temporary_name.push(format!(".{}.binding", std::process::id()));
-        let temporary = directory.join(temporary_name);
-        remove_if_present(&temporary)?;
-        let bound = bind_root_only(&temporary, path);
-        let unlinked = remove_if_present(&temporary);
-        let listener = bound?;
-        unlinked?;
-
-        let file_id = fs::symlink_metadata(path)
-            .map(|metadata| (metadata.dev(), metadata.ino()))
-            .map_err(|error| with_context(error, &path.display().to_string()))?;
-        Ok(Self {
-            listener,
-            path: path.to_owned(),
-            file_id,
-            created_dirs,
-        })
+        let socket = SocketFile::bind(path)?;
+        socket.listener().set_nonblocking(true)?;
+        Ok(Self { socket })
     }
 
     /// Where this server listens.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.path
+        self.socket.path()
     }
 
     /// Serves every pending connection, then returns; call it when the listener is readable.
@@ -109,7 +50,7 @@ impl ApiServer {
     /// say); the connections left stay queued for the next call.
     pub fn handle_ready(&self, answers: &impl Answers) -> io::Result<()> {
         loop {
-            match self.listener.accept() {
+            match self.socket.listener().accept() {
                 Ok((stream, _)) => serve(stream, answers),
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(error)
@@ -125,87 +66,14 @@ impl ApiServer {
 
 impl AsFd for ApiServer {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.listener.as_fd()
+        self.socket.listener().as_fd()
     }
 }
 
 impl AsRawFd for ApiServer {
     fn as_raw_fd(&self) -> RawFd {
-        self.listener.as_raw_fd()
+        self.socket.listener().as_raw_fd()
     }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let still_ours = fs::symlink_metadata(&self.path)
-            .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == self.file_id);
-        if still_ours {
-            let _ = fs::remove_file(&self.path);
-        }
-        for directory in &self.created_dirs {
-            if fs::remove_dir(directory).is_err() {
-                break;
-            }
-        }
-    }
-}
-
-/// Removes a socket file nobody answers on; refuses a live socket or a file of another kind.
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
-    let metadata = match fs::symlink_metadata(path) {
-        Ok(metadata) => metadata,
-        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(with_context(error, &path.display().to_string())),
-    };
-    if !metadata.file_type().is_socket() {
-        return Err(io::Error::new(
-            ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket", path.display()),
-        ));
-    }
-    match UnixStream::connect(path) {
-        // The probe closes without a request, which a node's server ignores.
-        Ok(_probe) => Err(another_node_error(path)),
-        Err(error) if error.kind() == ErrorKind::ConnectionRefused => remove_if_present(path),
-        Err(error) => Err(with_context(error, &format!("probing {}", path.display()))),
-    }
-}
-
-/// Binds at `temporary`, sets the socket's mode, and hard-links it at `path`; linking fails if
-/// `path` exists, so a node that took the path meanwhile is never displaced.
-fn bind_root_only(temporary: &Path, path: &Path) -> io::Result<UnixListener> {
-    let temporary_name = temporary.display().to_string();
-    let listener = UnixListener::bind(temporary).map_err(|e| with_context(e, &temporary_name))?;
-    fs::set_permissions(temporary, fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(|error| with_context(error, &temporary_name))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|error| with_context(error, &temporary_name))?;
-    fs::hard_link(temporary, path).map_err(|error| match error.kind() {
-        ErrorKind::AlreadyExists => another_node_error(path),
-        _ => with_context(error, &path.display().to_string()),
-    })?;
-    Ok(listener)
-}
-
-fn remove_if_present(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(error) if error.kind() != ErrorKind::NotFound => {
-            Err(with_context(error, &path.display().to_string()))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn another_node_error(path: &Path) -> io::Error {
-    io::Error::new(
-        ErrorKind::AddrInUse,
-        format!("another node is running on {}", path.display()),
-    )
-}
-
-fn with_context(error: io::Error, context: &str) -> io::Error {
-    io::Error::new(error.kind(), format!("{context}: {error}"))
 }
 
 /// Answers one connection, or closes it silently if the client sent nothing and hung up (a

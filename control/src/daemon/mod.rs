@@ -13,6 +13,7 @@ mod setup;
 mod status;
 #[cfg(test)]
 mod tests;
+mod uapi;
 mod workers;
 
 use std::net::SocketAddr;
@@ -37,7 +38,7 @@ use crate::api::{self, ApiServer};
 use crate::config::{Config, InterfaceConfig};
 use crate::cpus::{self, CpuList};
 use crate::protocol::{EndpointConfig, HANDSHAKE_BUF_LEN, LinkEndpoint, Received};
-use peers::{PeerBook, Peers};
+use peers::{Applied, PeerBook, PeerError, PeerUpdate, Peers};
 
 /// Handshake messages waiting for control, at most (wireguard-go: 1024).
 const HANDSHAKE_QUEUE: usize = 1024;
@@ -169,6 +170,20 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             socket_path.display()
         )
     })?;
+    let requests_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
+    let (uapi_tx, uapi_calls) = std::sync::mpsc::sync_channel(1);
+    let uapi_path = api::uapi::default_uapi_path(&config.interface.name);
+    let uapi = match api::uapi::serve(&uapi_path, uapi_tx, Arc::clone(&requests_wake)) {
+        Ok(server) => Some(server),
+        Err(e) => {
+            eprintln!(
+                "rovy-fast: no WireGuard userspace API ({}: {e}); `wg` will not see {}",
+                uapi_path.display(),
+                config.interface.name
+            );
+            None
+        }
+    };
     let queues = setup::create_interface(&config, workers, options.offloads)?;
     let name = config.interface.name.clone();
     let offloads = setup::offload_names(&queues, &sockets);
@@ -291,7 +306,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         reloader: reload::Reloader::new(options.config_path.clone()),
         reloaded_tx,
         reloaded,
-        requests_wake: Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?),
+        requests_wake,
+        uapi_calls,
         origin,
         handshakes: rx,
         sockets: control_sockets,
@@ -309,7 +325,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
     control.threads.stop(&shutdown);
+    // The control thread's end of the userspace API goes first: a call waiting for it is then
+    // answered at once, and the API thread stops without delay.
     drop(control);
+    drop(uapi);
     let _ = sys::delete_link(&name);
     eprintln!("rovy-fast: {name} down");
     result
@@ -368,8 +387,10 @@ struct Control {
     /// Configs read again, from the reload threads.
     reloaded_tx: Sender<Result<reload::Loaded, String>>,
     reloaded: Receiver<Result<reload::Loaded, String>>,
-    /// Woken by the threads that hand the control thread work (reloads).
+    /// Woken by the threads that hand the control thread work (reloads, the userspace API).
     requests_wake: Arc<EventFd>,
+    /// Requests from WireGuard's userspace API.
+    uapi_calls: Receiver<api::uapi::Call>,
 }
 
 impl Control {
@@ -406,6 +427,7 @@ impl Control {
             if tokens.contains(&TOKEN_REQUEST) {
                 self.requests_wake.drain();
                 self.take_reloads();
+                self.take_uapi_calls();
             }
             if let Some(ended) = self.threads.ended() {
                 return Err(ended);
@@ -537,14 +559,16 @@ impl Control {
         self.overlay = Some(overlay);
     }
 
-    /// Everything a peer is part of, to change peers with.
-    fn peers(&mut self) -> Peers<'_> {
+    /// Makes the running peers `update`'s (see [`peers`]): all of it, or nothing.
+    fn update_peers(&mut self, update: &PeerUpdate) -> Result<Applied, PeerError> {
+        let now = self.now();
         Peers {
             book: &mut self.book,
             links: &mut self.links,
             dataplane: &self.dataplane,
             overlay: self.overlay.as_mut(),
         }
+        .update(update, &self.interface.private_key, self.interface.mtu, now)
     }
 
     /// Sends `bytes` to `dst` from the first UDP socket of its address family.

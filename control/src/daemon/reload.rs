@@ -158,11 +158,7 @@ impl super::Control {
         let loaded = loaded?;
         let path = self.reloader.path.clone();
         check_interface(&path, &self.interface, &loaded.config.interface)?;
-        let now = self.now();
-        let private_key = loaded.config.interface.private_key;
-        let mtu = self.interface.mtu;
-        self.peers()
-            .update(&loaded.update, &private_key, mtu, now)
+        self.update_peers(&loaded.update)
             .map_err(|e| format!("{}: {e}", path.display()))
     }
 }

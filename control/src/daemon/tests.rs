@@ -68,6 +68,7 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         reloaded_tx,
         reloaded,
         requests_wake: Arc::new(EventFd::new().unwrap()),
+        uapi_calls: std::sync::mpsc::sync_channel(1).1,
         origin: Instant::now(),
         handshakes: rx,
         sockets: Vec::new(),

@@ -79,6 +79,14 @@ impl PeerBook {
         self.by_key.len()
     }
 
+    /// The running peers as an update that changes nothing: the start of a change to a few.
+    pub fn to_update(&self) -> PeerUpdate {
+        PeerUpdate {
+            peers: self.iter().map(|(_, spec)| spec.clone()).collect(),
+            reset_endpoints: HashSet::new(),
+        }
+    }
+
     fn set(&mut self, id: TunnelId, spec: Option<PeerSpec>) {
         if let Some(old) = self.by_slot.get(id.0).and_then(Option::as_ref) {
             self.by_key.remove(&old.config.public_key);
