@@ -15,7 +15,10 @@
 #   5. A 60 MB checksummed transfer A->B runs while SIGHUP reloads a config that adds one
 #      peer and removes another, then a broken config that is refused (file, key, reason in
 #      the log) with the running peers kept; the transfer completes with its checksum.
-#   6. SIGTERM during TCP at full speed (iperf3): A exits 0 within 2 s.
+#   6. `rovy-fast peer list` shows B; `peer disconnect PEERID` removes it; `peer connect
+#      /ip4/…/udp/…/rovy/PEERID` dials it back (its fc00 address answers); a reload makes the
+#      peers the file's again.
+#   7. SIGTERM during TCP at full speed (iperf3): A exits 0 within 2 s.
 # Needs root; every wait is bounded and everything is removed on exit.
 #   sudo scripts/e2e-peers.sh [--no-build]
 set -euo pipefail
@@ -200,6 +203,35 @@ received="$(cat "$RF_TMP/received")"
 [ "$received" = "$expected" ] || fail "transfer checksum: sent '$expected', received '$received'"
 [ "$(b_handshake)" = "$HANDSHAKE_B" ] || fail "B's session was redone by a reload"
 pass "the 60 MB transfer across both reloads completed with its checksum"
+
+echo "== rovy-fast peer list, disconnect, connect"
+rovy_a() { run_in "$RF_NS_A" timeout 10 "$ROVY_FAST_BIN" "$@" --socket "$RF_TMP/a.sock"; }
+id_b="$(timeout 10 "$ROVY_FAST_BIN" id "$RF_TMP/b.key")"
+ID_B="$(awk '$1 == "peer_id:" {print $2}' <<<"$id_b")"
+FC_B="$(awk '$1 == "address:" {print $2}' <<<"$id_b")"
+list="$(rovy_a peer list)" || fail "rovy-fast peer list failed"
+grep -F "$ID_B" <<<"$list" | grep -qF "$PUB_B" || fail "peer list does not show B:"$'\n'"$list"
+out="$(rovy_a peer disconnect "$ID_B")" || fail "rovy-fast peer disconnect failed"
+[ "$out" = "disconnected $PUB_B ($ID_B)" ] || fail "peer disconnect said: $out"
+ping_a 10.202.0.2 && fail "A still reaches B after peer disconnect"
+out="$(rovy_a peer connect "/ip4/$RF_UNDERLAY_B4/udp/$PORT/rovy/$ID_B")" ||
+  fail "rovy-fast peer connect failed"
+[ "$out" = "connecting to $PUB_B ($ID_B) at $RF_UNDERLAY_B4:$PORT" ] || fail "peer connect said: $out"
+wait_for 10 ping_a "$FC_B" || fail "A cannot ping B's fc00 address $FC_B after peer connect"
+rovy_a peer list --json >"$RF_TMP/peers.json" || fail "rovy-fast peer list --json failed"
+python3 - "$RF_TMP/peers.json" "$PUB_B" <<'PY' || fail "peer list --json does not show B as a rovy peer"
+import json, sys
+peers = {p["public_key"]: p for p in json.load(open(sys.argv[1]))["peers"]}
+b = peers[sys.argv[2]]
+sys.exit(0 if b["kind"] == "rovy" and b["allowed_ips"] == [] and b["last_handshake_secs_ago"] is not None else 1)
+PY
+pass "peer disconnect removed B, peer connect dialled it back by multiaddr (fc00 ping answered)"
+a_config "$PUB_D2" 10.204.0.2/32
+kill -HUP "$PID_A"
+restored() { grep -q "reloaded $CONF_A: 0 peer(s) added, 0 removed, 1 changed" "$LOG_A"; }
+wait_for 10 restored || fail "no 'reloaded' line giving B its allowed IPs back"
+wait_for 10 ping_a 10.202.0.2 || fail "A cannot ping B after the reload restored its allowed IPs"
+pass "a reload made the peers the config file's again"
 
 echo "== SIGTERM under load"
 start_bg "$RF_NS_B" "$RF_TMP/iperf-server.log" timeout 30 iperf3 -s -1 -B 10.202.0.2

@@ -3,18 +3,26 @@
 //! nodes in other network namespaces), and the client behind
 //! `rovy-fast status`.
 //!
-//! The protocol is HTTP/1.0 over a Unix stream socket, one request per connection, so `curl
+//! The protocol is HTTP/1.x over a Unix stream socket (requests parsed by `httparse`, bodies
+//! by `Content-Length`), one request per connection, so `curl
 //! --unix-socket /run/rovy/rovy0.sock http://node/v0/status` works as well as the CLI does:
 //! - `GET /v0/status` → `200`, `application/json`: a [`Status`], serialized on one line;
 //! - `GET /v0/route/list` → `200`, `application/json`: a [`RouteList`];
+//! - `GET /v0/peer/list` → `200`, `application/json`: a [`PeerList`];
+//! - `POST /v0/peer/connect` with a [`ConnectRequest`] → `200` and the peer's [`PeerStatus`],
+//!   or `400` and why not;
+//! - `POST /v0/peer/disconnect` with a [`DisconnectRequest`] → `200` and the [`PeerStatus`] of
+//!   the peer removed, or `404`;
 //! - `GET /v0/ping` → `200`, `text/plain`: `ok`;
-//! - any other path → `404`, another method → `405`, a malformed or oversized request → `400`,
+//! - any other path → `404`, the other method → `405`, a malformed or oversized request → `400`,
 //!   a request not complete within [`CLIENT_DEADLINE`] → `408`.
 //!
-//! The socket is root-only (mode 0600): the status names every peer, its endpoint and traffic.
+//! The socket is root-only (mode 0600): the status names every peer, its endpoint and traffic,
+//! and the peer commands change them.
 
 mod client;
 mod render;
+mod request;
 mod server;
 mod socket_file;
 mod socket_path;
@@ -24,9 +32,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{FETCH_TIMEOUT, fetch_status, route_list_command, status_command};
-pub use render::{render_routes, render_status};
-pub use server::{Answers, ApiServer, CLIENT_DEADLINE, MAX_REQUEST_HEAD_LEN};
+pub use client::{
+    FETCH_TIMEOUT, fetch_status, peer_connect_command, peer_disconnect_command, peer_list_command,
+    route_list_command, status_command,
+};
+pub use render::{render_peers, render_routes, render_status};
+pub use request::{MAX_REQUEST_BODY_LEN, MAX_REQUEST_HEAD_LEN};
+pub use server::{Answers, ApiServer, CLIENT_DEADLINE};
 pub use socket_file::SocketFile;
 pub use socket_path::{NetnsName, default_socket_path};
 
@@ -42,6 +54,15 @@ pub const ROUTES_PATH: &str = "/v0/route/list";
 
 /// Request path answered `ok` by a live node.
 pub const PING_PATH: &str = "/v0/ping";
+
+/// Request path of the node's [`PeerList`].
+pub const PEERS_PATH: &str = "/v0/peer/list";
+
+/// `POST` a [`ConnectRequest`] here to connect to a rovy peer.
+pub const CONNECT_PATH: &str = "/v0/peer/connect";
+
+/// `POST` a [`DisconnectRequest`] here to remove a peer.
+pub const DISCONNECT_PATH: &str = "/v0/peer/disconnect";
 
 /// A snapshot of a running node, as `GET /v0/status` returns it.
 ///
@@ -74,6 +95,38 @@ pub struct Status {
     pub links: Vec<LinkStatus>,
     /// Destinations the node has a route to.
     pub routes: usize,
+}
+
+/// Every running peer, as `GET /v0/peer/list` returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerList {
+    /// In slot order (config order for the configured peers).
+    pub peers: Vec<PeerStatus>,
+}
+
+/// A rovy peer to connect to: `POST /v0/peer/connect`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// Its public key, base64.
+    pub public_key: String,
+    /// Where it listens: `IP:PORT` or `[IPV6]:PORT` (the CLI resolves host names first).
+    pub endpoint: String,
+}
+
+/// A peer to remove: `POST /v0/peer/disconnect`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DisconnectRequest {
+    /// Its PeerID (`bafzqai…`) or public key (base64).
+    pub peer: String,
+}
+
+/// Why a node refused a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such peer (`404`).
+    NotFound(String),
+    /// The change is not one the node makes (`400`), and why.
+    Invalid(String),
 }
 
 /// A live rovy link.

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
-pub use endpoint::{Endpoint, parse_listen_address};
+pub use endpoint::{Endpoint, parse_dial, parse_listen_address};
 pub use prefix::IpPrefix;
 use reader::{Field, Fields, Source};
 

@@ -102,6 +102,37 @@ enum Command {
         #[command(subcommand)]
         command: RouteCommand,
     },
+    /// The running node's peers: list them, connect to a rovy node, remove one.
+    Peer {
+        #[command(subcommand)]
+        command: PeerCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PeerCommand {
+    /// Every peer: PeerID, public key, kind, endpoint, allowed IPs, latest handshake, transfer.
+    List(NodeQuery),
+    /// Dial a rovy node now, adding it as a peer if it is not one (until the next reload, which
+    /// makes the peers the config file's again).
+    Connect {
+        /// `/ip4|ip6|dns/HOST/udp/PORT/rovy/PEERID`, or `HOST:PORT` with --key.
+        #[arg(value_name = "MULTIADDR|HOST:PORT")]
+        target: String,
+        /// The peer's public key (base64) or PeerID, when the target does not name it.
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<String>,
+        #[command(flatten)]
+        node: NodeQuery,
+    },
+    /// Remove a peer from the running node, by PeerID or public key.
+    Disconnect {
+        /// The peer's PeerID (`bafzqai…`) or public key (base64).
+        #[arg(value_name = "PEERID|PUBKEY")]
+        peer: String,
+        #[command(flatten)]
+        node: NodeQuery,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +202,22 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }),
             _,
         ) => print_lines(&[&api::route_list_command(q.socket, &q.interface, q.json)?])?,
+        (Some(Command::Peer { command }), _) => {
+            let answer = match command {
+                PeerCommand::List(q) => api::peer_list_command(q.socket, &q.interface, q.json)?,
+                PeerCommand::Connect { target, key, node } => api::peer_connect_command(
+                    node.socket,
+                    &node.interface,
+                    &target,
+                    key.as_deref(),
+                    node.json,
+                )?,
+                PeerCommand::Disconnect { peer, node } => {
+                    api::peer_disconnect_command(node.socket, &node.interface, &peer, node.json)?
+                }
+            };
+            print_lines(&[&answer])?;
+        }
         (None, Some(config)) => {
             let options = NodeOptions {
                 cores: cli.cores,

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{TempDir, fc_key};
 use rovy_control::api::{
-    Answers, ApiServer, LinkStatus, MAX_REQUEST_HEAD_LEN, PeerStatus, RouteList, RouteStatus,
-    Status, WorkerStatus, fetch_status, render_routes, render_status,
+    Answers, ApiServer, ConnectRequest, DisconnectRequest, LinkStatus, MAX_REQUEST_HEAD_LEN,
+    PeerList, PeerStatus, Refusal, RouteList, RouteStatus, Status, WorkerStatus, fetch_status,
+    render_routes, render_status,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_rovy-fast");
@@ -132,6 +133,20 @@ impl Answers for Fixed<'_> {
     fn routes(&self) -> RouteList {
         sample_routes()
     }
+
+    fn peers(&self) -> PeerList {
+        PeerList {
+            peers: self.0.peers.clone(),
+        }
+    }
+
+    fn connect(&mut self, _: ConnectRequest) -> Result<PeerStatus, Refusal> {
+        Err(Refusal::Invalid("a fixed node changes nothing".to_owned()))
+    }
+
+    fn disconnect(&mut self, _: DisconnectRequest) -> Result<PeerStatus, Refusal> {
+        Err(Refusal::Invalid("a fixed node changes nothing".to_owned()))
+    }
 }
 
 /// Runs `client` on a thread while this thread serves `server`, as the control loop would.
@@ -143,7 +158,7 @@ fn while_serving<T: Send>(
     thread::scope(|scope| {
         let client = scope.spawn(client);
         while !client.is_finished() {
-            server.handle_ready(&Fixed(status)).unwrap();
+            server.handle_ready(&mut Fixed(status)).unwrap();
             thread::sleep(Duration::from_millis(1));
         }
         client.join().unwrap()
@@ -371,17 +386,18 @@ fn bad_requests_get_errors_and_the_server_keeps_serving() {
         (
             vec![0xff, 0x00, 0x13, 0x80, b'\n', b'\n'],
             false,
-            bad_request("request line is not text"),
+            bad_request("malformed request line"),
         ),
         (
             b"\x01\x02garbage".to_vec(),
             true,
             bad_request("malformed request line"),
         ),
+        // Empty lines before a request line are skipped (RFC 9112 §2.2): this one never comes.
         (
             b"\r\n\r\n".to_vec(),
             false,
-            bad_request("malformed request line"),
+            text_answer("408 Request Timeout", "", "request incomplete\n"),
         ),
         (
             b"GET  /v0/status HTTP/1.0\r\n\r\n".to_vec(),
@@ -448,7 +464,7 @@ fn silent_and_slow_clients_time_out() {
     let mut slow = UnixStream::connect(&path).unwrap();
     slow.write_all(b"GET /v0/sta").unwrap();
     let start = Instant::now();
-    server.handle_ready(&Fixed(&status)).unwrap();
+    server.handle_ready(&mut Fixed(&status)).unwrap();
     assert!(start.elapsed() < Duration::from_secs(5));
 
     let timed_out = text_answer("408 Request Timeout", "", "request incomplete\n");

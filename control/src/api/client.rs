@@ -1,6 +1,7 @@
-//! The client side of the status API: `rovy-fast status`.
+//! The client side of the local API: `rovy-fast status`, `route list` and `peer …`.
 
 use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -8,8 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{
-    ROUTES_PATH, RouteList, STATUS_PATH, Status, default_socket_path, render_routes, render_status,
+    CONNECT_PATH, ConnectRequest, DISCONNECT_PATH, DisconnectRequest, PEERS_PATH, PeerList,
+    PeerStatus, ROUTES_PATH, RouteList, STATUS_PATH, Status, default_socket_path, render_peers,
+    render_routes, render_status,
 };
+use crate::config::{Endpoint, parse_dial};
+use crate::keys::PublicKey;
 
 /// How long the whole exchange with a node may take, connecting included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -63,6 +68,137 @@ pub fn route_list_command(
     }
 }
 
+/// `rovy-fast peer list`: the peers of the node on `socket` (or found by `interface`): one
+/// line of JSON if `json`, else [`render_peers`]'s table.
+///
+/// # Errors
+/// A one-line message, as [`status_command`]'s.
+pub fn peer_list_command(
+    socket: Option<PathBuf>,
+    interface: &str,
+    json: bool,
+) -> Result<String, String> {
+    let path = socket_for(socket, interface)?;
+    let body = fetch(&path, PEERS_PATH)?;
+    let peers: PeerList = serde_json::from_slice(&body).map_err(|error| {
+        format!(
+            "node on {} sent an unreadable peer list: {error}",
+            path.display()
+        )
+    })?;
+    if json {
+        as_text(&path, body)
+    } else {
+        Ok(render_peers(&peers))
+    }
+}
+
+/// `rovy-fast peer connect TARGET [--key KEY]`: makes the node dial a rovy peer. `TARGET` is
+/// a multiaddr naming the peer (`/ip4/…/udp/…/rovy/PEERID`) or an endpoint (`HOST:PORT`, or a
+/// multiaddr without `/rovy/…`) with the peer's `key` (base64 or PeerID). Host names are
+/// resolved here, so the node never waits for DNS. Prints the peer (JSON if `json`).
+///
+/// # Errors
+/// A one-line message: the target or key is malformed, the host does not resolve, or the
+/// node refused (its reason) or could not be asked.
+pub fn peer_connect_command(
+    socket: Option<PathBuf>,
+    interface: &str,
+    target: &str,
+    key: Option<&str>,
+    json: bool,
+) -> Result<String, String> {
+    let (endpoint, named) = parse_dial(target).map_err(|error| error.to_string())?;
+    let key = match (named, key) {
+        (Some(key), None) => key,
+        (None, Some(text)) => parse_peer(text)?,
+        (Some(_), Some(_)) => {
+            return Err(format!("{target} names its peer already; leave out --key"));
+        }
+        (None, None) => {
+            return Err(format!(
+                "{target} names no peer: end it with /rovy/PEERID, or add --key PUBKEY"
+            ));
+        }
+    };
+    let addr = resolve(&endpoint)?;
+    let path = socket_for(socket, interface)?;
+    let request = ConnectRequest {
+        public_key: key.to_string(),
+        endpoint: addr.to_string(),
+    };
+    let body = post(&path, CONNECT_PATH, &request)?;
+    let peer = parse_peer_status(&path, &body)?;
+    if json {
+        as_text(&path, body)
+    } else {
+        Ok(format!(
+            "connecting to {} ({}) at {}",
+            peer.public_key,
+            key.peer_id(),
+            peer.endpoint.as_deref().unwrap_or("-")
+        ))
+    }
+}
+
+/// `rovy-fast peer disconnect PEER`: removes the peer named by PeerID or public key from the
+/// node. Prints the peer as it was (JSON if `json`).
+///
+/// # Errors
+/// A one-line message: `peer` names no key, the node has no such peer, or it could not be
+/// asked.
+pub fn peer_disconnect_command(
+    socket: Option<PathBuf>,
+    interface: &str,
+    peer: &str,
+    json: bool,
+) -> Result<String, String> {
+    let key = parse_peer(peer)?;
+    let path = socket_for(socket, interface)?;
+    let request = DisconnectRequest {
+        peer: key.to_string(),
+    };
+    let body = post(&path, DISCONNECT_PATH, &request)?;
+    let gone = parse_peer_status(&path, &body)?;
+    if json {
+        as_text(&path, body)
+    } else {
+        Ok(format!(
+            "disconnected {} ({})",
+            gone.public_key,
+            key.peer_id()
+        ))
+    }
+}
+
+/// A peer named by its PeerID (`bafzqai…`) or public key (base64).
+fn parse_peer(text: &str) -> Result<PublicKey, String> {
+    PublicKey::from_peer_id(text)
+        .or_else(|_| text.parse::<PublicKey>())
+        .map_err(|_| format!("{text:?} is neither a PeerID (bafzqai…) nor a public key"))
+}
+
+/// The first address `endpoint` resolves to.
+fn resolve(endpoint: &Endpoint) -> Result<SocketAddr, String> {
+    match endpoint {
+        Endpoint::Addr(addr) => Ok(*addr),
+        Endpoint::Host { host, port } => (host.as_str(), *port)
+            .to_socket_addrs()
+            .map_err(|error| format!("cannot resolve {host}:{port}: {error}"))?
+            .next()
+            .ok_or_else(|| format!("{host}:{port} resolves to no address")),
+    }
+}
+
+fn parse_peer_status(path: &Path, body: &[u8]) -> Result<PeerStatus, String> {
+    serde_json::from_slice(body).map_err(|error| {
+        format!(
+            "node on {} sent an unreadable peer: {error}",
+            path.display()
+        )
+    })
+}
+
 /// The socket to ask: `socket`, or the default one of `interface` in this namespace.
 fn socket_for(socket: Option<PathBuf>, interface: &str) -> Result<PathBuf, String> {
     match socket {
@@ -103,6 +239,24 @@ fn parse_status(path: &Path, body: &[u8]) -> Result<Status, String> {
 
 /// `GET target` from the node on `path`; returns the body of a `200` answer.
 fn fetch(path: &Path, target: &str) -> Result<Vec<u8>, String> {
+    exchange(path, &format!("GET {target} HTTP/1.0\r\n\r\n").into_bytes())
+}
+
+/// `POST target` with `body` as JSON to the node on `path`; returns the body of a `200` answer.
+fn post(path: &Path, target: &str, body: &impl serde::Serialize) -> Result<Vec<u8>, String> {
+    let body = serde_json::to_vec(body).map_err(|error| error.to_string())?;
+    let mut request = format!(
+        "POST {target} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    exchange(path, &request)
+}
+
+/// Sends `request` to the node on `path` and returns the body of a `200` answer, all within
+/// [`FETCH_TIMEOUT`].
+fn exchange(path: &Path, request: &[u8]) -> Result<Vec<u8>, String> {
     let deadline = Instant::now() + FETCH_TIMEOUT;
     let mut stream = connect(path)?;
     let timed_out = || {
@@ -121,9 +275,7 @@ fn fetch(path: &Path, target: &str) -> Result<Vec<u8>, String> {
     stream
         .set_write_timeout(Some(remaining))
         .map_err(io_error)?;
-    stream
-        .write_all(format!("GET {target} HTTP/1.0\r\n\r\n").as_bytes())
-        .map_err(io_error)?;
+    stream.write_all(request).map_err(io_error)?;
     let mut response = Vec::new();
     let mut limited = (&stream).take(MAX_RESPONSE_LEN + 1);
     let mut chunk = [0_u8; 16 << 10];

@@ -1,7 +1,8 @@
 //! The human-readable forms of a [`Status`] (laid out like `wg show` so a WireGuard user reads
-//! it at sight) and of a [`RouteList`].
+//! it at sight), of a [`RouteList`] and of a [`PeerList`].
 
-use super::{PeerStatus, RouteList, Status, WorkerStatus};
+use super::{PeerList, PeerStatus, RouteList, Status, WorkerStatus};
+use crate::keys::PublicKey;
 
 /// A multi-line summary of `status`, without a trailing newline: the interface, one block per
 /// peer, one line per worker, and drops by reason.
@@ -77,7 +78,52 @@ pub fn render_routes(list: &RouteList) -> String {
             route.peer_id.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    table(&rows)
+}
+
+/// One line per peer, under a header: PeerID, public key, kind, endpoint, allowed IPs, latest
+/// handshake and transfer.
+#[must_use]
+pub fn render_peers(list: &PeerList) -> String {
+    if list.peers.is_empty() {
+        return "no peers".to_owned();
+    }
+    let header = [
+        "peer id",
+        "public key",
+        "kind",
+        "endpoint",
+        "allowed ips",
+        "handshake",
+        "received",
+        "sent",
+    ]
+    .map(str::to_owned);
+    let mut rows = vec![header];
+    for peer in &list.peers {
+        let peer_id = peer
+            .public_key
+            .parse::<PublicKey>()
+            .map_or_else(|_| "-".to_owned(), |key| key.peer_id());
+        rows.push([
+            peer_id,
+            peer.public_key.clone(),
+            peer.kind.clone(),
+            peer.endpoint.clone().unwrap_or_else(|| "-".to_owned()),
+            list_or(&peer.allowed_ips, "-"),
+            peer.last_handshake_secs_ago
+                .map_or_else(|| "never".to_owned(), |secs| format!("{secs}s ago")),
+            byte_size(peer.rx_bytes),
+            byte_size(peer.tx_bytes),
+        ]);
+    }
+    table(&rows)
+}
+
+/// `rows` as columns two spaces apart, each as wide as its widest cell, without trailing
+/// spaces.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
         .collect();
     rows.iter()

@@ -12,14 +12,15 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::request::{self, HttpRequest, MAX_REQUEST_BODY_LEN, MAX_REQUEST_HEAD_LEN, RequestError};
 use super::socket_file::SocketFile;
-use super::{PING_PATH, ROUTES_PATH, RouteList, STATUS_PATH, Status};
+use super::{
+    CONNECT_PATH, ConnectRequest, DISCONNECT_PATH, DisconnectRequest, PEERS_PATH, PING_PATH,
+    PeerList, PeerStatus, ROUTES_PATH, Refusal, RouteList, STATUS_PATH, Status,
+};
 
 /// How long a client has to send its request, and again to take the answer.
 pub const CLIENT_DEADLINE: Duration = Duration::from_millis(100);
-
-/// Longest request head (request line and headers) read; a longer one is refused.
-pub const MAX_REQUEST_HEAD_LEN: usize = 4096;
 
 /// The node's listening status socket. Dropping it removes the socket file.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ impl ApiServer {
     /// # Errors
     /// Accepting failed for a reason other than "nothing pending" (out of file descriptors,
     /// say); the connections left stay queued for the next call.
-    pub fn handle_ready(&self, answers: &impl Answers) -> io::Result<()> {
+    pub fn handle_ready(&self, answers: &mut impl Answers) -> io::Result<()> {
         loop {
             match self.socket.listener().accept() {
                 Ok((stream, _)) => serve(stream, answers),
@@ -77,20 +78,17 @@ impl AsRawFd for ApiServer {
 }
 
 /// Answers one connection, or closes it silently if the client sent nothing and hung up (a
-/// liveness probe, see [`remove_stale_socket`]) or the connection failed.
-fn serve(mut stream: UnixStream, answers: &impl Answers) {
+/// liveness probe, see [`SocketFile::bind`]) or the connection failed.
+fn serve(mut stream: UnixStream, answers: &mut impl Answers) {
     if stream.set_nonblocking(false).is_err() {
         return;
     }
-    let response = match read_request_head(&mut stream, Instant::now() + CLIENT_DEADLINE) {
-        Ok(head) => respond(&head, answers),
-        Err(HeadError::TimedOut) => Response::text(408, "Request Timeout", "request incomplete"),
-        Err(HeadError::TooLong) => Response::text(
-            400,
-            "Bad Request",
-            &format!("request head over {MAX_REQUEST_HEAD_LEN} bytes"),
-        ),
-        Err(HeadError::Closed | HeadError::Failed) => return,
+    let response = match read_request(&mut stream, Instant::now() + CLIENT_DEADLINE) {
+        Ok(request) => respond(&request, answers),
+        Err(ReadError::TimedOut) => Response::text(408, "Request Timeout", "request incomplete"),
+        Err(ReadError::CutOff) => Response::text(400, "Bad Request", "request incomplete"),
+        Err(ReadError::Refused(error)) => Response::text(400, "Bad Request", &error.message()),
+        Err(ReadError::Closed | ReadError::Failed) => return,
     };
     let _ = write_all_by(
         &mut stream,
@@ -101,59 +99,49 @@ fn serve(mut stream: UnixStream, answers: &impl Answers) {
 }
 
 #[derive(Debug)]
-enum HeadError {
+enum ReadError {
     /// The client hung up without sending a byte.
     Closed,
-    /// The head was not complete by the deadline.
+    /// The request was not complete by the deadline.
     TimedOut,
-    /// No blank line within [`MAX_REQUEST_HEAD_LEN`] bytes.
-    TooLong,
+    /// The client hung up before the request was complete.
+    CutOff,
+    /// The request is malformed or too long.
+    Refused(RequestError),
     /// The connection failed; nobody is left to answer.
     Failed,
 }
 
-/// Reads up to the blank line ending the request head (or the client's end of stream), never
-/// more than [`MAX_REQUEST_HEAD_LEN`] bytes, by `deadline`. Returns the head without its
-/// terminating blank line.
-fn read_request_head(stream: &mut UnixStream, deadline: Instant) -> Result<Vec<u8>, HeadError> {
-    let mut head = Vec::new();
-    let mut chunk = [0_u8; 1024];
+/// Reads one request (head and body) by `deadline`, never more than its limits allow.
+fn read_request(stream: &mut UnixStream, deadline: Instant) -> Result<HttpRequest, ReadError> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0_u8; 4096];
     loop {
-        if let Some(end) = head_end(&head) {
-            head.truncate(end);
-            return Ok(head);
+        if !bytes.is_empty() {
+            if let Some(request) = request::parse(&bytes).map_err(ReadError::Refused)? {
+                return Ok(request);
+            }
         }
-        let room = MAX_REQUEST_HEAD_LEN.saturating_sub(head.len());
+        let room = (MAX_REQUEST_HEAD_LEN + MAX_REQUEST_BODY_LEN).saturating_sub(bytes.len());
         if room == 0 {
-            return Err(HeadError::TooLong);
+            return Err(ReadError::Refused(RequestError::BodyTooLong));
         }
-        let remaining = time_left(deadline).ok_or(HeadError::TimedOut)?;
+        let remaining = time_left(deadline).ok_or(ReadError::TimedOut)?;
         stream
             .set_read_timeout(Some(remaining))
-            .map_err(|_| HeadError::Failed)?;
+            .map_err(|_| ReadError::Failed)?;
         let want = room.min(chunk.len());
         let buffer = chunk.get_mut(..want).unwrap_or_default();
         match stream.read(buffer) {
-            Ok(0) if head.is_empty() => return Err(HeadError::Closed),
-            Ok(0) => return Ok(head),
-            Ok(read) => head.extend_from_slice(buffer.get(..read).unwrap_or_default()),
+            Ok(0) if bytes.is_empty() => return Err(ReadError::Closed),
+            Ok(0) => return Err(ReadError::CutOff),
+            Ok(read) => bytes.extend_from_slice(buffer.get(..read).unwrap_or_default()),
             Err(error) if error.kind() == ErrorKind::Interrupted => {}
             Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(HeadError::TimedOut);
+                return Err(ReadError::TimedOut);
             }
-            Err(_) => return Err(HeadError::Failed),
+            Err(_) => return Err(ReadError::Failed),
         }
-    }
-}
-
-/// Where the head's terminating blank line starts: `\r\n\r\n`, or `\n\n` from a hand-typed
-/// request.
-fn head_end(bytes: &[u8]) -> Option<usize> {
-    let crlf = bytes.windows(4).position(|window| window == b"\r\n\r\n");
-    let lf = bytes.windows(2).position(|window| window == b"\n\n");
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -178,35 +166,35 @@ fn write_all_by(stream: &mut UnixStream, mut bytes: &[u8], deadline: Instant) ->
     Ok(())
 }
 
-/// Routes a request by its first line: `METHOD SP TARGET SP HTTP/1.x`. Headers are ignored.
-fn respond(head: &[u8], answers: &impl Answers) -> Response {
-    let line = head.split(|&byte| byte == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Ok(line) = std::str::from_utf8(line) else {
-        return Response::text(400, "Bad Request", "request line is not text");
+/// Routes a request by method and path.
+fn respond(request: &HttpRequest, answers: &mut impl Answers) -> Response {
+    let method = match request.target.as_str() {
+        STATUS_PATH | ROUTES_PATH | PEERS_PATH | PING_PATH => "GET",
+        CONNECT_PATH | DISCONNECT_PATH => "POST",
+        _ => return Response::text(404, "Not Found", "no such path"),
     };
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Response::text(400, "Bad Request", "malformed request line");
-    };
-    if method.is_empty() || !method.bytes().all(|byte| byte.is_ascii_uppercase()) {
-        return Response::text(400, "Bad Request", "malformed request method");
-    }
-    if !matches!(version, "HTTP/1.0" | "HTTP/1.1") {
-        return Response::text(400, "Bad Request", "unsupported HTTP version");
-    }
-    if method != "GET" {
-        let mut response = Response::text(405, "Method Not Allowed", "only GET is served");
-        response.allow_get = true;
+    if request.method != method {
+        let mut response = Response::text(
+            405,
+            "Method Not Allowed",
+            &format!("only {method} is served"),
+        );
+        response.allow = Some(method);
         return response;
     }
-    match target {
+    match request.target.as_str() {
         STATUS_PATH => Response::json(&answers.status()),
         ROUTES_PATH => Response::json(&answers.routes()),
-        PING_PATH => Response::text(200, "OK", "ok"),
-        _ => Response::text(404, "Not Found", "no such path"),
+        PEERS_PATH => Response::json(&answers.peers()),
+        CONNECT_PATH => match serde_json::from_slice(&request.body) {
+            Ok(connect) => Response::answer(answers.connect(connect)),
+            Err(error) => Response::text(400, "Bad Request", &format!("malformed body: {error}")),
+        },
+        DISCONNECT_PATH => match serde_json::from_slice(&request.body) {
+            Ok(disconnect) => Response::answer(answers.disconnect(disconnect)),
+            Err(error) => Response::text(400, "Bad Request", &format!("malformed body: {error}")),
+        },
+        _ => Response::text(200, "OK", "ok"),
     }
 }
 
@@ -217,6 +205,12 @@ pub trait Answers {
     fn status(&self) -> Status;
     /// The node's routes.
     fn routes(&self) -> RouteList;
+    /// The node's peers.
+    fn peers(&self) -> PeerList;
+    /// Connects to a rovy peer (adds it, or gives it the endpoint): the peer as it is now.
+    fn connect(&mut self, request: ConnectRequest) -> Result<PeerStatus, Refusal>;
+    /// Removes a peer: the peer as it was.
+    fn disconnect(&mut self, request: DisconnectRequest) -> Result<PeerStatus, Refusal>;
 }
 
 #[derive(Debug)]
@@ -225,8 +219,8 @@ struct Response {
     reason: &'static str,
     content_type: &'static str,
     body: Vec<u8>,
-    /// Adds `Allow: GET`, which a 405 must carry.
-    allow_get: bool,
+    /// The method an `Allow` header names, which a 405 must carry.
+    allow: Option<&'static str>,
 }
 
 impl Response {
@@ -238,9 +232,18 @@ impl Response {
                 reason: "OK",
                 content_type: "application/json",
                 body,
-                allow_get: false,
+                allow: None,
             },
             Err(error) => Response::text(500, "Internal Server Error", &error.to_string()),
+        }
+    }
+
+    /// A change's answer: the peer as JSON, or why not.
+    fn answer(result: Result<PeerStatus, Refusal>) -> Self {
+        match result {
+            Ok(peer) => Response::json(&peer),
+            Err(Refusal::NotFound(why)) => Response::text(404, "Not Found", &why),
+            Err(Refusal::Invalid(why)) => Response::text(400, "Bad Request", &why),
         }
     }
 
@@ -251,12 +254,15 @@ impl Response {
             reason,
             content_type: "text/plain",
             body: format!("{message}\n").into_bytes(),
-            allow_get: false,
+            allow: None,
         }
     }
 
     fn into_bytes(self) -> Vec<u8> {
-        let allow = if self.allow_get { "Allow: GET\r\n" } else { "" };
+        let allow = self
+            .allow
+            .map(|method| format!("Allow: {method}\r\n"))
+            .unwrap_or_default();
         let mut bytes = format!(
             "HTTP/1.0 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}\
              Connection: close\r\n\r\n",

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use super::AddressParseError;
+use crate::keys::PublicKey;
 
 /// Where to reach a peer. Host names are kept as written; resolving them is the daemon's job, at
 /// start and again when a peer stops answering.
@@ -58,6 +59,23 @@ impl FromStr for Endpoint {
             port,
         })
     }
+}
+
+/// Parses a peer to dial as users write it: a multiaddr that names the peer,
+/// `/ip4|ip6|dns/HOST/udp/PORT/rovy/PEERID`, or an endpoint alone (`HOST:PORT`, or the
+/// multiaddr without `/rovy/…`), which leaves the peer to be named otherwise.
+pub fn parse_dial(text: &str) -> Result<(Endpoint, Option<PublicKey>), AddressParseError> {
+    let Some((address, peer_id)) = text
+        .strip_prefix('/')
+        .and_then(|_| text.split_once("/rovy/"))
+    else {
+        return text.parse().map(|endpoint| (endpoint, None));
+    };
+    let endpoint = address.parse()?;
+    let key = PublicKey::from_peer_id(peer_id).map_err(|error| {
+        AddressParseError(format!("{text:?} names no peer ({peer_id:?}: {error})"))
+    })?;
+    Ok((endpoint, Some(key)))
 }
 
 /// Parses a local address to listen on: an IP address and port in either form; no host names.
@@ -243,6 +261,29 @@ mod tests {
         assert!(long_label.parse::<Endpoint>().is_err());
         let long_name = format!("{}a:1", "a.".repeat(127));
         assert!(long_name.parse::<Endpoint>().is_err());
+    }
+
+    #[test]
+    fn a_peer_to_dial_is_a_multiaddr_naming_it_or_an_endpoint() {
+        let key = PublicKey([7; 32]);
+        let v4: SocketAddr = "192.0.2.1:1312".parse().unwrap();
+        let named = format!("/ip4/192.0.2.1/udp/1312/rovy/{}", key.peer_id());
+        assert_eq!(parse_dial(&named), Ok((Endpoint::Addr(v4), Some(key))));
+        let v6 = format!("/ip6/2001:db8::1/udp/9/rovy/{}", key.peer_id());
+        assert_eq!(
+            parse_dial(&v6).unwrap().0,
+            Endpoint::Addr("[2001:db8::1]:9".parse().unwrap())
+        );
+        assert_eq!(parse_dial("192.0.2.1:1312"), Ok((Endpoint::Addr(v4), None)));
+        assert_eq!(
+            parse_dial("/ip4/192.0.2.1/udp/1312"),
+            Ok((Endpoint::Addr(v4), None))
+        );
+        let error = parse_dial("/ip4/192.0.2.1/udp/1312/rovy/bafzqaixyz")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with(r#""/ip4/192.0.2.1/udp/1312/rovy/bafzqaixyz" names no peer"#));
+        assert!(parse_dial(&format!("/ip4/192.0.2.1/udp/0/rovy/{}", key.peer_id())).is_err());
     }
 
     #[test]

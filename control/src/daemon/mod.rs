@@ -6,6 +6,7 @@
 //! data; they hand handshake messages over a bounded queue and publish activity that the tick
 //! (or a wake-up) turns into timer events.
 
+mod answers;
 mod overlay;
 mod peers;
 mod reload;
@@ -334,30 +335,6 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     result
 }
 
-/// What the control thread answers its API with, as of `now`.
-struct NodeAnswers<'a> {
-    control: &'a Control,
-    now: Duration,
-}
-
-impl api::Answers for NodeAnswers<'_> {
-    fn status(&self) -> api::Status {
-        let c = self.control;
-        c.status.snapshot(
-            self.now,
-            &c.book,
-            &c.links,
-            &c.workers,
-            &c.drops,
-            c.overlay.as_ref(),
-        )
-    }
-
-    fn routes(&self) -> api::RouteList {
-        status::route_list(self.now, self.control.overlay.as_ref())
-    }
-}
-
 /// The control thread's state.
 struct Control {
     links: LinkEndpoint,
@@ -453,11 +430,9 @@ impl Control {
             }
             self.overlay_turn();
             if tokens.contains(&TOKEN_API) {
-                let answers = NodeAnswers {
-                    control: self,
-                    now: self.now(),
-                };
-                if let Err(e) = api.handle_ready(&answers) {
+                let now = self.now();
+                let mut answers = answers::NodeAnswers { control: self, now };
+                if let Err(e) = api.handle_ready(&mut answers) {
                     eprintln!("rovy-fast: API socket: {e}");
                 }
             }

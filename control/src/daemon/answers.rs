@@ -1,0 +1,141 @@
+//! What the control thread answers its local API with: status, routes and peers, and the peer
+//! commands (`rovy-fast peer connect|disconnect`), which change peers as any update does.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::Control;
+use super::peers::PeerSpec;
+use super::status;
+use crate::api::{
+    self, ConnectRequest, DisconnectRequest, PeerList, PeerStatus, Refusal, RouteList, Status,
+};
+use crate::config::{Endpoint, PeerConfig, PeerKind};
+use crate::keys::PublicKey;
+
+/// The control thread's answers, as of `now`.
+pub(super) struct NodeAnswers<'a> {
+    pub control: &'a mut Control,
+    pub now: Duration,
+}
+
+impl NodeAnswers<'_> {
+    fn peer_status(&self, key: &PublicKey) -> Option<PeerStatus> {
+        let c = &self.control;
+        let target = key.to_string();
+        status::peer_statuses(self.now, &c.book, &c.links)
+            .into_iter()
+            .find(|peer| peer.public_key == target)
+    }
+}
+
+impl api::Answers for NodeAnswers<'_> {
+    fn status(&self) -> Status {
+        let c = &self.control;
+        c.status.snapshot(
+            self.now,
+            &c.book,
+            &c.links,
+            &c.workers,
+            &c.drops,
+            c.overlay.as_ref(),
+        )
+    }
+
+    fn routes(&self) -> RouteList {
+        status::route_list(self.now, self.control.overlay.as_ref())
+    }
+
+    fn peers(&self) -> PeerList {
+        PeerList {
+            peers: status::peer_statuses(self.now, &self.control.book, &self.control.links),
+        }
+    }
+
+    /// A rovy peer at an endpoint: added if new (no allowed IPs: its fc00 address is its
+    /// route), else sent there at once. Dialled either way.
+    fn connect(&mut self, request: ConnectRequest) -> Result<PeerStatus, Refusal> {
+        let key: PublicKey = request.public_key.parse().map_err(|e| {
+            Refusal::Invalid(format!("{:?} is not a public key: {e}", request.public_key))
+        })?;
+        let addr: SocketAddr = request.endpoint.parse().map_err(|_| {
+            Refusal::Invalid(format!(
+                "{:?} is not an endpoint (IP:PORT or [IPV6]:PORT)",
+                request.endpoint
+            ))
+        })?;
+        if addr.port() == 0 {
+            return Err(Refusal::Invalid("port 0 is not an endpoint".to_owned()));
+        }
+        if key.address().is_none() {
+            return Err(Refusal::Invalid(format!(
+                "{key} has no fc00::/8 address, so it is no rovy node; add a plain WireGuard \
+                 peer with `wg set` or in the config"
+            )));
+        }
+        let mut update = self.control.book.to_update();
+        let at = update
+            .peers
+            .iter()
+            .position(|spec| spec.config.public_key == key);
+        let spec = match at {
+            Some(at) => &mut update.peers[at],
+            None => {
+                update.peers.push(PeerSpec {
+                    config: PeerConfig {
+                        public_key: key,
+                        kind: PeerKind::Rovy,
+                        endpoint: None,
+                        allowed_ips: Vec::new(),
+                        preshared_key: None,
+                        persistent_keepalive: None,
+                    },
+                    resolved: None,
+                });
+                update
+                    .peers
+                    .last_mut()
+                    .ok_or_else(|| Refusal::Invalid("the peer could not be added".to_owned()))?
+            }
+        };
+        spec.config.endpoint = Some(Endpoint::Addr(addr));
+        spec.resolved = Some(addr);
+        update.reset_endpoints.insert(key);
+        let applied = self
+            .control
+            .update_peers(&update)
+            .map_err(|e| Refusal::Invalid(e.to_string()))?;
+        eprintln!(
+            "rovy-fast: peer connect: {key} at {addr} ({})",
+            if applied.added > 0 {
+                "added"
+            } else {
+                "endpoint set"
+            }
+        );
+        self.peer_status(&key)
+            .ok_or_else(|| Refusal::Invalid("the peer could not be added".to_owned()))
+    }
+
+    /// Removes the peer named by PeerID or public key.
+    fn disconnect(&mut self, request: DisconnectRequest) -> Result<PeerStatus, Refusal> {
+        let key = PublicKey::from_peer_id(&request.peer)
+            .or_else(|_| request.peer.parse::<PublicKey>())
+            .map_err(|_| {
+                Refusal::Invalid(format!(
+                    "{:?} is neither a PeerID (bafzqai…) nor a public key",
+                    request.peer
+                ))
+            })?;
+        let before = self
+            .peer_status(&key)
+            .ok_or_else(|| Refusal::NotFound(format!("{key} is not a peer of this node")))?;
+        let mut update = self.control.book.to_update();
+        update.peers.retain(|spec| spec.config.public_key != key);
+        self.control
+            .update_peers(&update)
+            .map_err(|e| Refusal::Invalid(e.to_string()))?;
+        eprintln!("rovy-fast: peer disconnect: {key} removed");
+        Ok(before)
+    }
+}
