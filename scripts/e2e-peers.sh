@@ -115,6 +115,7 @@ for want in "interface: $IF_A" "public key: $PUB_A" "listening port: $PORT" "pee
   grep -qF "$want" <<<"$show" || fail "wg show lacks '$want':"$'\n'"$show"
 done
 pass "wg show names the interface, its key and port, both peers, B's endpoint and handshake"
+sed 's/^/    /' <<<"$show"
 conf="$(wg_a showconf "$IF_A")" || fail "wg showconf failed"
 for want in "PrivateKey = $(cat "$RF_TMP/a.key")" "ListenPort = $PORT" "PublicKey = $PUB_B" \
   "AllowedIPs = 10.202.0.2/32" "Endpoint = $RF_UNDERLAY_B4:$PORT" "PublicKey = $PUB_D1"; do
@@ -211,6 +212,7 @@ ID_B="$(awk '$1 == "peer_id:" {print $2}' <<<"$id_b")"
 FC_B="$(awk '$1 == "address:" {print $2}' <<<"$id_b")"
 list="$(rovy_a peer list)" || fail "rovy-fast peer list failed"
 grep -F "$ID_B" <<<"$list" | grep -qF "$PUB_B" || fail "peer list does not show B:"$'\n'"$list"
+sed 's/^/    /' <<<"$list"
 out="$(rovy_a peer disconnect "$ID_B")" || fail "rovy-fast peer disconnect failed"
 [ "$out" = "disconnected $PUB_B ($ID_B)" ] || fail "peer disconnect said: $out"
 ping_a 10.202.0.2 && fail "A still reaches B after peer disconnect"
@@ -226,6 +228,7 @@ b = peers[sys.argv[2]]
 sys.exit(0 if b["kind"] == "rovy" and b["allowed_ips"] == [] and b["last_handshake_secs_ago"] is not None else 1)
 PY
 pass "peer disconnect removed B, peer connect dialled it back by multiaddr (fc00 ping answered)"
+echo "    $out"
 a_config "$PUB_D2" 10.204.0.2/32
 kill -HUP "$PID_A"
 restored() { grep -q "reloaded $CONF_A: 0 peer(s) added, 0 removed, 1 changed" "$LOG_A"; }
