@@ -31,6 +31,8 @@ echo "== overlay: a chain of 5 and a mesh of 8 find their routes, on both backen
 scripts/e2e-overlay.sh --backend uring --topology chain
 scripts/e2e-overlay.sh --backend epoll --topology chain --no-build
 scripts/e2e-overlay.sh --backend uring --topology mesh --no-build
+echo "== rovy-fast tune: an uplink whose GRO the test switches"
+scripts/e2e-tune.sh --no-build
 echo "== per-core spread (two peers, --cores 2)"
 scripts/e2e-spread.sh
 echo "== end-to-end (network namespaces)"

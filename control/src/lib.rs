@@ -15,3 +15,4 @@ pub mod keys;
 pub mod protocol;
 pub mod routing;
 pub mod timers;
+pub mod tune;

@@ -15,6 +15,7 @@ use rovy_control::daemon::{self, Backend, RunOptions};
 use rovy_control::keys::{
     KeyParseError, PrivateKey, read_private_key_file, read_secret_bytes, trim_key_line,
 };
+use rovy_control::tune;
 
 /// A key and its newline.
 const KEY_LINE_LEN: usize = 45;
@@ -102,6 +103,22 @@ enum Command {
         #[command(subcommand)]
         command: RouteCommand,
     },
+    /// Inspect this machine for what holds a node's packet rate back (socket buffers, backlog,
+    /// CPU governors, uplink GRO, IRQ affinity, RPS, io_uring) and print what to change; exits
+    /// 1 when something costs packets now. tuning/ holds the matching sysctl profile.
+    Tune {
+        /// The CPUs the node's workers will run on, as given to the node's --cpus (default:
+        /// the CPUs this process may use).
+        #[arg(long, value_name = "LIST")]
+        cpus: Option<CpuList>,
+        /// Worker count, as given to the node's --cores (the first N of the CPUs).
+        #[arg(long, value_name = "N", value_parser = cores_parser())]
+        cores: Option<u16>,
+        /// An interface the node's traffic leaves by (repeatable; default: every Ethernet
+        /// interface that is up).
+        #[arg(long = "interface", value_name = "IF")]
+        interfaces: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +188,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }),
             _,
         ) => print_lines(&[&api::route_list_command(q.socket, &q.interface, q.json)?])?,
+        (
+            Some(Command::Tune {
+                cpus,
+                cores,
+                interfaces,
+            }),
+            _,
+        ) => return tune(cpus, cores, &interfaces),
         (None, Some(config)) => {
             let options = NodeOptions {
                 cores: cli.cores,
@@ -184,6 +209,32 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         (None, None) => return Err("no CONFIG given (see rovy-fast --help)".to_owned()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rovy-fast tune`: the report on stdout, failure when something is to fix.
+fn tune(
+    cpus: Option<CpuList>,
+    cores: Option<u16>,
+    interfaces: &[String],
+) -> Result<ExitCode, String> {
+    let mut workers = match cpus {
+        Some(list) => list.ids().to_vec(),
+        None => rovy_dataplane::sys::allowed_cores()
+            .map_err(|error| format!("cannot read this process's CPUs: {error}"))?,
+    };
+    if let Some(cores) = cores {
+        workers.truncate(usize::from(cores));
+    }
+    let io_uring = rovy_dataplane::sys::uring::probe().map_err(|error| error.to_string());
+    let gro = |name: &str| rovy_dataplane::sys::ethtool::gro_enabled(name).ok();
+    let facts = tune::read_facts(Path::new("/"), interfaces, gro, io_uring);
+    let findings = tune::assess(&facts, &workers);
+    print_lines(&[tune::render(&findings, &workers, &facts).trim_end()])?;
+    Ok(if findings.iter().any(|f| f.level == tune::Level::Fix) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The command-line options of a node run.

@@ -8,6 +8,7 @@
 
 mod overlay;
 mod setup;
+pub(crate) use setup::SOCKET_BUFFER;
 mod status;
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,7 @@ use crate::config::{Config, Endpoint, Listen, PeerKind};
 use crate::protocol::{EndpointConfig, LinkEndpoint};
 
 /// Socket buffers large enough to ride out scheduling hiccups at gigabit rates.
-const SOCKET_BUFFER: usize = 4 << 20;
+pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 /// Packets the kernel queues on the TUN for the workers (its default is 500): at 100k packets
 /// a second, 500 last 5 ms, less than a worker may wait for a core on a busy machine, and
 /// every packet beyond them is dropped before we see it. 4096 ride out about 40 ms.

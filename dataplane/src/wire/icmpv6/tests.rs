@@ -117,7 +117,12 @@ fn a_packet_cut_after_its_quote_is_answered_as_if_whole_but_not_one_cut_sooner()
     assert_eq!(answer(Icmpv6Error::TimeExceeded, cut, 2048), whole);
     let mut out = [0u8; 2048];
     assert_eq!(
-        write_error(Icmpv6Error::TimeExceeded, NODE, &cut[..cut.len() - 1], &mut out),
+        write_error(
+            Icmpv6Error::TimeExceeded,
+            NODE,
+            &cut[..cut.len() - 1],
+            &mut out
+        ),
         None
     );
 }
