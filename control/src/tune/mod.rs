@@ -88,7 +88,7 @@ pub fn assess(facts: &Facts, workers: &[usize]) -> Vec<Finding> {
     for uplink in &facts.uplinks {
         uplink_findings(uplink, workers, &mut out);
     }
-    out.sort_by(|a, b| b.level.cmp(&a.level));
+    out.sort_by_key(|f| std::cmp::Reverse(f.level));
     out
 }
 
