@@ -124,6 +124,14 @@ expected="$(sha256sum "$dir/data" | cut -d' ' -f1) $((50 << 20))"
 [ "$(cat "$dir/result")" = "$expected" ] || fail "transfer arrived as $(cat "$dir/result"), sent $expected"
 echo "  50 MB from node 1 to node $nodes over the overlay: sha256 matches ($((SECONDS - start)) s)"
 
+# Node 1's Prometheus metrics: its routes, and the transfer's bytes on its link.
+metrics=$(ip netns exec "${OV_NS[0]}" python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9586/metrics", timeout=5).read().decode())') ||
+  fail "no answer on node 1's metrics port"
+grep -qx "rovy_routes $((nodes - 1))" <<<"$metrics" || fail "metrics do not show $((nodes - 1)) routes"
+sent=$(awk '/^rovy_peer_tx_bytes_total/ { if ($2 > max) max = $2 } END { print max + 0 }' <<<"$metrics")
+[ "$sent" -ge $((50 << 20)) ] || fail "metrics show $sent bytes sent to node 2, fewer than the transfer"
+echo "  metrics: rovy_routes $((nodes - 1)), $sent bytes sent on the link to node 2"
+
 [ "$topology" = chain ] || { echo "PASS $label"; exit 0; }
 # The middle node stops: the nodes beyond it must go from node 1's table.
 middle=$(((nodes + 1) / 2))

@@ -52,7 +52,7 @@ ov_setup() {
   (umask 077; for i in $(seq 1 "$OV_NODES"); do "$OV_BIN" genkey >"$OV_DIR/$i.key"; done)
   for i in $(seq 1 "$OV_NODES"); do
     {
-      printf '[interface]\nname = "rovy0"\nprivate_key_file = "%s"\nlisten_port = 1312\n' "$OV_DIR/$i.key"
+      printf '[interface]\nname = "rovy0"\nprivate_key_file = "%s"\nlisten_port = 1312\nmetrics = "127.0.0.1:9586"\n' "$OV_DIR/$i.key"
       for j in $(seq 1 "$OV_NODES"); do
         [ -n "${OV_ENDPOINT["$i $j"]:-}" ] || continue
         printf '\n[[peer]]\npublic_key = "%s"\nendpoint = "%s:1312"\n' \

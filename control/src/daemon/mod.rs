@@ -33,6 +33,7 @@ use rovy_dataplane::worker::{ControlLink, Worker};
 use crate::api::{self, ApiServer};
 use crate::config::{Config, PeerKind};
 use crate::cpus::{self, CpuList};
+use crate::metrics::{MetricsServer, SnapshotRequests};
 use crate::protocol::{HANDSHAKE_BUF_LEN, LinkEndpoint, Received, TunnelId};
 
 /// Handshake messages waiting for control, at most (wireguard-go: 1024).
@@ -182,6 +183,14 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     }
     let dataplane = Arc::new(dataplane);
     let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
+    let (metrics, scrapes) = match config.interface.metrics {
+        None => (None, None),
+        Some(addr) => {
+            let (server, scrapes) = MetricsServer::start(addr, Arc::clone(&control_wake))
+                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            (Some(server), Some(scrapes))
+        }
+    };
     let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
     let (frames_tx, frames_rx) = bounded_queue(FRAME_QUEUE);
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -283,14 +292,17 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         send: SendBatch::new(4),
         under_load_until: None,
         drops,
+        handshake_counts: api::HandshakeCounts::default(),
         workers: counters_all,
         status: static_status,
         mtu: usize::from(config.interface.mtu),
         threads,
         overlay: Some(overlay),
+        scrapes,
     };
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
+    drop(metrics);
     control.threads.stop(&shutdown);
     drop(control);
     let _ = sys::delete_link(&name);
@@ -307,8 +319,14 @@ struct NodeAnswers<'a> {
 impl api::Answers for NodeAnswers<'_> {
     fn status(&self) -> api::Status {
         let c = self.control;
-        c.status
-            .snapshot(self.now, &c.links, &c.workers, &c.drops, c.overlay.as_ref())
+        c.status.snapshot(
+            self.now,
+            &c.links,
+            &c.workers,
+            &c.drops,
+            c.overlay.as_ref(),
+            c.handshake_counts,
+        )
     }
 
     fn routes(&self) -> api::RouteList {
@@ -327,6 +345,8 @@ struct Control {
     under_load_until: Option<Duration>,
     /// Drops decided on the control thread (handshakes, routing frames).
     drops: Arc<WorkerCounters>,
+    /// Link handshake messages handled and sent.
+    handshake_counts: api::HandshakeCounts,
     workers: Vec<Arc<WorkerCounters>>,
     status: status::StaticStatus,
     /// The TUN MTU, for sealing staged packets.
@@ -336,6 +356,8 @@ struct Control {
     /// Routing over the rovy links; taken out while it runs a turn, which sends through
     /// this control thread's sockets.
     overlay: Option<overlay::Overlay>,
+    /// Metrics scrapes waiting for a snapshot, when metrics are on.
+    scrapes: Option<SnapshotRequests>,
 }
 
 impl Control {
@@ -394,11 +416,26 @@ impl Control {
                     eprintln!("rovy-fast: API socket: {e}");
                 }
             }
+            self.answer_scrapes();
         }
     }
 
     fn now(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    /// Gives every waiting metrics scrape the status snapshot.
+    fn answer_scrapes(&self) {
+        let Some(scrapes) = &self.scrapes else {
+            return;
+        };
+        while let Ok(reply) = scrapes.try_recv() {
+            let answers = NodeAnswers {
+                control: self,
+                now: self.now(),
+            };
+            let _ = reply.send(api::Answers::status(&answers));
+        }
     }
 
     /// How long the loop may sleep: until the tick at `next_tick` or the endpoint's next timer
@@ -431,15 +468,18 @@ impl Control {
             };
             let now = self.now();
             let under_load = self.under_load(now);
+            self.handshake_counts.received += 1;
             let packet = &mut msg.bytes[..msg.len];
             match self
                 .links
                 .handle_datagram(now, msg.src, packet, under_load, &mut OsRng, &mut out)
             {
                 Ok(Received::HandshakeResponse { len, .. }) => {
+                    self.handshake_counts.responses_sent += 1;
                     self.send_to(msg.socket, msg.src, &out[..len]);
                 }
                 Ok(Received::CookieReply) => {
+                    self.handshake_counts.cookies_sent += 1;
                     self.drops.count_drop(DropReason::CookieRequired);
                     self.send_to(msg.socket, msg.src, &out[..64]);
                 }
@@ -459,6 +499,11 @@ impl Control {
         let now = self.now();
         self.links.handle_timeout(now, &mut OsRng);
         while let Some(t) = self.links.poll_transmit(now, wall, &mut OsRng, &mut out) {
+            if rovy_dataplane::wire::message_type(&out[..t.len])
+                == Ok(rovy_dataplane::wire::MessageType::Initiation)
+            {
+                self.handshake_counts.initiations_sent += 1;
+            }
             self.send_by_family(t.dst, &out[..t.len]);
         }
         let dropped = self.links.take_staged_dropped();

@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 use rovy_dataplane::counters::WorkerCounters;
 
 use super::overlay::Overlay;
-use crate::api::{LinkStatus, PeerStatus, RouteList, RouteStatus, Status, WorkerStatus};
+use crate::api::{
+    HandshakeCounts, LinkStatus, PeerStatus, RouteList, RouteStatus, Status, WorkerStatus,
+};
 use crate::config::{Config, PeerKind};
 use crate::keys::PublicKey;
 use crate::protocol::{LinkEndpoint, TunnelId};
@@ -47,6 +49,8 @@ impl StaticStatus {
                 last_handshake_secs_ago: None,
                 rx_bytes: 0,
                 tx_bytes: 0,
+                rx_packets: 0,
+                tx_packets: 0,
                 persistent_keepalive: p.persistent_keepalive.map(|d| d.as_secs()),
             })
             .collect();
@@ -64,6 +68,7 @@ impl StaticStatus {
                 peers,
                 links: Vec::new(),
                 routes: 0,
+                handshakes: HandshakeCounts::default(),
             },
             worker_cores,
         }
@@ -78,8 +83,10 @@ impl StaticStatus {
         workers: &[Arc<WorkerCounters>],
         control: &WorkerCounters,
         overlay: Option<&Overlay>,
+        handshakes: HandshakeCounts,
     ) -> Status {
         let mut status = self.template.clone();
+        status.handshakes = handshakes;
         if let Some(overlay) = overlay {
             let router = overlay.router();
             status.links = router
@@ -99,6 +106,7 @@ impl StaticStatus {
                     .last_handshake()
                     .map(|at| now.saturating_sub(at).as_secs());
                 (peer.rx_bytes, peer.tx_bytes) = p.shared().traffic();
+                (peer.rx_packets, peer.tx_packets) = p.shared().packets();
             }
         }
         status.workers = workers

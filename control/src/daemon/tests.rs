@@ -57,6 +57,8 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         ),
         origin: Instant::now(),
         handshakes: rx,
+        handshake_counts: crate::api::HandshakeCounts::default(),
+        scrapes: None,
         sockets: Vec::new(),
         socket_is_v6: Vec::new(),
         send: SendBatch::new(4),
