@@ -12,6 +12,7 @@ pub mod cpus;
 pub mod daemon;
 pub mod handshake;
 pub mod keys;
+pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod routing;

@@ -255,6 +255,7 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
         offloads,
         socket,
     } = options;
+    rovy_control::logging::init();
     // Before any key is read: no core file, no ptrace by other users.
     rovy_dataplane::sys::set_non_dumpable()
         .map_err(|error| format!("cannot keep keys out of core dumps: {error}"))?;
@@ -264,7 +265,7 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
         BackendChoice::Uring => Backend::probe_uring()
             .map_err(|reason| format!("backend uring is not available: {reason}"))?,
         BackendChoice::Auto => Backend::probe_uring().unwrap_or_else(|reason| {
-            eprintln!("rovy-fast: io_uring not available ({reason}); using epoll");
+            tracing::warn!("io_uring not available ({reason}); using epoll");
             Backend::Epoll
         }),
     };

@@ -6,6 +6,7 @@
 //! data; they hand handshake messages over a bounded queue and publish activity that the tick
 //! (or a wake-up) turns into timer events.
 
+mod events;
 mod overlay;
 mod setup;
 pub(crate) use setup::SOCKET_BUFFER;
@@ -222,7 +223,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         let backend = options.backend;
         let run_worker = move || {
             if let Err(e) = sys::pin_current_thread(core) {
-                eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
+                tracing::warn!("worker {i} not pinned to core {core}: {e}");
             }
             match backend {
                 Backend::Uring => worker.run_uring(),
@@ -245,8 +246,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         links.initiate(id);
     }
     let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
-    eprintln!(
-        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s) on CPU {}, listening on {}, {} peer(s), offloads: {}",
+    tracing::info!(
+        "ready: {name} up, backend {}, {workers} worker(s) on CPU {}, listening on {}, {} peer(s), offloads: {}",
         options.backend.name(),
         cpus::describe(&worker_cores),
         listening.join(" "),
@@ -299,6 +300,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         threads,
         overlay: Some(overlay),
         scrapes,
+        events: events::Events::new(),
     };
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
@@ -306,7 +308,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     control.threads.stop(&shutdown);
     drop(control);
     let _ = sys::delete_link(&name);
-    eprintln!("rovy-fast: {name} down");
+    tracing::info!("{name} down");
     result
 }
 
@@ -358,6 +360,8 @@ struct Control {
     overlay: Option<overlay::Overlay>,
     /// Metrics scrapes waiting for a snapshot, when metrics are on.
     scrapes: Option<SnapshotRequests>,
+    /// What the log has said about peers and load.
+    events: events::Events,
 }
 
 impl Control {
@@ -396,6 +400,9 @@ impl Control {
             let synced = woken || now >= next_tick;
             if synced {
                 self.links.sync_activity(&mut OsRng);
+                self.events.check_peers(now, &self.links);
+                let under_load = self.under_load(now);
+                self.events.load(under_load, self.handshakes.queued());
                 next_tick = now + TICK;
             }
             // Sessions appear only through handshakes handled here or keys a worker confirmed
@@ -413,7 +420,7 @@ impl Control {
                     now: self.now(),
                 };
                 if let Err(e) = api.handle_ready(&answers) {
-                    eprintln!("rovy-fast: API socket: {e}");
+                    tracing::warn!("API socket: {e}");
                 }
             }
             self.answer_scrapes();
@@ -474,7 +481,8 @@ impl Control {
                 .links
                 .handle_datagram(now, msg.src, packet, under_load, &mut OsRng, &mut out)
             {
-                Ok(Received::HandshakeResponse { len, .. }) => {
+                Ok(Received::HandshakeResponse { len, tunnel }) => {
+                    self.events.handshake_completed(now, &self.links, tunnel);
                     self.handshake_counts.responses_sent += 1;
                     self.send_to(msg.socket, msg.src, &out[..len]);
                 }
@@ -483,8 +491,14 @@ impl Control {
                     self.drops.count_drop(DropReason::CookieRequired);
                     self.send_to(msg.socket, msg.src, &out[..64]);
                 }
+                Ok(Received::HandshakeComplete { tunnel }) => {
+                    self.events.handshake_completed(now, &self.links, tunnel);
+                }
                 Ok(_) => {}
-                Err(reason) => self.drops.count_drop(reason),
+                Err(reason) => {
+                    self.events.refused(now, msg.src, reason);
+                    self.drops.count_drop(reason);
+                }
             }
         }
         self.handshakes.queued() > 0

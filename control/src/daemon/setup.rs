@@ -38,7 +38,7 @@ pub fn create_interface(
     let name = iface.name.as_str();
     let created = match sys::Tun::create(name, queues, offloads) {
         Err(e) if offloads && e.kind() != io::ErrorKind::AlreadyExists => {
-            eprintln!("rovy-fast: no TUN offloads on {name} ({e}); using a plain TUN");
+            tracing::warn!("no TUN offloads on {name} ({e}); using a plain TUN");
             sys::Tun::create(name, queues, false)
         }
         other => other,
@@ -134,7 +134,7 @@ pub fn bind_sockets(listen: &Listen, workers: usize) -> Result<Listeners, String
                 ));
             }
             Err(e) if matches!(listen, Listen::AllAddresses { .. }) && addr.is_ipv6() => {
-                eprintln!("rovy-fast: not listening on {addr}: {e}");
+                tracing::warn!("not listening on {addr}: {e}");
             }
             Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
         }

@@ -59,6 +59,7 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         handshakes: rx,
         handshake_counts: crate::api::HandshakeCounts::default(),
         scrapes: None,
+        events: super::events::Events::new(),
         sockets: Vec::new(),
         socket_is_v6: Vec::new(),
         send: SendBatch::new(4),

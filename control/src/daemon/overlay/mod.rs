@@ -18,6 +18,7 @@ use rovy_dataplane::buf::{LINK_PAYLOAD_AT, buffer_len};
 use rovy_dataplane::control_queue::FrameReceiver;
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::link_addr::LinkAddr;
+use rovy_dataplane::overlay_address;
 use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::route::PeerSlot;
@@ -25,6 +26,7 @@ use rovy_dataplane::switch::answer_ping;
 use rovy_dataplane::wire::frame::{FrameKind, PingFrame};
 use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 
+use crate::keys::PublicKey;
 use crate::protocol::Endpoint;
 use crate::routing::{LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, Slot};
 
@@ -36,6 +38,11 @@ const FRAMES_PER_TURN: usize = 64;
 /// Largest routing message written: its link plaintext, padded to 16, stays within what a
 /// receiving worker hands its control thread.
 const ROUTING_MESSAGE_MAX_LEN: usize = FRAME_MSG_MAX_LEN - 16;
+
+/// How the log names a destination: its fc00 address.
+fn destination(key: &NodeKey) -> String {
+    overlay_address::derive(key).map_or_else(|| PublicKey(*key).to_string(), |a| a.to_string())
+}
 
 /// A configured rovy peer, as the overlay sees it.
 #[derive(Debug)]
@@ -155,6 +162,7 @@ impl Overlay {
                 tables.store(next);
             }
             self.on_slot[usize::from(slot.get())] = Some(peer as PeerSlot);
+            tracing::info!("link {} up: {}", slot.get(), PublicKey(neighbour.key));
             if let Some(neighbour) = self.neighbours[peer].as_mut() {
                 neighbour.slot = Some(slot);
             }
@@ -168,14 +176,28 @@ impl Overlay {
             match event {
                 RouteEvent::LinkDead { slot } => self.link_gone(slot, now),
                 RouteEvent::Installed { key, route } | RouteEvent::Changed { key, route } => {
+                    tracing::info!(
+                        "route to {}: label {}, metric {}",
+                        destination(&key),
+                        route.label,
+                        route.metric
+                    );
                     self.route_to(&key, route.label);
                 }
-                RouteEvent::Removed { key } => self.unroute(&key),
+                RouteEvent::Removed { key } => {
+                    tracing::info!("route to {} gone", destination(&key));
+                    self.unroute(&key);
+                }
             }
         }
     }
 
     fn link_gone(&mut self, slot: Slot, now: Duration) {
+        tracing::info!(
+            "link {} down: silent for {} ms",
+            slot.get(),
+            LINK_DEAD_AFTER.as_millis()
+        );
         let tables = self.dataplane.shared_tables();
         let mut next = tables.snapshot();
         next.links.remove(slot.get());
