@@ -42,7 +42,10 @@ cleanup() {
   ov_cleanup
   rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# An interrupt ends the script (and so runs the cleanup once) rather than resuming it.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 fail() {
   echo "FAIL $label: $*"
   for f in "$dir"/*.log; do [ -e "$f" ] && sed "s|^|  $(basename "$f" .log): |" "$f" | tail -5; done
