@@ -235,8 +235,8 @@ impl Overlay {
             Some(FrameKind::Routed) => self.upper_handshake(now, frame, send),
             Some(kind) if kind.is_routed() => self.drops.count_drop(DropReason::UnknownFrame),
             Some(_) => {
-                if self.router.handle_message(slot, frame, now).is_err() {
-                    self.drops.count_drop(DropReason::UnknownFrame);
+                if let Err(error) = self.router.handle_message(slot, frame, now) {
+                    self.drops.count_drop(error.drop_reason());
                 }
             }
             None => self.drops.count_drop(DropReason::UnknownFrame),
