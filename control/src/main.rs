@@ -26,7 +26,7 @@ const MAX_KEY_INPUT_LEN: usize = 4096;
 #[command(
     name = "rovy-fast",
     version,
-    about = "rovy-fast: a WireGuard-compatible overlay network node",
+    about = "a WireGuard-compatible overlay network node",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -119,6 +119,15 @@ enum Command {
         #[arg(long = "interface", value_name = "IF")]
         interfaces: Vec<String>,
     },
+    /// Print a shell completion script for SHELL, generated from this command line, e.g.
+    /// `rovy-fast completions bash > /etc/bash_completion.d/rovy-fast`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page rovy-fast(1) in roff, generated from this command line, e.g.
+    /// `rovy-fast man > /usr/local/share/man/man1/rovy-fast.1`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +205,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }),
             _,
         ) => return tune(cpus, cores, &interfaces),
+        (Some(Command::Completions { shell }), _) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "rovy-fast", &mut out);
+            write_stdout(&out)?;
+        }
+        (Some(Command::Man), _) => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .map_err(|error| format!("man page: {error}"))?;
+            write_stdout(&out)?;
+        }
         (None, Some(config)) => {
             let options = NodeOptions {
                 cores: cli.cores,
@@ -342,6 +364,15 @@ fn summary(config: &Config) -> String {
          {peers} ({rovy} rovy, {wireguard} wireguard)",
         interface.name
     )
+}
+
+/// Writes `bytes` to stdout, turning a closed pipe into an error instead of a panic.
+fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|error| format!("stdout: {error}"))
 }
 
 /// Writes lines to stdout, turning a closed pipe into an error instead of a panic.
