@@ -38,6 +38,8 @@ scripts/e2e-overlay.sh --backend epoll --topology chain --nodes 3 --interop --no
 echo "== hostile rovy frames from a peer process of our own (wgpeer.py), on both backends"
 scripts/e2e-frames.sh --backend uring --no-build
 scripts/e2e-frames.sh --backend epoll --no-build
+echo "== failover: a node killed and a link cut on the short of two paths, pings resume"
+scripts/e2e-failover.sh --no-build
 echo "== packaging: unprivileged node with CAP_NET_ADMIN only, systemd unit, sample config, man page"
 scripts/e2e-packaging.sh --no-build
 echo "== rovy-fast tune: an uplink whose GRO the test switches"

@@ -31,6 +31,12 @@ ov_mesh8() {
   for i in $(seq 1 8); do OV_LINKS+=("$i $((i % 8 + 1))"); done
 }
 
+# ov_two_paths: 5 nodes, two disjoint paths from node 1 to node 4: the short one through node
+# 2 (1-2-4) and a longer one through nodes 3 and 5 (1-3-5-4).
+ov_two_paths() {
+  OV_NODES=5; OV_LINKS=("1 2" "2 4" "1 3" "3 5" "5 4")
+}
+
 # ov_setup: namespaces, veths, keys and a config per node; the links also go to OV_DIR/links.
 ov_setup() {
   local i j k=0 a b pair
@@ -158,6 +164,40 @@ ov_wait_converged() {
     for i in $(seq 1 "$OV_NODES"); do ov_routes_complete "$i" || { ok=0; break; }; done
     [ "$ok" = 1 ] && return 0
     sleep 0.5
+  done
+  return 1
+}
+
+# ov_start_one I ARGS…: starts node I again (after ov_stop or ov_kill) and waits for it.
+ov_start_one() {
+  local i="$1"
+  shift
+  ip netns exec "${OV_NS[$((i - 1))]}" "$OV_BIN" "$@" \
+    --socket "$OV_DIR/$i.sock" "$OV_DIR/$i.toml" 2>>"$OV_DIR/$i.log" &
+  OV_PIDS[$((i - 1))]=$!
+  rf_wait_ready "$OV_DIR/$i.log" "$!" 20
+}
+
+# ov_kill I: kills node I with SIGKILL, as a crash would, and reaps it.
+ov_kill() {
+  local pid="${OV_PIDS[$(($1 - 1))]}"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  # A killed node leaves its TUN; its namespace stays for a restart.
+  ip -n "${OV_NS[$(($1 - 1))]}" link del rovy0 2>/dev/null || true
+}
+
+# ov_link_set A B up|down: the link between nodes A and B, on both of its ends.
+ov_link_set() {
+  local k=0 pair a b
+  for pair in "${OV_LINKS[@]}"; do
+    k=$((k + 1))
+    read -r a b <<<"$pair"
+    if [ "$a $b" = "$1 $2" ] || [ "$a $b" = "$2 $1" ]; then
+      ip -n "${OV_NS[$((a - 1))]}" link set "rfo$$l${k}a" "$3"
+      ip -n "${OV_NS[$((b - 1))]}" link set "rfo$$l${k}b" "$3"
+      return 0
+    fi
   done
   return 1
 }
