@@ -3,8 +3,9 @@
 # interop tests against boringtun), a build of the benchmarks, a smoke pass of every fuzz target
 # (its committed corpus replayed, then a short run), and the end-to-end tests: two
 # nodes in network namespaces over real TUN devices and UDP, against each other and against
-# boringtun-cli and wireguard-go, on both worker backends, and scripts/demo.sh itself (whole
-# and interrupted). Run as root on a fresh machine:
+# boringtun-cli and wireguard-go, on both worker backends; overlays of 3 to 8 nodes, with
+# WireGuard peers on a forwarding node and hostile frames from a peer process; and
+# scripts/demo.sh itself (whole and interrupted). Run as root on a fresh machine:
 #   sudo scripts/test.sh
 # (installs iperf3, iproute2, wireguard-tools, wireguard-go with apt and boringtun-cli with
 # cargo into target/peers, and cargo-fuzz into target/fuzz-tools, when they are missing).
@@ -31,6 +32,18 @@ echo "== overlay: a chain of 5 and a mesh of 8 find their routes, on both backen
 scripts/e2e-overlay.sh --backend uring --topology chain
 scripts/e2e-overlay.sh --backend epoll --topology chain --no-build
 scripts/e2e-overlay.sh --backend uring --topology mesh --no-build
+echo "== overlay and WireGuard at once: a forwarding node with boringtun-cli and wireguard-go peers"
+scripts/e2e-overlay.sh --backend uring --topology chain --nodes 3 --interop --no-build
+scripts/e2e-overlay.sh --backend epoll --topology chain --nodes 3 --interop --no-build
+echo "== hostile rovy frames from a peer process of our own (wgpeer.py), on both backends"
+scripts/e2e-frames.sh --backend uring --no-build
+scripts/e2e-frames.sh --backend epoll --no-build
+echo "== failover: a node killed and a link cut on the short of two paths, pings resume"
+scripts/e2e-failover.sh --no-build
+echo "== packaging: unprivileged node with CAP_NET_ADMIN only, systemd unit, sample config, man page"
+scripts/e2e-packaging.sh --no-build
+echo "== rovy-fast tune: an uplink whose GRO the test switches"
+scripts/e2e-tune.sh --no-build
 echo "== per-core spread (two peers, --cores 2)"
 scripts/e2e-spread.sh
 echo "== peers at run time: wg show/showconf/set/syncconf, SIGHUP reloads under a transfer, SIGTERM under load"

@@ -95,6 +95,22 @@ pub struct Status {
     pub links: Vec<LinkStatus>,
     /// Destinations the node has a route to.
     pub routes: usize,
+    /// The link handshakes the control thread has handled.
+    #[serde(default)]
+    pub handshakes: HandshakeCounts,
+}
+
+/// Link handshake messages counted by the control thread.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HandshakeCounts {
+    /// Initiations sent (first tries and retries).
+    pub initiations_sent: u64,
+    /// Responses sent to peers' initiations.
+    pub responses_sent: u64,
+    /// Handshake messages (initiations, responses, cookie replies) received and handled.
+    pub received: u64,
+    /// Cookie replies sent instead of a response while under load.
+    pub cookies_sent: u64,
 }
 
 /// Every running peer, as `GET /v0/peer/list` returns it.
@@ -204,6 +220,11 @@ pub struct PeerStatus {
     /// Bytes received from and sent to the peer.
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// Data messages (keepalives aside) received from and sent to the peer.
+    #[serde(default)]
+    pub rx_packets: u64,
+    #[serde(default)]
+    pub tx_packets: u64,
     /// Persistent keepalive interval in seconds, when configured.
     pub persistent_keepalive: Option<u64>,
 }

@@ -63,6 +63,7 @@ const INTERFACE_KEYS: &[&str] = &[
     "addresses",
     "mtu",
     "cores",
+    "metrics",
 ];
 
 const PEER_KEYS: &[&str] = &[
@@ -91,6 +92,8 @@ pub struct InterfaceConfig {
     pub addresses: Vec<IpPrefix>,
     pub mtu: u16,
     pub cores: Option<u16>,
+    /// Where to serve Prometheus metrics (`metrics = "ADDR:PORT"`); off when absent.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Where the node receives UDP.
@@ -297,6 +300,18 @@ impl Loader<'_> {
         let cores = fields
             .integer_in(source, "cores", CORES_RANGE)?
             .map(|cores| cores.value);
+        let metrics = match fields.string(source, "metrics")? {
+            None => None,
+            Some(field) => Some(field.value.parse().map_err(|_| {
+                source.error_at(
+                    &field,
+                    format!(
+                        "{:?} is not an address and port (write e.g. \"127.0.0.1:9586\" or \"[::1]:9586\")",
+                        field.value
+                    ),
+                )
+            })?),
+        };
         Ok(InterfaceConfig {
             name,
             private_key,
@@ -304,6 +319,7 @@ impl Loader<'_> {
             addresses,
             mtu,
             cores,
+            metrics,
         })
     }
 

@@ -15,6 +15,7 @@ use rovy_control::daemon::{self, Backend, RunOptions};
 use rovy_control::keys::{
     KeyParseError, PrivateKey, read_private_key_file, read_secret_bytes, trim_key_line,
 };
+use rovy_control::tune;
 
 /// A key and its newline.
 const KEY_LINE_LEN: usize = 45;
@@ -25,7 +26,7 @@ const MAX_KEY_INPUT_LEN: usize = 4096;
 #[command(
     name = "rovy-fast",
     version,
-    about = "rovy-fast: a WireGuard-compatible overlay network node",
+    about = "a WireGuard-compatible overlay network node",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -102,6 +103,31 @@ enum Command {
         #[command(subcommand)]
         command: RouteCommand,
     },
+    /// Inspect this machine for what holds a node's packet rate back (socket buffers, backlog,
+    /// CPU governors, uplink GRO, IRQ affinity, RPS, io_uring) and print what to change; exits
+    /// 1 when something costs packets now. tuning/ holds the matching sysctl profile.
+    Tune {
+        /// The CPUs the node's workers will run on, as given to the node's --cpus (default:
+        /// the CPUs this process may use).
+        #[arg(long, value_name = "LIST")]
+        cpus: Option<CpuList>,
+        /// Worker count, as given to the node's --cores (the first N of the CPUs).
+        #[arg(long, value_name = "N", value_parser = cores_parser())]
+        cores: Option<u16>,
+        /// An interface the node's traffic leaves by (repeatable; default: every Ethernet
+        /// interface that is up).
+        #[arg(long = "interface", value_name = "IF")]
+        interfaces: Vec<String>,
+    },
+    /// Print a shell completion script for SHELL, generated from this command line, e.g.
+    /// `rovy-fast completions bash > /etc/bash_completion.d/rovy-fast`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page rovy-fast(1) in roff, generated from this command line, e.g.
+    /// `rovy-fast man > /usr/local/share/man/man1/rovy-fast.1`.
+    Man,
     /// The running node's peers: list them, connect to a rovy node, remove one.
     Peer {
         #[command(subcommand)]
@@ -218,6 +244,27 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             print_lines(&[&answer])?;
         }
+        (
+            Some(Command::Tune {
+                cpus,
+                cores,
+                interfaces,
+            }),
+            _,
+        ) => return tune(cpus, cores, &interfaces),
+        (Some(Command::Completions { shell }), _) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "rovy-fast", &mut out);
+            write_stdout(&out)?;
+        }
+        (Some(Command::Man), _) => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .map_err(|error| format!("man page: {error}"))?;
+            write_stdout(&out)?;
+        }
         (None, Some(config)) => {
             let options = NodeOptions {
                 cores: cli.cores,
@@ -231,6 +278,32 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         (None, None) => return Err("no CONFIG given (see rovy-fast --help)".to_owned()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rovy-fast tune`: the report on stdout, failure when something is to fix.
+fn tune(
+    cpus: Option<CpuList>,
+    cores: Option<u16>,
+    interfaces: &[String],
+) -> Result<ExitCode, String> {
+    let mut workers = match cpus {
+        Some(list) => list.ids().to_vec(),
+        None => rovy_dataplane::sys::allowed_cores()
+            .map_err(|error| format!("cannot read this process's CPUs: {error}"))?,
+    };
+    if let Some(cores) = cores {
+        workers.truncate(usize::from(cores));
+    }
+    let io_uring = rovy_dataplane::sys::uring::probe().map_err(|error| error.to_string());
+    let gro = |name: &str| rovy_dataplane::sys::ethtool::gro_enabled(name).ok();
+    let facts = tune::read_facts(Path::new("/"), interfaces, gro, io_uring);
+    let findings = tune::assess(&facts, &workers);
+    print_lines(&[tune::render(&findings, &workers, &facts).trim_end()])?;
+    Ok(if findings.iter().any(|f| f.level == tune::Level::Fix) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The command-line options of a node run.
@@ -251,6 +324,7 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
         offloads,
         socket,
     } = options;
+    rovy_control::logging::init();
     // Before any key is read: no core file, no ptrace by other users.
     rovy_dataplane::sys::set_non_dumpable()
         .map_err(|error| format!("cannot keep keys out of core dumps: {error}"))?;
@@ -260,7 +334,7 @@ fn run_node(path: &Path, options: NodeOptions) -> Result<ExitCode, String> {
         BackendChoice::Uring => Backend::probe_uring()
             .map_err(|reason| format!("backend uring is not available: {reason}"))?,
         BackendChoice::Auto => Backend::probe_uring().unwrap_or_else(|reason| {
-            eprintln!("rovy-fast: io_uring not available ({reason}); using epoll");
+            tracing::warn!("io_uring not available ({reason}); using epoll");
             Backend::Epoll
         }),
     };
@@ -338,6 +412,15 @@ fn summary(config: &Config) -> String {
          {peers} ({rovy} rovy, {wireguard} wireguard)",
         interface.name
     )
+}
+
+/// Writes `bytes` to stdout, turning a closed pipe into an error instead of a panic.
+fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|error| format!("stdout: {error}"))
 }
 
 /// Writes lines to stdout, turning a closed pipe into an error instead of a panic.

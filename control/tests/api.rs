@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{TempDir, fc_key};
 use rovy_control::api::{
-    Answers, ApiServer, ConnectRequest, DisconnectRequest, LinkStatus, MAX_REQUEST_HEAD_LEN,
-    PeerList, PeerStatus, Refusal, RouteList, RouteStatus, Status, WorkerStatus, fetch_status,
-    render_routes, render_status,
+    Answers, ApiServer, ConnectRequest, DisconnectRequest, HandshakeCounts, LinkStatus,
+    MAX_REQUEST_HEAD_LEN, PeerList, PeerStatus, Refusal, RouteList, RouteStatus, Status,
+    WorkerStatus, fetch_status, render_routes, render_status,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_rovy-fast");
@@ -75,6 +75,8 @@ fn sample_status() -> Status {
                 last_handshake_secs_ago: Some(3725),
                 rx_bytes: 1024,
                 tx_bytes: 5 << 30,
+                rx_packets: 8,
+                tx_packets: 4 << 20,
                 persistent_keepalive: Some(25),
             },
             PeerStatus {
@@ -85,6 +87,8 @@ fn sample_status() -> Status {
                 last_handshake_secs_ago: None,
                 rx_bytes: 0,
                 tx_bytes: 0,
+                rx_packets: 0,
+                tx_packets: 0,
                 persistent_keepalive: None,
             },
         ],
@@ -94,6 +98,12 @@ fn sample_status() -> Status {
             rtt_ms: Some(12),
         }],
         routes: 2,
+        handshakes: HandshakeCounts {
+            initiations_sent: 3,
+            responses_sent: 1,
+            received: 9,
+            cookies_sent: 5,
+        },
     };
     status.drops_from_workers();
     status

@@ -48,6 +48,8 @@ fn peer(key: PublicKey, endpoint: Option<&str>) -> PeerStatus {
         last_handshake_secs_ago: Some(3),
         rx_bytes: 1024,
         tx_bytes: 3 << 20,
+        rx_packets: 4,
+        tx_packets: 2500,
         persistent_keepalive: None,
     }
 }

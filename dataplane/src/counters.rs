@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub enum DropReason {
     /// Shorter than the smallest valid message of its kind.
     Truncated,
-    /// Length not valid for its message type (handshake messages have exact sizes).
+    /// Length not valid for its message type (handshake messages have exact sizes; a routing
+    /// message has nothing but the link's padding after its fields).
     BadLength,
     /// First byte is not a known message type, or reserved bytes are not zero.
     UnknownType,
@@ -61,7 +62,8 @@ pub enum DropReason {
     /// A rovy frame shorter than the fixed layout of its kind.
     FrameTruncated,
     /// A routed frame whose label length is past 14, whose position is past its length, or
-    /// that arrived with no label byte left to follow.
+    /// that arrived with no label byte left to follow; or an UPDATE announcing a label longer
+    /// than a label can be.
     BadLabel,
     /// A routed frame whose next hop is the link it came in on (only a PING may turn back).
     UTurn,

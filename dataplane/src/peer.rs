@@ -98,6 +98,8 @@ pub struct PeerShared {
     wants_handshake: AtomicBool,
     rx_bytes: AtomicU64,
     tx_bytes: AtomicU64,
+    rx_packets: AtomicU64,
+    tx_packets: AtomicU64,
     staged: Mutex<StagedPackets>,
     /// Packets in `staged`, readable without the lock.
     staged_len: AtomicUsize,
@@ -121,6 +123,8 @@ impl PeerShared {
             wants_handshake: AtomicBool::new(false),
             rx_bytes: AtomicU64::new(0),
             tx_bytes: AtomicU64::new(0),
+            rx_packets: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
             staged: Mutex::new(StagedPackets::new()),
             staged_len: AtomicUsize::new(0),
         }
@@ -184,6 +188,14 @@ impl PeerShared {
         (
             self.rx_bytes.load(Ordering::Relaxed),
             self.tx_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Data messages (keepalives aside) received and sent.
+    pub fn packets(&self) -> (u64, u64) {
+        (
+            self.rx_packets.load(Ordering::Relaxed),
+            self.tx_packets.load(Ordering::Relaxed),
         )
     }
 
@@ -366,6 +378,7 @@ impl PeerShared {
             self.data_sent.set(now);
             self.tx_bytes
                 .fetch_add(payload_len as u64, Ordering::Relaxed);
+            self.tx_packets.fetch_add(1, Ordering::Relaxed);
         }
         Ok(len)
     }
@@ -397,6 +410,7 @@ impl PeerShared {
             self.data_received.set(now);
             self.rx_bytes
                 .fetch_add(received.plaintext_len as u64, Ordering::Relaxed);
+            self.rx_packets.fetch_add(1, Ordering::Relaxed);
         }
         Ok(received)
     }

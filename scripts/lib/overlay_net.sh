@@ -5,12 +5,17 @@
 # Source node.sh first. Set OV_BIN (the rovy-fast binary) and OV_DIR (a scratch directory),
 # choose the links with ov_chain N or ov_mesh8, then ov_setup and ov_start; ov_cleanup (from
 # the caller's trap) stops the nodes by PID and deletes the namespaces.
-# Link k joins node a (10.210.k.1) and node b (10.210.k.2).
+# Link k joins node a (10.210.k.1) and node b (10.210.k.2). Set OV_ADDRESSES[I] (a TOML list's
+# items) before ov_setup to give node I's interface addresses; between ov_setup and ov_start,
+# ov_attach gives a node a namespace of its own for other peers, and ov_add_peer configures one.
 
 OV_LINKS=()
 OV_NODES=0
 OV_NS=()
 OV_PIDS=()
+OV_ATTACHED=0
+OV_ATTACHED_NS=()
+declare -gA OV_ADDRESSES=()
 
 # ov_chain N: a chain of N nodes.
 ov_chain() {
@@ -24,6 +29,12 @@ ov_mesh8() {
   OV_NODES=8; OV_LINKS=("1 5" "3 7")
   local i
   for i in $(seq 1 8); do OV_LINKS+=("$i $((i % 8 + 1))"); done
+}
+
+# ov_two_paths: 5 nodes, two disjoint paths from node 1 to node 4: the short one through node
+# 2 (1-2-4) and a longer one through nodes 3 and 5 (1-3-5-4).
+ov_two_paths() {
+  OV_NODES=5; OV_LINKS=("1 2" "2 4" "1 3" "3 5" "5 4")
 }
 
 # ov_setup: namespaces, veths, keys and a config per node; the links also go to OV_DIR/links.
@@ -52,7 +63,8 @@ ov_setup() {
   (umask 077; for i in $(seq 1 "$OV_NODES"); do "$OV_BIN" genkey >"$OV_DIR/$i.key"; done)
   for i in $(seq 1 "$OV_NODES"); do
     {
-      printf '[interface]\nname = "rovy0"\nprivate_key_file = "%s"\nlisten_port = 1312\n' "$OV_DIR/$i.key"
+      printf '[interface]\nname = "rovy0"\nprivate_key_file = "%s"\nlisten_port = 1312\nmetrics = "127.0.0.1:9586"\n' "$OV_DIR/$i.key"
+      [ -z "${OV_ADDRESSES[$i]:-}" ] || printf 'addresses = [%s]\n' "${OV_ADDRESSES[$i]}"
       for j in $(seq 1 "$OV_NODES"); do
         [ -n "${OV_ENDPOINT["$i $j"]:-}" ] || continue
         printf '\n[[peer]]\npublic_key = "%s"\nendpoint = "%s:1312"\n' \
@@ -62,6 +74,36 @@ ov_setup() {
     chmod 600 "$OV_DIR/$i.toml"
   done
   printf '%s\n' "${OV_LINKS[@]}" >"$OV_DIR/links"
+}
+
+# ov_attach NAME I: a namespace rf-<pid>-NAME joined to node I by a veth of its own: node I
+# has 10.211.k.1 on it and the namespace 10.211.k.2 (k counts attachments from 1). Leaves the
+# namespace in OV_ATTACH_NS and the node's address on the veth in OV_ATTACH_NODE_IP.
+ov_attach() {
+  local ns="rf-$$-$1" k=$((OV_ATTACHED + 1))
+  OV_ATTACHED=$k
+  ip netns add "$ns"
+  OV_ATTACHED_NS+=("$ns")
+  ip -n "$ns" link set lo up
+  ip link add "rfo$$x${k}a" type veth peer name "rfo$$x${k}b"
+  ip link set "rfo$$x${k}a" netns "${OV_NS[$(($2 - 1))]}"
+  ip link set "rfo$$x${k}b" netns "$ns"
+  ip -n "${OV_NS[$(($2 - 1))]}" addr add "10.211.$k.1/24" dev "rfo$$x${k}a"
+  ip -n "$ns" addr add "10.211.$k.2/24" dev "rfo$$x${k}b"
+  ip -n "${OV_NS[$(($2 - 1))]}" link set "rfo$$x${k}a" up
+  ip -n "$ns" link set "rfo$$x${k}b" up
+  OV_ATTACH_NS="$ns"
+  OV_ATTACH_NODE_IP="10.211.$k.1"
+}
+
+# ov_add_peer I PUBKEY KIND [ALLOWED_IPS [ENDPOINT]]: one more peer in node I's config (ALLOWED_IPS
+# as TOML list items; no ENDPOINT: the peer dials in).
+ov_add_peer() {
+  {
+    printf '\n[[peer]]\npublic_key = "%s"\nkind = "%s"\n' "$2" "$3"
+    [ -z "${4:-}" ] || printf 'allowed_ips = [%s]\n' "$4"
+    [ -z "${5:-}" ] || printf 'endpoint = "%s"\n' "$5"
+  } >>"$OV_DIR/$1.toml"
 }
 
 # ov_start ARGS_OF: starts every node (API socket OV_DIR/I.sock, log OV_DIR/I.log) with the
@@ -126,6 +168,40 @@ ov_wait_converged() {
   return 1
 }
 
+# ov_start_one I ARGS…: starts node I again (after ov_stop or ov_kill) and waits for it.
+ov_start_one() {
+  local i="$1"
+  shift
+  ip netns exec "${OV_NS[$((i - 1))]}" "$OV_BIN" "$@" \
+    --socket "$OV_DIR/$i.sock" "$OV_DIR/$i.toml" 2>>"$OV_DIR/$i.log" &
+  OV_PIDS[$((i - 1))]=$!
+  rf_wait_ready "$OV_DIR/$i.log" "$!" 20
+}
+
+# ov_kill I: kills node I with SIGKILL, as a crash would, and reaps it.
+ov_kill() {
+  local pid="${OV_PIDS[$(($1 - 1))]}"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  # A killed node leaves its TUN; its namespace stays for a restart.
+  ip -n "${OV_NS[$(($1 - 1))]}" link del rovy0 2>/dev/null || true
+}
+
+# ov_link_set A B up|down: the link between nodes A and B, on both of its ends.
+ov_link_set() {
+  local k=0 pair a b
+  for pair in "${OV_LINKS[@]}"; do
+    k=$((k + 1))
+    read -r a b <<<"$pair"
+    if [ "$a $b" = "$1 $2" ] || [ "$a $b" = "$2 $1" ]; then
+      ip -n "${OV_NS[$((a - 1))]}" link set "rfo$$l${k}a" "$3"
+      ip -n "${OV_NS[$((b - 1))]}" link set "rfo$$l${k}b" "$3"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # ov_stop I: stops node I (SIGTERM) and waits for it.
 ov_stop() {
   local pid="${OV_PIDS[$(($1 - 1))]}"
@@ -133,11 +209,12 @@ ov_stop() {
   wait "$pid" 2>/dev/null || true
 }
 
-# ov_cleanup: stops every node and deletes the namespaces (and with them the veths).
+# ov_cleanup: stops every node and deletes the namespaces, attached ones too (and with them
+# the veths).
 ov_cleanup() {
   local pid n
   for pid in "${OV_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${OV_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for n in "${OV_NS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
-  OV_PIDS=(); OV_NS=()
+  for n in "${OV_NS[@]}" "${OV_ATTACHED_NS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+  OV_PIDS=(); OV_NS=(); OV_ATTACHED_NS=()
 }

@@ -29,17 +29,22 @@ impl NodeAnswers<'_> {
     }
 }
 
+impl Control {
+    /// The node's status at `now`, for the API and metrics scrapes.
+    pub(super) fn status_snapshot(&self, now: Duration) -> Status {
+        self.status.snapshot(
+            status::peer_statuses(now, &self.book, &self.links),
+            &self.workers,
+            &self.drops,
+            self.overlay.as_ref(),
+            self.handshake_counts,
+        )
+    }
+}
+
 impl api::Answers for NodeAnswers<'_> {
     fn status(&self) -> Status {
-        let c = &self.control;
-        c.status.snapshot(
-            self.now,
-            &c.book,
-            &c.links,
-            &c.workers,
-            &c.drops,
-            c.overlay.as_ref(),
-        )
+        self.control.status_snapshot(self.now)
     }
 
     fn routes(&self) -> RouteList {
@@ -105,8 +110,8 @@ impl api::Answers for NodeAnswers<'_> {
             .control
             .update_peers(&update)
             .map_err(|e| Refusal::Invalid(e.to_string()))?;
-        eprintln!(
-            "rovy-fast: peer connect: {key} at {addr} ({})",
+        tracing::info!(
+            "peer connect: {key} at {addr} ({})",
             if applied.added > 0 {
                 "added"
             } else {
@@ -135,7 +140,7 @@ impl api::Answers for NodeAnswers<'_> {
         self.control
             .update_peers(&update)
             .map_err(|e| Refusal::Invalid(e.to_string()))?;
-        eprintln!("rovy-fast: peer disconnect: {key} removed");
+        tracing::info!("peer disconnect: {key} removed");
         Ok(before)
     }
 }

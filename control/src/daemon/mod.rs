@@ -7,10 +7,12 @@
 //! (or a wake-up) turns into timer events.
 
 mod answers;
+mod events;
 mod overlay;
 mod peers;
 mod reload;
 mod setup;
+pub(crate) use setup::SOCKET_BUFFER;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -38,6 +40,7 @@ use rovy_dataplane::worker::{ControlLink, Worker};
 use crate::api::{self, ApiServer};
 use crate::config::{Config, InterfaceConfig};
 use crate::cpus::{self, CpuList};
+use crate::metrics::{MetricsServer, SnapshotRequests};
 use crate::protocol::{EndpointConfig, HANDSHAKE_BUF_LEN, LinkEndpoint, Received};
 use peers::{Applied, PeerBook, PeerError, PeerUpdate, Peers};
 
@@ -177,8 +180,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let uapi = match api::uapi::serve(&uapi_path, uapi_tx, Arc::clone(&requests_wake)) {
         Ok(server) => Some(server),
         Err(e) => {
-            eprintln!(
-                "rovy-fast: no WireGuard userspace API ({}: {e}); `wg` will not see {}",
+            tracing::warn!(
+                "no WireGuard userspace API ({}: {e}); `wg` will not see {}",
                 uapi_path.display(),
                 config.interface.name
             );
@@ -209,6 +212,14 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     }
     let dataplane = Arc::new(dataplane);
     let control_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
+    let (metrics, scrapes) = match config.interface.metrics {
+        None => (None, None),
+        Some(addr) => {
+            let (server, scrapes) = MetricsServer::start(addr, Arc::clone(&control_wake))
+                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            (Some(server), Some(scrapes))
+        }
+    };
     let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
     let (frames_tx, frames_rx) = bounded_queue(FRAME_QUEUE);
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -240,7 +251,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         let backend = options.backend;
         let run_worker = move || {
             if let Err(e) = sys::pin_current_thread(core) {
-                eprintln!("rovy-fast: worker {i} not pinned to core {core}: {e}");
+                tracing::warn!("worker {i} not pinned to core {core}: {e}");
             }
             match backend {
                 Backend::Uring => worker.run_uring(),
@@ -286,8 +297,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         return Err(e.to_string());
     }
     let listening: Vec<String> = listen.iter().map(ToString::to_string).collect();
-    eprintln!(
-        "rovy-fast: ready: {name} up, backend {}, {workers} worker(s) on CPU {}, listening on {}, {} peer(s), offloads: {}",
+    tracing::info!(
+        "ready: {name} up, backend {}, {workers} worker(s) on CPU {}, listening on {}, {} peer(s), offloads: {}",
         options.backend.name(),
         cpus::describe(&worker_cores),
         listening.join(" "),
@@ -316,22 +327,26 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         send: SendBatch::new(4),
         under_load_until: None,
         drops,
+        handshake_counts: api::HandshakeCounts::default(),
         workers: counters_all,
         status: static_status,
         mtu: usize::from(config.interface.mtu),
         threads,
         overlay: Some(overlay),
         interface: config.interface,
+        scrapes,
+        events: events::Events::new(),
     };
     let result = control.run(&signals, &control_wake, &api);
     drop(api);
+    drop(metrics);
     control.threads.stop(&shutdown);
     // The control thread's end of the userspace API goes first: a call waiting for it is then
     // answered at once, and the API thread stops without delay.
     drop(control);
     drop(uapi);
     let _ = sys::delete_link(&name);
-    eprintln!("rovy-fast: {name} down");
+    tracing::info!("{name} down");
     result
 }
 
@@ -349,6 +364,8 @@ struct Control {
     under_load_until: Option<Duration>,
     /// Drops decided on the control thread (handshakes, routing frames).
     drops: Arc<WorkerCounters>,
+    /// Link handshake messages handled and sent.
+    handshake_counts: api::HandshakeCounts,
     workers: Vec<Arc<WorkerCounters>>,
     status: status::StaticStatus,
     /// The TUN MTU, for sealing staged packets.
@@ -368,6 +385,10 @@ struct Control {
     requests_wake: Arc<EventFd>,
     /// Requests from WireGuard's userspace API.
     uapi_calls: Receiver<api::uapi::Call>,
+    /// Metrics scrapes waiting for a snapshot, when metrics are on.
+    scrapes: Option<SnapshotRequests>,
+    /// What the log has said about peers and load.
+    events: events::Events,
 }
 
 impl Control {
@@ -418,6 +439,9 @@ impl Control {
             let synced = woken || now >= next_tick;
             if synced {
                 self.links.sync_activity(&mut OsRng);
+                self.events.check_peers(now, &self.links);
+                let under_load = self.under_load(now);
+                self.events.load(under_load, self.handshakes.queued());
                 next_tick = now + TICK;
             }
             // Sessions appear only through handshakes handled here or keys a worker confirmed
@@ -433,14 +457,25 @@ impl Control {
                 let now = self.now();
                 let mut answers = answers::NodeAnswers { control: self, now };
                 if let Err(e) = api.handle_ready(&mut answers) {
-                    eprintln!("rovy-fast: API socket: {e}");
+                    tracing::warn!("API socket: {e}");
                 }
             }
+            self.answer_scrapes();
         }
     }
 
     fn now(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    /// Gives every waiting metrics scrape the status snapshot.
+    fn answer_scrapes(&self) {
+        let Some(scrapes) = &self.scrapes else {
+            return;
+        };
+        while let Ok(reply) = scrapes.try_recv() {
+            let _ = reply.send(self.status_snapshot(self.now()));
+        }
     }
 
     /// How long the loop may sleep: until the tick at `next_tick` or the endpoint's next timer
@@ -473,20 +508,30 @@ impl Control {
             };
             let now = self.now();
             let under_load = self.under_load(now);
+            self.handshake_counts.received += 1;
             let packet = &mut msg.bytes[..msg.len];
             match self
                 .links
                 .handle_datagram(now, msg.src, packet, under_load, &mut OsRng, &mut out)
             {
-                Ok(Received::HandshakeResponse { len, .. }) => {
+                Ok(Received::HandshakeResponse { len, tunnel }) => {
+                    self.events.handshake_completed(now, &self.links, tunnel);
+                    self.handshake_counts.responses_sent += 1;
                     self.send_to(msg.socket, msg.src, &out[..len]);
                 }
                 Ok(Received::CookieReply) => {
+                    self.handshake_counts.cookies_sent += 1;
                     self.drops.count_drop(DropReason::CookieRequired);
                     self.send_to(msg.socket, msg.src, &out[..64]);
                 }
+                Ok(Received::HandshakeComplete { tunnel }) => {
+                    self.events.handshake_completed(now, &self.links, tunnel);
+                }
                 Ok(_) => {}
-                Err(reason) => self.drops.count_drop(reason),
+                Err(reason) => {
+                    self.events.refused(now, msg.src, reason);
+                    self.drops.count_drop(reason);
+                }
             }
         }
         self.handshakes.queued() > 0
@@ -501,6 +546,11 @@ impl Control {
         let now = self.now();
         self.links.handle_timeout(now, &mut OsRng);
         while let Some(t) = self.links.poll_transmit(now, wall, &mut OsRng, &mut out) {
+            if rovy_dataplane::wire::message_type(&out[..t.len])
+                == Ok(rovy_dataplane::wire::MessageType::Initiation)
+            {
+                self.handshake_counts.initiations_sent += 1;
+            }
             self.send_by_family(t.dst, &out[..t.len]);
         }
         let dropped = self.links.take_staged_dropped();

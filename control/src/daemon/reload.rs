@@ -97,6 +97,9 @@ pub fn check_interface(
         format!("[{}]", list.join(", "))
     };
     let cores = |cores: Option<u16>| cores.map_or_else(|| "unset".to_owned(), |n| n.to_string());
+    let metrics = |addr: Option<std::net::SocketAddr>| {
+        addr.map_or_else(|| "unset".to_owned(), |addr| addr.to_string())
+    };
     let changed: Option<(&str, String, String)> = if running.name != loaded.name {
         Some(("name", running.name.clone(), loaded.name.clone()))
     } else if running.private_key.as_bytes() != loaded.private_key.as_bytes() {
@@ -113,6 +116,8 @@ pub fn check_interface(
         Some(("mtu", running.mtu.to_string(), loaded.mtu.to_string()))
     } else if running.cores != loaded.cores {
         Some(("cores", cores(running.cores), cores(loaded.cores)))
+    } else if running.metrics != loaded.metrics {
+        Some(("metrics", metrics(running.metrics), metrics(loaded.metrics)))
     } else {
         None
     };
@@ -133,7 +138,7 @@ impl super::Control {
             .reloader
             .request(&self.reloaded_tx, &self.requests_wake)
         {
-            eprintln!("rovy-fast: reload refused: {e}; running config kept");
+            tracing::warn!("reload refused: {e}; running config kept");
         }
     }
 
@@ -142,11 +147,13 @@ impl super::Control {
         while let Ok(loaded) = self.reloaded.try_recv() {
             let file = self.reloader.path.display().to_string();
             match self.apply_reload(loaded) {
-                Ok(applied) => eprintln!(
-                    "rovy-fast: reloaded {file}: {} peer(s) added, {} removed, {} changed",
-                    applied.added, applied.removed, applied.changed
+                Ok(applied) => tracing::info!(
+                    "reloaded {file}: {} peer(s) added, {} removed, {} changed",
+                    applied.added,
+                    applied.removed,
+                    applied.changed
                 ),
-                Err(e) => eprintln!("rovy-fast: reload refused: {e}; running config kept"),
+                Err(e) => tracing::warn!("reload refused: {e}; running config kept"),
             }
             if self.reloader.finished() {
                 self.request_reload();
@@ -201,6 +208,10 @@ mod tests {
             (
                 "name = \"rovy1\"\naddresses = [\"10.0.0.1/24\"]\n",
                 "interface.name: changed from rovy0 to rovy1",
+            ),
+            (
+                "metrics = \"127.0.0.1:9586\"\naddresses = [\"10.0.0.1/24\"]\n",
+                "interface.metrics: changed from unset to 127.0.0.1:9586",
             ),
         ];
         for (extra, problem) in cases {

@@ -18,7 +18,7 @@ use super::peers::{PeerSpec, PeerUpdate};
 use crate::config::{Config, Endpoint, Listen};
 
 /// Socket buffers large enough to ride out scheduling hiccups at gigabit rates.
-const SOCKET_BUFFER: usize = 4 << 20;
+pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 /// Packets the kernel queues on the TUN for the workers (its default is 500): at 100k packets
 /// a second, 500 last 5 ms, less than a worker may wait for a core on a busy machine, and
 /// every packet beyond them is dropped before we see it. 4096 ride out about 40 ms.
@@ -35,7 +35,7 @@ pub fn create_interface(
     let name = iface.name.as_str();
     let created = match sys::Tun::create(name, queues, offloads) {
         Err(e) if offloads && e.kind() != io::ErrorKind::AlreadyExists => {
-            eprintln!("rovy-fast: no TUN offloads on {name} ({e}); using a plain TUN");
+            tracing::warn!("no TUN offloads on {name} ({e}); using a plain TUN");
             sys::Tun::create(name, queues, false)
         }
         other => other,
@@ -131,7 +131,7 @@ pub fn bind_sockets(listen: &Listen, workers: usize) -> Result<Listeners, String
                 ));
             }
             Err(e) if matches!(listen, Listen::AllAddresses { .. }) && addr.is_ipv6() => {
-                eprintln!("rovy-fast: not listening on {addr}: {e}");
+                tracing::warn!("not listening on {addr}: {e}");
             }
             Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
         }

@@ -10,7 +10,9 @@ use rovy_dataplane::counters::WorkerCounters;
 
 use super::overlay::Overlay;
 use super::peers::PeerBook;
-use crate::api::{LinkStatus, PeerStatus, RouteList, RouteStatus, Status, WorkerStatus};
+use crate::api::{
+    HandshakeCounts, LinkStatus, PeerStatus, RouteList, RouteStatus, Status, WorkerStatus,
+};
 use crate::config::{Config, PeerKind};
 use crate::keys::PublicKey;
 use crate::protocol::LinkEndpoint;
@@ -47,23 +49,24 @@ impl StaticStatus {
                 peers: Vec::new(),
                 links: Vec::new(),
                 routes: 0,
+                handshakes: HandshakeCounts::default(),
             },
             worker_cores,
         }
     }
 
-    /// The full snapshot at `now`. Drops counted by the control thread (handshakes refused,
-    /// cookies demanded) are added to the totals, not to any worker.
+    /// The full snapshot with `peers` (see [`peer_statuses`]). Drops counted by the control
+    /// thread (handshakes refused, cookies demanded) are added to the totals, not to any worker.
     pub fn snapshot(
         &self,
-        now: Duration,
-        book: &PeerBook,
-        links: &LinkEndpoint,
+        peers: Vec<PeerStatus>,
         workers: &[Arc<WorkerCounters>],
         control: &WorkerCounters,
         overlay: Option<&Overlay>,
+        handshakes: HandshakeCounts,
     ) -> Status {
         let mut status = self.template.clone();
+        status.handshakes = handshakes;
         if let Some(overlay) = overlay {
             let router = overlay.router();
             status.links = router
@@ -76,7 +79,7 @@ impl StaticStatus {
                 .collect();
             status.routes = router.destinations();
         }
-        status.peers = peer_statuses(now, book, links);
+        status.peers = peers;
         status.workers = workers
             .iter()
             .enumerate()
@@ -115,6 +118,8 @@ pub fn peer_statuses(now: Duration, book: &PeerBook, links: &LinkEndpoint) -> Ve
                 last_handshake_secs_ago: None,
                 rx_bytes: 0,
                 tx_bytes: 0,
+                rx_packets: 0,
+                tx_packets: 0,
                 persistent_keepalive: config.persistent_keepalive.map(|d| d.as_secs()),
             };
             if let Some(tunnel) = links.tunnel(id) {
@@ -123,6 +128,7 @@ pub fn peer_statuses(now: Duration, book: &PeerBook, links: &LinkEndpoint) -> Ve
                     .last_handshake()
                     .map(|at| now.saturating_sub(at).as_secs());
                 (peer.rx_bytes, peer.tx_bytes) = tunnel.shared().traffic();
+                (peer.rx_packets, peer.tx_packets) = tunnel.shared().packets();
             }
             peer
         })

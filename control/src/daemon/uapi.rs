@@ -77,10 +77,10 @@ impl Control {
         }
     }
 
-    /// Applies `set=1`, or refuses it whole, saying why on stderr.
+    /// Applies `set=1`, or refuses it whole, saying why in the log.
     fn uapi_set(&mut self, set: SetDevice) -> Result<(), Errno> {
         let refuse = |errno, why: &str| {
-            eprintln!("rovy-fast: wg set refused: {why}");
+            tracing::warn!("wg set refused: {why}");
             Err(errno)
         };
         if set
@@ -109,9 +109,11 @@ impl Control {
         match self.update_peers(&update) {
             Ok(applied) => {
                 if applied.added + applied.removed + applied.changed > 0 {
-                    eprintln!(
-                        "rovy-fast: wg set: {} peer(s) added, {} removed, {} changed",
-                        applied.added, applied.removed, applied.changed
+                    tracing::info!(
+                        "wg set: {} peer(s) added, {} removed, {} changed",
+                        applied.added,
+                        applied.removed,
+                        applied.changed
                     );
                 }
                 Ok(())

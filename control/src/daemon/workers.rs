@@ -98,9 +98,9 @@ impl WorkerThreads {
         for (i, worker) in self.workers.iter_mut().enumerate() {
             match worker.thread.take().map(JoinHandle::join) {
                 None | Some(Ok(Ok(()))) => {}
-                Some(Ok(Err(e))) => eprintln!("rovy-fast: worker {i} failed: {e}"),
+                Some(Ok(Err(e))) => tracing::error!("worker {i} failed: {e}"),
                 Some(Err(panic)) => {
-                    eprintln!("rovy-fast: worker {i} panicked: {}", panic_message(&*panic))
+                    tracing::error!("worker {i} panicked: {}", panic_message(&*panic))
                 }
             }
         }

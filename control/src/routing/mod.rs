@@ -31,6 +31,8 @@ mod transmit;
 
 use std::time::Duration;
 
+use rovy_dataplane::DropReason;
+
 pub use label::{Label, MAX_ANNOUNCED_LABEL_LEN, MAX_LABEL_LEN, Slot, first_hop};
 pub use message::{METRIC_INFINITY, MessageError};
 pub use query::{Alternate, RouteInfo, RouteSource};
@@ -126,6 +128,25 @@ pub enum HandleError {
     /// No live link has this slot.
     #[error("no live link on slot {0}")]
     UnknownLink(Slot),
+}
+
+impl HandleError {
+    /// The drop counter a refused message is counted under: a message cut short is
+    /// [`DropReason::FrameTruncated`] like any other frame shorter than its layout, so the
+    /// counters tell a truncated HELLO from a kind byte nobody knows.
+    pub fn drop_reason(self) -> DropReason {
+        match self {
+            HandleError::Message(MessageError::Empty | MessageError::Truncated) => {
+                DropReason::FrameTruncated
+            }
+            HandleError::Message(MessageError::TrailingBytes) => DropReason::BadLength,
+            HandleError::Message(MessageError::LabelTooLong) => DropReason::BadLabel,
+            HandleError::Message(
+                MessageError::NotRouting(_) | MessageError::EchoTimeWithoutEcho,
+            ) => DropReason::UnknownFrame,
+            HandleError::UnknownLink(_) => DropReason::DeadSlot,
+        }
+    }
 }
 
 /// Counters of input the router refused or could not keep.

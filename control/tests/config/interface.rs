@@ -48,7 +48,7 @@ fn tables_nested_in_interface_or_peer_are_refused() {
 "
         )),
         "rovy0.toml: interface.extra: unknown key (known keys: name, private_key_file, \
-         private_key, listen_port, listen, addresses, mtu, cores)"
+         private_key, listen_port, listen, addresses, mtu, cores, metrics)"
     );
     assert_eq!(
         error(&with_interface(
@@ -78,7 +78,7 @@ fn unknown_keys_and_wrong_types() {
     assert_eq!(
         error(&with_interface("mtu = 1420\nlisten_prot = 1312\n")),
         "rovy0.toml: interface.listen_prot: unknown key (known keys: name, private_key_file, \
-         private_key, listen_port, listen, addresses, mtu, cores) (line 4, column 15)"
+         private_key, listen_port, listen, addresses, mtu, cores, metrics) (line 4, column 15)"
     );
     let peer = format!(
         "[[peer]]\npublic_key = \"{}\"\nallowed_ip = []\n",
@@ -190,6 +190,15 @@ fn interface_value_errors() {
             "cores = -1\n",
             "interface.cores: -1 is out of range (1..=256) (line 3, column 9)",
         ),
+        (
+            "metrics = \"localhost:9586\"\n",
+            "interface.metrics: \"localhost:9586\" is not an address and port (write e.g. \
+             \"127.0.0.1:9586\" or \"[::1]:9586\") (line 3, column 11)",
+        ),
+        (
+            "metrics = 9586\n",
+            "interface.metrics: must be a string, not an integer (line 3, column 11)",
+        ),
     ];
     for (rest, expected) in cases {
         assert_eq!(
@@ -272,4 +281,12 @@ fn private_key_errors() {
             dir.path().join("missing.key").display()
         )
     );
+}
+
+#[test]
+fn metrics_take_an_address_and_port_and_are_off_by_default() {
+    let on = parse(&with_interface("metrics = \"[::1]:9586\"\n")).unwrap();
+    assert_eq!(on.interface.metrics, Some("[::1]:9586".parse().unwrap()));
+    let off = parse(&with_interface("")).unwrap();
+    assert_eq!(off.interface.metrics, None);
 }

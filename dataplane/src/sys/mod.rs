@@ -15,6 +15,7 @@
 
 pub mod affinity;
 pub mod alloc_count;
+pub mod ethtool;
 pub mod netif;
 pub mod netns;
 pub mod poll;

@@ -18,6 +18,7 @@ use rovy_dataplane::buf::{LINK_PAYLOAD_AT, buffer_len};
 use rovy_dataplane::control_queue::FrameReceiver;
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::link_addr::LinkAddr;
+use rovy_dataplane::overlay_address;
 use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::route::PeerSlot;
@@ -26,6 +27,7 @@ use rovy_dataplane::tables::Tables;
 use rovy_dataplane::wire::frame::{FrameKind, PingFrame};
 use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 
+use crate::keys::PublicKey;
 use crate::protocol::Endpoint;
 use crate::routing::{LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, Slot};
 
@@ -37,6 +39,11 @@ const FRAMES_PER_TURN: usize = 64;
 /// Largest routing message written: its link plaintext, padded to 16, stays within what a
 /// receiving worker hands its control thread.
 const ROUTING_MESSAGE_MAX_LEN: usize = FRAME_MSG_MAX_LEN - 16;
+
+/// How the log names a destination: its fc00 address.
+fn destination(key: &NodeKey) -> String {
+    overlay_address::derive(key).map_or_else(|| PublicKey(*key).to_string(), |a| a.to_string())
+}
 
 /// A configured rovy peer, as the overlay sees it.
 #[derive(Debug)]
@@ -114,6 +121,10 @@ impl Overlay {
             self.neighbours.resize_with(at + 1, || None);
         }
         if let Some(slot) = self.neighbours[at].take().and_then(|gone| gone.slot) {
+            tracing::info!(
+                "link {} down: its peer is no rovy neighbour now",
+                slot.get()
+            );
             tables.links.remove(slot.get());
             self.on_slot[usize::from(slot.get())] = None;
             let _ = self.router.link_down(slot, now);
@@ -172,6 +183,7 @@ impl Overlay {
                 tables.store(next);
             }
             self.on_slot[usize::from(slot.get())] = Some(peer as PeerSlot);
+            tracing::info!("link {} up: {}", slot.get(), PublicKey(neighbour.key));
             if let Some(neighbour) = self.neighbours[peer].as_mut() {
                 neighbour.slot = Some(slot);
             }
@@ -185,14 +197,28 @@ impl Overlay {
             match event {
                 RouteEvent::LinkDead { slot } => self.link_gone(slot, now),
                 RouteEvent::Installed { key, route } | RouteEvent::Changed { key, route } => {
+                    tracing::info!(
+                        "route to {}: label {}, metric {}",
+                        destination(&key),
+                        route.label,
+                        route.metric
+                    );
                     self.route_to(&key, route.label);
                 }
-                RouteEvent::Removed { key } => self.unroute(&key),
+                RouteEvent::Removed { key } => {
+                    tracing::info!("route to {} gone", destination(&key));
+                    self.unroute(&key);
+                }
             }
         }
     }
 
     fn link_gone(&mut self, slot: Slot, now: Duration) {
+        tracing::info!(
+            "link {} down: silent for {} ms",
+            slot.get(),
+            LINK_DEAD_AFTER.as_millis()
+        );
         let tables = self.dataplane.shared_tables();
         let mut next = tables.snapshot();
         next.links.remove(slot.get());
@@ -230,8 +256,8 @@ impl Overlay {
             Some(FrameKind::Routed) => self.upper_handshake(now, frame, send),
             Some(kind) if kind.is_routed() => self.drops.count_drop(DropReason::UnknownFrame),
             Some(_) => {
-                if self.router.handle_message(slot, frame, now).is_err() {
-                    self.drops.count_drop(DropReason::UnknownFrame);
+                if let Err(error) = self.router.handle_message(slot, frame, now) {
+                    self.drops.count_drop(error.drop_reason());
                 }
             }
             None => self.drops.count_drop(DropReason::UnknownFrame),

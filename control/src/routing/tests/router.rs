@@ -487,3 +487,37 @@ fn a_lost_destination_keeps_its_feasibility_distance_then_is_forgotten() {
     send(&mut r, slots[1], &[stale], last);
     assert_eq!(r.route(&key(5)).unwrap().next_hop, slots[1]);
 }
+
+#[test]
+fn refused_messages_name_the_drop_reason_they_are_counted_under() {
+    let (mut r, slots) = with_neighbours(1);
+    let mut hello = [0u8; HELLO_LEN];
+    let hello_len = Hello {
+        seq: 1,
+        time_ms: 5,
+        echo: None,
+    }
+    .encode(&mut hello)
+    .unwrap();
+    r.handle_message(slots[0], &hello[..hello_len], T0).unwrap();
+    let mut long_label = encode_update(&[entry(1, 1, 1, &[7; MAX_LABEL_LEN])]);
+    long_label[UPDATE_HEADER_LEN + ENTRY_MIN_LEN - 1] = MAX_LABEL_LEN as u8 + 1;
+    long_label.push(7);
+    let mut trailing = hello[..hello_len].to_vec();
+    trailing.push(1);
+    let refused: [(&[u8], DropReason); 6] = [
+        (&hello[..hello_len - 1], DropReason::FrameTruncated),
+        (&[0x21], DropReason::FrameTruncated),
+        (&trailing, DropReason::BadLength),
+        (&long_label, DropReason::BadLabel),
+        (&[0x30, 0, 0], DropReason::UnknownFrame),
+        (&[], DropReason::FrameTruncated),
+    ];
+    for (bytes, reason) in refused {
+        let error = r.handle_message(slots[0], bytes, T0).unwrap_err();
+        assert_eq!(error.drop_reason(), reason, "{bytes:02x?}: {error}");
+    }
+    let dead = Slot::new(200).unwrap();
+    let error = r.handle_message(dead, &hello[..hello_len], T0).unwrap_err();
+    assert_eq!(error.drop_reason(), DropReason::DeadSlot);
+}
