@@ -48,8 +48,11 @@ caps=$(awk '/^CapEff:/ { print $2 }' "/proc/$node_pid/status")
 [ "$((16#$caps))" = "$((1 << 12))" ] || fail "effective capabilities $caps, not CAP_NET_ADMIN alone"
 wait_for 10 run_in "$RF_NS_B" ping -c1 -W1 10.203.0.1 || fail "the unprivileged node gets no reply"
 run_in "$RF_NS_A" ping -c 3 -i 0.2 -W 2 -q 10.203.0.2 >/dev/null || fail "no replies from the unprivileged node"
-setpriv --reuid=nobody --regid=nogroup --clear-groups "$bin" status --socket "$RF_TMP/b.run/b.sock" |
-  grep -q "latest handshake" || fail "status over the unprivileged node's socket"
+# The whole answer first: `status | grep -q` fails under pipefail whenever grep exits before
+# the last line is written.
+status=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$bin" status --socket "$RF_TMP/b.run/b.sock") ||
+  fail "status over the unprivileged node's socket failed"
+grep -q "latest handshake" <<<"$status" || fail "status over the unprivileged node's socket: $status"
 echo "  least privilege: node as nobody with CapEff $caps (CAP_NET_ADMIN) carries pings both ways"
 
 # The systemd unit, pointed at this build.
