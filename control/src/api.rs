@@ -89,7 +89,8 @@ pub struct Status {
     pub drops: BTreeMap<String, u64>,
     /// Sum of `drops`.
     pub drops_total: u64,
-    /// Configured peers, in config order.
+    /// Running peers by slot: at start the config's, in file order; a peer added later takes
+    /// the first free slot.
     pub peers: Vec<PeerStatus>,
     /// Live rovy links, by slot.
     pub links: Vec<LinkStatus>,
