@@ -223,7 +223,8 @@ fn prefix(value: &str) -> Result<IpPrefix, Errno> {
 /// The device as `get=1` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
-    pub private_key: Zeroizing<[u8; 32]>,
+    /// Boxed, so that handing the device to the API thread moves a pointer, not the key.
+    pub private_key: Box<Zeroizing<[u8; 32]>>,
     pub listen_port: u16,
     pub peers: Vec<DevicePeer>,
 }

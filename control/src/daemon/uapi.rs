@@ -71,7 +71,7 @@ impl Control {
             })
             .collect();
         Device {
-            private_key: Zeroizing::new(*self.interface.private_key.as_bytes()),
+            private_key: Box::new(Zeroizing::new(*self.interface.private_key.as_bytes())),
             listen_port: self.listen_port(),
             peers,
         }

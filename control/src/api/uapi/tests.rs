@@ -145,7 +145,7 @@ fn a_request_ends_at_its_empty_line() {
 
 fn device() -> Device {
     Device {
-        private_key: Zeroizing::new([1; 32]),
+        private_key: Box::new(Zeroizing::new([1; 32])),
         listen_port: 1312,
         peers: vec![
             DevicePeer {
