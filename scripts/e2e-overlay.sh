@@ -99,6 +99,26 @@ echo "  converged in $((SECONDS - start)) s; node 1's routes:"
 "$bin" route list --socket "$dir/1.sock" | sed 's/^/    /'
 "$bin" status --socket "$dir/1.sock" | grep -E '^(links|routes)|^  slot' | sed 's/^/    /'
 
+# The mesh at rest: what routing (HELLOs, full tables) and WireGuard cost per link while no
+# traffic flows, from the underlay veths' counters over 10 s (each direction counted once).
+if [ "$topology" = mesh ]; then
+  link_tx_bytes() {
+    local total=0 n f
+    for n in "${OV_NS[@]}"; do
+      for f in $(ip netns exec "$n" sh -c 'ls -d /sys/class/net/rfo*/statistics 2>/dev/null'); do
+        total=$((total + $(ip netns exec "$n" cat "$f/tx_bytes")))
+      done
+    done
+    echo "$total"
+  }
+  sleep 2
+  before=$(link_tx_bytes)
+  sleep 10
+  after=$(link_tx_bytes)
+  links=${#OV_LINKS[@]}
+  echo "  idle: $(((after - before) / 10 / links)) bytes/s per link (both directions, UDP/IP headers included) over $links links"
+fi
+
 # Traffic end to end: node 1 pings every other node's fc00 address through the overlay (an
 # upper session to each, over as many hops as the route has).
 for j in $(seq 2 "$nodes"); do
