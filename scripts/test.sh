@@ -3,8 +3,9 @@
 # interop tests against boringtun), a build of the benchmarks, a smoke pass of every fuzz target
 # (its committed corpus replayed, then a short run), and the end-to-end tests: two
 # nodes in network namespaces over real TUN devices and UDP, against each other and against
-# boringtun-cli and wireguard-go, on both worker backends, and scripts/demo.sh itself (whole
-# and interrupted). Run as root on a fresh machine:
+# boringtun-cli and wireguard-go, on both worker backends, scripts/demo.sh itself (whole and
+# interrupted), and attacks and faults across real processes (scripts/e2e-attacks.sh). Run as
+# root on a fresh machine:
 #   sudo scripts/test.sh
 # (installs iperf3, iproute2, wireguard-tools, wireguard-go with apt and boringtun-cli with
 # cargo into target/peers, and cargo-fuzz into target/fuzz-tools, when they are missing).
@@ -35,3 +36,6 @@ echo "== per-core spread (two peers, --cores 2)"
 scripts/e2e-spread.sh
 echo "== end-to-end (network namespaces)"
 scripts/e2e.sh --backend both
+echo "== attacks and faults: handshake floods, loss and reordering, a rekey under traffic, preshared"
+echo "   keys, an IPv6 underlay, spoofed sources, every packet size, 1 000 peers"
+scripts/e2e-attacks.sh --no-build
