@@ -6,6 +6,9 @@
 # boringtun-cli and wireguard-go, on both worker backends; overlays of 3 to 8 nodes, with
 # WireGuard peers on a forwarding node and hostile frames from a peer process; and
 # scripts/demo.sh itself (whole and interrupted). Run as root on a fresh machine:
+# boringtun-cli and wireguard-go, on both worker backends, scripts/demo.sh itself (whole and
+# interrupted), and attacks and faults across real processes (scripts/e2e-attacks.sh). Run as
+# root on a fresh machine:
 #   sudo scripts/test.sh
 # (installs iperf3, iproute2, wireguard-tools, wireguard-go with apt and boringtun-cli with
 # cargo into target/peers, and cargo-fuzz into target/fuzz-tools, when they are missing).
@@ -50,3 +53,6 @@ echo "== peers at run time: wg show/showconf/set/syncconf, SIGHUP reloads under 
 scripts/e2e-peers.sh --no-build
 echo "== end-to-end (network namespaces)"
 scripts/e2e.sh --backend both
+echo "== attacks and faults: handshake floods, loss and reordering, a rekey under traffic, preshared"
+echo "   keys, an IPv6 underlay, spoofed sources, every packet size, 1 000 peers"
+scripts/e2e-attacks.sh --no-build

@@ -110,7 +110,8 @@ pub struct HandshakeCounts {
     pub responses_sent: u64,
     /// Handshake messages (initiations, responses, cookie replies) received and handled.
     pub received: u64,
-    /// Cookie replies sent instead of a response while under load.
+    /// Cookie replies sent instead of a response while under load, by the workers and by
+    /// control (the `cookie_required` drops).
     pub cookies_sent: u64,
 }
 

@@ -8,6 +8,7 @@
 //! Key files are read while loading, so a config that loads is one the node can run with:
 //! relative key file paths resolve against the config file's directory.
 
+mod claims;
 mod endpoint;
 mod prefix;
 mod reader;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
+use claims::PrefixClaims;
 pub use endpoint::{Endpoint, parse_dial, parse_listen_address};
 pub use prefix::IpPrefix;
 use reader::{Field, Fields, Source};
@@ -244,6 +246,7 @@ impl Loader<'_> {
         let own_key = interface.private_key.public_key();
         let mut peers: Vec<LocatedPeer> = Vec::with_capacity(peer_fields.len());
         let mut peer_by_key = HashMap::new();
+        let mut claims = PrefixClaims::default();
         for fields in peer_fields {
             let peer = self.peer(fields)?;
             self.check_against_others(
@@ -251,9 +254,13 @@ impl Loader<'_> {
                 own_key,
                 &peers,
                 &peer_by_key,
+                &claims,
                 &peer,
             )?;
             peer_by_key.insert(peer.config.public_key, peer.path.clone());
+            for prefix in &peer.config.allowed_ips {
+                claims.claim(*prefix, peers.len());
+            }
             peers.push(peer);
         }
         let rovy_peer = peers.iter().any(|p| p.config.kind == PeerKind::Rovy);
@@ -509,6 +516,7 @@ impl Loader<'_> {
         own_key: PublicKey,
         earlier: &[LocatedPeer],
         peer_by_key: &HashMap<PublicKey, String>,
+        claims: &PrefixClaims,
         peer: &LocatedPeer,
     ) -> Result<(), ConfigError> {
         let key = peer.config.public_key;
@@ -530,15 +538,16 @@ impl Loader<'_> {
         if let Some(other) = peer_by_key.get(&key) {
             return Err(key_error(format!("{key} is already the key of {other}")));
         }
-        for other in earlier {
-            for ours in &peer.config.allowed_ips {
-                if let Some(theirs) = other.config.allowed_ips.iter().find(|p| p.overlaps(ours)) {
-                    return Err(self.source.error(
-                        Some(&format!("{}.allowed_ips", peer.path)),
-                        Some(peer.allowed_ips_span.clone()),
-                        format!("{ours} overlaps {theirs} of {}", other.path),
-                    ));
-                }
+        for ours in &peer.config.allowed_ips {
+            if let Some((theirs, owner)) = claims.overlapping(ours) {
+                let other = earlier
+                    .get(owner)
+                    .map_or("another peer", |o| o.path.as_str());
+                return Err(self.source.error(
+                    Some(&format!("{}.allowed_ips", peer.path)),
+                    Some(peer.allowed_ips_span.clone()),
+                    format!("{ours} overlaps {theirs} of {other}"),
+                ));
             }
         }
         Ok(())

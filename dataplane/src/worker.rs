@@ -9,8 +9,9 @@
 //! one TUN write.
 //!
 //! Buffers are allocated once at start; the steady path allocates nothing. Handshake messages
-//! are copied into fixed-size messages on a bounded queue to the control thread; when it is
-//! full they are dropped and counted, which is the "under load" signal for cookies.
+//! pass the control link's [`HandshakeScreen`] (which answers cookies under load) and are
+//! copied into fixed-size messages on a bounded queue to the control thread; when it is full
+//! they are dropped and counted. Its fill level is the "under load" signal for cookies.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use std::time::Instant;
 
 use crate::DropReason;
 use crate::buf::{PACKET_AT, buffer_len, packet_room};
-use crate::control_queue::{FrameSender, HandshakeSender};
+use crate::control_queue::{FrameSender, HandshakeScreen, HandshakeSender};
 use crate::counters::WorkerCounters;
 use crate::link_addr::LinkAddr;
 use crate::peer::Sealed;
@@ -82,6 +83,8 @@ pub struct FrameMsg {
 /// The queues to control (the handshake queue's fill level is control's "under load" signal).
 #[derive(Debug, Clone)]
 pub struct ControlLink {
+    /// What looks at a handshake message before it is queued.
+    pub screen: Arc<dyn HandshakeScreen>,
     /// Bounded queue of handshake messages.
     pub handshakes: HandshakeSender,
     /// Bounded queue of rovy frames for control.
@@ -363,7 +366,9 @@ impl Worker {
         }
     }
 
-    fn to_control(&self, src: LinkAddr, socket: usize, message: &[u8]) {
+    /// Copies a handshake message onto the queue to control; `reserved`: it may take the part
+    /// of the queue kept for senders that proved their address.
+    fn to_control(&self, src: LinkAddr, socket: usize, message: &[u8], reserved: bool) {
         let mut msg = HandshakeMsg {
             src,
             socket,
@@ -375,7 +380,12 @@ impl Worker {
             return;
         };
         slot.copy_from_slice(message);
-        match self.control.handshakes.push(msg) {
+        let queued = if reserved {
+            self.control.handshakes.push_reserved(msg)
+        } else {
+            self.control.handshakes.push(msg)
+        };
+        match queued {
             Ok(was_empty) => {
                 if was_empty {
                     self.control.wake.notify();

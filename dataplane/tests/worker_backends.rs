@@ -1,15 +1,19 @@
 //! Both worker backends carry UDP through a real TUN pair both ways, hand handshakes to
-//! control, count what they drop and send a GSO group the kernel refuses again one datagram
-//! at a time, the same way (needs root).
+//! control (or send back the reply their screen wrote), count what they drop and send a GSO
+//! group the kernel refuses again one datagram at a time, the same way (needs root).
 #![forbid(unsafe_code)]
 
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use common::{A_UNDERLAY, B_APP, Backend, Stopped, TwoNodes, in_new_netns};
 use rovy_dataplane::DropReason;
+use rovy_dataplane::control_queue::{HandshakeScreen, Screened};
+use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::sys::{Datagram, SendBatch};
 
 /// Sealed sizes of the round-trip payloads below: 32 bytes of header and tag around the inner
@@ -222,4 +226,76 @@ fn epoll_offload_path_resends_refused_gso_sends() {
 fn uring_offload_path_resends_refused_gso_sends() {
     rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
     refused_gso_sends_go_out_one_datagram_at_a_time(Backend::Uring);
+}
+
+/// A screen that answers every initiation with a 64-byte reply (type 3, as a cookie reply)
+/// and drops everything else as if its mac1 were wrong.
+#[derive(Debug)]
+struct AnswerInitiations;
+
+const SCREEN_REPLY: [u8; 4] = [3, 0, 0, 0x5c];
+
+impl HandshakeScreen for AnswerInitiations {
+    fn screen(&self, _: Duration, _: &LinkAddr, message: &mut [u8], _: usize) -> Screened {
+        let kind = message.first().copied();
+        match (kind, message.get_mut(..64)) {
+            (Some(1), Some(reply)) => {
+                reply.fill(0x33);
+                reply[..4].copy_from_slice(&SCREEN_REPLY);
+                Screened::Reply { len: 64 }
+            }
+            _ => Screened::Drop(DropReason::InvalidMac1),
+        }
+    }
+}
+
+/// What the screen decides is done by the worker: its replies go back to the sender from the
+/// listen socket, its drops are counted, and nothing it answered or dropped reaches control.
+fn screened_handshakes_are_answered_or_dropped(backend: Backend, offloads: bool) {
+    let [a, _] = in_new_netns(move || {
+        let nodes = TwoNodes::start_screened(backend, offloads, Arc::new(AnswerInitiations));
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut initiation = [0x77u8; 148];
+        initiation[..4].copy_from_slice(&1u32.to_le_bytes());
+        let mut response = [0x55u8; 92];
+        response[..4].copy_from_slice(&2u32.to_le_bytes());
+        for _ in 0..3 {
+            sender.send_to(&initiation, A_UNDERLAY).unwrap();
+            sender.send_to(&response, A_UNDERLAY).unwrap();
+        }
+        let mut buf = [0u8; 256];
+        for _ in 0..3 {
+            let (len, from) = sender.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                (len, from),
+                (64, A_UNDERLAY),
+                "{backend:?}, offloads {offloads}"
+            );
+            assert_eq!(buf[..4], SCREEN_REPLY);
+            assert!(buf[4..64].iter().all(|&b| b == 0x33));
+        }
+        let stopped = nodes.stop();
+        assert!(stopped[0].handshakes.is_empty());
+        stopped
+    });
+    let drops = a.counters.drops();
+    assert_eq!(drops.get(DropReason::CookieRequired), 3);
+    assert_eq!(drops.get(DropReason::InvalidMac1), 3);
+    assert_eq!(drops.total(), 6);
+}
+
+#[test]
+fn epoll_backends_send_the_screens_replies() {
+    screened_handshakes_are_answered_or_dropped(Backend::Epoll, false);
+    screened_handshakes_are_answered_or_dropped(Backend::Epoll, true);
+}
+
+#[test]
+fn uring_backends_send_the_screens_replies() {
+    rovy_dataplane::sys::uring::probe().expect("io_uring on the test machine");
+    screened_handshakes_are_answered_or_dropped(Backend::Uring, false);
+    screened_handshakes_are_answered_or_dropped(Backend::Uring, true);
 }

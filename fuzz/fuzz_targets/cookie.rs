@@ -77,7 +77,7 @@ fuzz_target!(|input: Input| {
     let now = Duration::from_secs(500);
     let mut rng = CountingRng(u64::from(input.port));
     let keys = MacKeys::new(&input.responder_key);
-    let mut checker = CookieChecker::new(keys.clone(), now, &mut rng);
+    let checker = CookieChecker::new(keys.clone(), now, &mut rng);
     let ip = if input.src_v4 {
         IpAddr::from([input.src[0], input.src[1], input.src[2], input.src[3]])
     } else {

@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Reads the JSON that the tests and the benchmark collect, so the shell scripts stay free of parsing.
 
-  json_report.py field FILE KEY             top-level value of a `rovy-fast status` document
+  json_report.py field FILE KEY             a value of a JSON document (a `rovy-fast status`, a
+                                            script's report); KEY may be a dotted path into
+                                            objects and lists: peers.0.endpoint, to_a.lost
+  json_report.py drop FILE REASON           one drop counter of a `rovy-fast status` (0 if none)
+  json_report.py rate FILE                  MB/s of a transfer.py --stats file
+  json_report.py count FILE PATH            the length of a list (as for field)
   json_report.py endpoint FILE              endpoint of its first peer
   json_report.py hostile-drops FILE         checks that the drop counters show hostile input;
                                             prints the counters, exits 1 naming what is missing
@@ -43,6 +48,13 @@ def hostile_drops(status):
     return 0
 
 
+def field(document, path):
+    value = document
+    for key in path.split("."):
+        value = value[int(key)] if isinstance(value, list) else value[key]
+    return value
+
+
 def tcp(run):
     end = run["end"]
     gbits = end["sum_received"]["bits_per_second"] / 1e9
@@ -68,7 +80,16 @@ def main():
     try:
         document = load(path)
         if command == "field" and len(sys.argv) == 4:
-            print(document[sys.argv[3]])
+            print(field(document, sys.argv[3]))
+            return 0
+        if command == "count" and len(sys.argv) == 4:
+            print(len(field(document, sys.argv[3])))
+            return 0
+        if command == "rate":
+            print(f"{document['bytes'] / document['seconds'] / 1e6:.2f}")
+            return 0
+        if command == "drop" and len(sys.argv) == 4:
+            print(document["drops"].get(sys.argv[3], 0))
             return 0
         if command == "endpoint":
             print(document["peers"][0]["endpoint"])

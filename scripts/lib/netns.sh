@@ -164,6 +164,34 @@ rf_netns_setup() {
   fi
 }
 
+# rf_netns_add NAME: creates namespace $RF_TAG-NAME (loopback up), deleted by rf_cleanup, and
+# leaves its name in RF_LAST_NS.
+rf_netns_add() {
+  RF_LAST_NS="$RF_TAG-$1"
+  ip netns add "$RF_LAST_NS"
+  RF_NAMESPACES+=("$RF_LAST_NS")
+  ip -n "$RF_LAST_NS" link set lo up
+}
+
+# rf_netns_link NS1 NS2 PREFIX: joins two namespaces with a new veth pair: NS1's end gets
+# PREFIX.1/24, NS2's end PREFIX.2/24 (PREFIX like 10.204.0). The ends' names are left in
+# RF_LINK_IF1 and RF_LINK_IF2; they go with their namespaces.
+rf_netns_link() {
+  local ns1="$1" ns2="$2" prefix="$3"
+  RF_LINK_SEQ=$((${RF_LINK_SEQ:-0} + 1))
+  RF_LINK_IF1="rf$$-l${RF_LINK_SEQ}a"
+  RF_LINK_IF2="rf$$-l${RF_LINK_SEQ}b"
+  ip link add "$RF_LINK_IF1" netns "$ns1" type veth peer name "$RF_LINK_IF2" netns "$ns2"
+  ip -n "$ns1" addr add "$prefix.1/24" dev "$RF_LINK_IF1"
+  ip -n "$ns2" addr add "$prefix.2/24" dev "$RF_LINK_IF2"
+  ip -n "$ns1" link set "$RF_LINK_IF1" up
+  ip -n "$ns2" link set "$RF_LINK_IF2" up
+  if ! wait_for 10 run_in "$ns1" ping -c1 -W1 "$prefix.2"; then
+    echo "$(basename "$0"): veth between $ns1 and $ns2 does not pass traffic" >&2
+    return 1
+  fi
+}
+
 # rf_move_underlay_b4 NEW_ADDRESS: replaces namespace B's IPv4 underlay address (roaming).
 rf_move_underlay_b4() {
   local new="$1"

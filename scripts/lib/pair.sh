@@ -12,6 +12,9 @@ declare -A PAIR_NS=() PAIR_IF=() PAIR_IN4=() PAIR_IN6=() PAIR_KEY=() PAIR_SOCK=(
 declare -A NODE_IMPL=() NODE_PID=() NODE_LOG=()
 # Sides whose node starts without its peer's endpoint (set to 1), so it cannot initiate.
 declare -A PAIR_NO_ENDPOINT=()
+# The endpoint a side's node dials its peer at, when not the peer's IPv4 underlay address
+# (an IPv6 underlay "[ADDR]:PORT", or a relay in between).
+declare -A PAIR_ENDPOINT=()
 # Extra arguments for each side's node when node_start gets none (see node_start).
 NODE_ARGS_A=()
 NODE_ARGS_B=()
@@ -67,7 +70,7 @@ node_start() {
   local ns="${PAIR_NS[$side]}" ifname="${PAIR_IF[$side]}" peer_pub
   peer_pub="$(rf_pubkey "${PAIR_KEY[$other]}")" || return 1
   local endpoint allowed
-  endpoint="$(underlay_of "$other"):$RF_PORT"
+  endpoint="${PAIR_ENDPOINT[$side]:-$(underlay_of "$other"):$RF_PORT}"
   [ -z "${PAIR_NO_ENDPOINT[$side]:-}" ] || endpoint=""
   allowed="${PAIR_IN4[$other]}/32,${PAIR_IN6[$other]}/128"
   PAIR_LOG_SEQ=$((PAIR_LOG_SEQ + 1))

@@ -9,6 +9,9 @@ RF_LIB="$RF_REPO/scripts/lib"
 BORINGTUN_BIN="${BORINGTUN_BIN:-$RF_REPO/target/peers/bin/boringtun-cli}"
 ROVY_FAST_BIN="${ROVY_FAST_BIN:-$RF_REPO/target/release/rovy-fast}"
 RF_MTU=1420
+# A preshared key file (`wg genpsk`, mode 0600) that every node configured here uses with its
+# peer; empty = none.
+RF_PSK_FILE="${RF_PSK_FILE:-}"
 
 # rf_log_tail LOGFILE: the last lines of a node's log, indented, on stderr.
 rf_log_tail() {
@@ -72,7 +75,8 @@ start_wg_userspace() {
 
 # wg_configure NS IFNAME KEYFILE PORT PEER_PUBKEY ENDPOINT ALLOWED_IPS KEEPALIVE ADDRESS…:
 # configures a running userspace interface with `wg set` (ENDPOINT "" = none, KEEPALIVE 0 = off,
-# ALLOWED_IPS comma-separated), then MTU 1420, the addresses, and brings it up.
+# ALLOWED_IPS comma-separated, RF_PSK_FILE as the preshared key when set), then MTU 1420, the
+# addresses, and brings it up.
 wg_configure() {
   local ns="$1" ifname="$2" keyfile="$3" port="$4" peer="$5" endpoint="$6" allowed="$7" keepalive="$8"
   shift 8
@@ -82,6 +86,9 @@ wg_configure() {
   fi
   if [ "$keepalive" != 0 ]; then
     peer_args+=(persistent-keepalive "$keepalive")
+  fi
+  if [ -n "$RF_PSK_FILE" ]; then
+    peer_args+=(preshared-key "$RF_PSK_FILE")
   fi
   run_in "$ns" timeout 10 wg set "$ifname" private-key "$keyfile" listen-port "$port" "${peer_args[@]}" || return 1
   run_in "$ns" ip link set "$ifname" mtu "$RF_MTU" || return 1
@@ -97,7 +104,7 @@ wg_configure() {
 
 # write_rovy_config FILE IFNAME KEYFILE PORT ADDRESSES PEER_PUBKEY KIND ENDPOINT ALLOWED_IPS KEEPALIVE:
 # writes a rovy-fast TOML config with one peer. ADDRESSES and ALLOWED_IPS are comma-separated;
-# ENDPOINT "" = none; KEEPALIVE 0 = off.
+# ENDPOINT "" = none; KEEPALIVE 0 = off; RF_PSK_FILE, when set, is the peer's preshared key.
 write_rovy_config() {
   local file="$1" ifname="$2" keyfile="$3" port="$4" addresses="$5" peer="$6" kind="$7"
   local endpoint="$8" allowed="$9" keepalive="${10}"
@@ -118,6 +125,9 @@ write_rovy_config() {
     echo "allowed_ips = [$(toml_list "$allowed")]"
     if [ "$keepalive" != 0 ]; then
       echo "persistent_keepalive = $keepalive"
+    fi
+    if [ -n "$RF_PSK_FILE" ]; then
+      echo "preshared_key_file = \"$RF_PSK_FILE\""
     fi
   } >"$file"
 }

@@ -136,7 +136,8 @@ transfer_start() {
   TRANSFER_STARTED=$SECONDS
   start_bg "${PAIR_NS[$to]}" "$TRANSFER_TAG.recv.log" timeout $((limit + 10)) \
     python3 "$RF_LIB/transfer.py" recv --bind "${PAIR_IN4[$to]}" --port "$TRANSFER_PORT" \
-    --out "$TRANSFER_TAG.result" --ready "$TRANSFER_TAG.ready" --timeout "$limit"
+    --out "$TRANSFER_TAG.result" --ready "$TRANSFER_TAG.ready" --timeout "$limit" \
+    --stats "$TRANSFER_TAG.stats"
   TRANSFER_RECV_PID="$RF_LAST_PID"
   if ! wait_for 10 test -s "$TRANSFER_TAG.ready"; then
     FAIL_REASON="transfer receiver did not listen: $(tail -n1 "$TRANSFER_TAG.recv.log" 2>/dev/null)"
@@ -150,7 +151,8 @@ transfer_start() {
 }
 
 # transfer_finish: waits (bounded) for the transfer started last and compares the SHA-256 and
-# length the receiver saw with the sent file's.
+# length the receiver saw with the sent file's. The receiver's figures (bytes, seconds, longest
+# stall) are left in $TRANSFER_TAG.stats.
 transfer_finish() {
   local send_rc=0 recv_rc=0
   wait_pid "$TRANSFER_SEND_PID" $((TRANSFER_LIMIT + 15)) || send_rc=$?

@@ -6,15 +6,18 @@ transfer shows up as a checksum or length mismatch against `sha256sum` of the se
 The sender can be paced (--rate) so a transfer lasts long enough for something else
 (roaming, hostile input) to happen while it runs.
 
-  transfer.py recv --bind ADDR --port P --out RESULT --ready FLAG --timeout S
+  transfer.py recv --bind ADDR --port P --out RESULT --ready FLAG --timeout S [--stats FILE]
   transfer.py send --host ADDR --port P --file F [--rate MBYTES_PER_S] --timeout S
 
-`recv` writes "<sha256 hex> <byte count>" to RESULT; both exit non-zero with a one-line reason
-on any error or timeout.
+`recv` writes "<sha256 hex> <byte count>" to RESULT, and with --stats a JSON object to FILE:
+{"bytes": n, "seconds": s, "longest_gap": s}, the time from the connection to its end and the
+longest wait for data in between (a stall). Both exit non-zero with a one-line reason on any
+error or timeout.
 """
 
 import argparse
 import hashlib
+import json
 import socket
 import sys
 import time
@@ -38,6 +41,8 @@ def receive(args):
         conn, _ = listener.accept()
     digest = hashlib.sha256()
     total = 0
+    started = last = time.monotonic()
+    longest_gap = 0.0
     with conn:
         while True:
             remaining = deadline - time.monotonic()
@@ -45,12 +50,20 @@ def receive(args):
                 raise TimeoutError(f"transfer not finished after {args.timeout} s ({total} bytes)")
             conn.settimeout(remaining)
             data = conn.recv(CHUNK)
+            now = time.monotonic()
+            longest_gap = max(longest_gap, now - last)
+            last = now
             if not data:
                 break
             digest.update(data)
             total += len(data)
     with open(args.out, "w", encoding="ascii") as out:
         out.write(f"{digest.hexdigest()} {total}\n")
+    if args.stats:
+        with open(args.stats, "w", encoding="ascii") as out:
+            stats = {"bytes": total, "seconds": round(last - started, 3), "longest_gap": round(longest_gap, 3)}
+            json.dump(stats, out)
+            out.write("\n")
 
 
 def send(args):
@@ -90,6 +103,7 @@ def main():
     recv_p.add_argument("--out", required=True)
     recv_p.add_argument("--ready", required=True)
     recv_p.add_argument("--timeout", type=float, required=True)
+    recv_p.add_argument("--stats", help="write bytes, duration and longest stall here (JSON)")
     send_p = sub.add_parser("send")
     send_p.add_argument("--host", required=True)
     send_p.add_argument("--port", type=int, required=True)

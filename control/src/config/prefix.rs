@@ -53,6 +53,17 @@ impl IpPrefix {
         }
     }
 
+    /// The prefix's first and last address as integers (IPv4 in the low 32 bits).
+    pub fn first_last(&self) -> (u128, u128) {
+        let (addr, _) = bits(self.addr);
+        let mask = self.mask();
+        let host = match self.addr {
+            IpAddr::V4(_) => u128::from(u32::MAX) & !mask,
+            IpAddr::V6(_) => !mask,
+        };
+        (addr & mask, (addr & mask) | host)
+    }
+
     /// Whether some address lies in both prefixes: the shorter one contains the other's address.
     pub fn overlaps(&self, other: &IpPrefix) -> bool {
         if self.len <= other.len {
@@ -217,6 +228,25 @@ mod tests {
         assert!(!prefix("10.0.0.7/32").contains(ip("10.0.0.6")));
         // Host bits past the prefix do not matter.
         assert!(prefix("10.20.0.99/24").contains(ip("10.20.0.1")));
+    }
+
+    #[test]
+    fn first_and_last_address() {
+        assert_eq!(
+            prefix("10.0.0.77/24").first_last(),
+            (0x0a00_0000, 0x0a00_00ff)
+        );
+        assert_eq!(prefix("0.0.0.0/0").first_last(), (0, u128::from(u32::MAX)));
+        assert_eq!(
+            prefix("192.0.2.1/32").first_last(),
+            (0xc000_0201, 0xc000_0201)
+        );
+        assert_eq!(prefix("::/0").first_last(), (0, u128::MAX));
+        let fd = u128::from(0xfd00u16) << 112;
+        assert_eq!(
+            prefix("fd00::5/64").first_last(),
+            (fd, fd | u128::from(u64::MAX))
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! The main thread becomes the control thread: an epoll loop over signals, the workers'
 //! wake-ups, the link endpoint's next timer deadline and a 100 ms tick, running the sans-IO
 //! protocol core. Workers (one pinned thread per core, see `rovy_dataplane::worker`) carry the
-//! data; they hand handshake messages over a bounded queue and publish activity that the tick
-//! (or a wake-up) turns into timer events.
+//! data; they screen handshake messages (answering cookies under load, see `screen`), hand the
+//! rest over a bounded queue and publish activity that the tick (or a wake-up) turns into timer
+//! events.
 
 mod answers;
 mod events;
@@ -12,6 +13,7 @@ mod options;
 mod overlay;
 mod peers;
 mod reload;
+mod screen;
 mod setup;
 pub(crate) use setup::SOCKET_BUFFER;
 mod status;
@@ -32,7 +34,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
 use rovy_dataplane::DropReason;
-use rovy_dataplane::control_queue::{HandshakeReceiver, bounded_queue, handshake_queue};
+use rovy_dataplane::control_queue::{
+    HandshakeReceiver, HandshakeScreen, bounded_queue, handshake_queue,
+};
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::pipeline::Dataplane;
@@ -52,10 +56,9 @@ use peers::{Applied, PeerBook, PeerError, PeerUpdate, Peers};
 const HANDSHAKE_QUEUE: usize = 1024;
 /// Capacity of the queue of rovy frames for control (routing messages, frames for this node).
 const FRAME_QUEUE: usize = 256;
-/// Past this many queued handshakes the node is under load and demands cookies.
+/// Past this many queued handshakes the node is under load and demands cookies (for
+/// [`screen::UNDER_LOAD_STICKY`] after, as wireguard-go and the kernel do).
 const UNDER_LOAD_QUEUED: usize = HANDSHAKE_QUEUE / 8;
-/// Once under load, stay so for this long (as wireguard-go and the kernel do).
-const UNDER_LOAD_STICKY: Duration = Duration::from_secs(1);
 /// How often the workers' activity is replayed into the timers. Timers themselves fire at their
 /// deadlines; what waits for the tick is what the workers did (a reply that disarms a timer, data
 /// that arms one, a rekey asked for on send), and all of that is measured in seconds.
@@ -163,6 +166,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         }
     };
     let (tx, rx) = handshake_queue(HANDSHAKE_QUEUE);
+    let load = Arc::new(screen::Load::new(UNDER_LOAD_QUEUED));
+    let link_screen = Arc::new(screen::LinkScreen::new(
+        links.cookie_checker().share(),
+        Arc::clone(&load),
+    ));
     let (frames_tx, frames_rx) = bounded_queue(FRAME_QUEUE);
     let shutdown = Arc::new(AtomicBool::new(false));
     let control_sockets = sockets.first().cloned().unwrap_or_default();
@@ -182,6 +190,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
             socket_is_v6: socket_is_v6.clone(),
             counters: Arc::clone(&counters),
             control: ControlLink {
+                screen: Arc::clone(&link_screen) as Arc<dyn HandshakeScreen>,
                 handshakes: tx.clone(),
                 frames: frames_tx.clone(),
                 wake: Arc::clone(&control_wake),
@@ -267,7 +276,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         sockets: control_sockets,
         socket_is_v6,
         send: SendBatch::new(4),
-        under_load_until: None,
+        load,
         drops,
         handshake_counts: api::HandshakeCounts::default(),
         workers: counters_all,
@@ -303,7 +312,8 @@ struct Control {
     sockets: Vec<Arc<OwnedFd>>,
     socket_is_v6: Vec<bool>,
     send: SendBatch,
-    under_load_until: Option<Duration>,
+    /// "Under load", shared with the workers' screens.
+    load: Arc<screen::Load>,
     /// Drops decided on the control thread (handshakes, routing frames).
     drops: Arc<WorkerCounters>,
     /// Link handshake messages handled and sent.
@@ -432,11 +442,8 @@ impl Control {
         i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
     }
 
-    fn under_load(&mut self, now: Duration) -> bool {
-        if self.handshakes.queued() > UNDER_LOAD_QUEUED {
-            self.under_load_until = Some(now + UNDER_LOAD_STICKY);
-        }
-        self.under_load_until.is_some_and(|until| now < until)
+    fn under_load(&self, now: Duration) -> bool {
+        self.load.under_load(now, self.handshakes.queued())
     }
 
     /// Handles up to [`HANDSHAKES_PER_TURN`] queued handshake messages; returns whether more
@@ -462,7 +469,6 @@ impl Control {
                     self.send_to(msg.socket, msg.src, &out[..len]);
                 }
                 Ok(Received::CookieReply) => {
-                    self.handshake_counts.cookies_sent += 1;
                     self.drops.count_drop(DropReason::CookieRequired);
                     self.send_to(msg.socket, msg.src, &out[..64]);
                 }

@@ -98,6 +98,9 @@ impl StaticStatus {
             *status.drops.entry(reason).or_default() += count;
             status.drops_total += count;
         }
+        // Cookie replies go from the workers (under a flood) and from control; each is counted
+        // as a cookie_required drop of the message it answers.
+        status.handshakes.cookies_sent = status.drops.get("cookie_required").copied().unwrap_or(0);
         status
     }
 }

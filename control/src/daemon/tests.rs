@@ -77,7 +77,7 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         sockets: Vec::new(),
         socket_is_v6: Vec::new(),
         send: SendBatch::new(4),
-        under_load_until: None,
+        load: Arc::new(screen::Load::new(capacity / 8)),
         drops: Default::default(),
         workers: Vec::new(),
         status: status::StaticStatus::new(&config, "epoll", &[], &[], Vec::new()),

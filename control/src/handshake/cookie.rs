@@ -13,6 +13,7 @@
 //! - [`CookieJar`] is the sending side, one per peer, built from the *peer's* [`MacKeys`]: stamps
 //!   mac1/mac2 on outgoing handshake messages and opens the cookie replies they provoke.
 
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use blake2::digest::consts::U16;
@@ -41,7 +42,8 @@ pub const COOKIE_REPLY_LEN: usize = 64;
 /// Message type of a cookie reply (a little-endian 32-bit word on the wire).
 pub const COOKIE_REPLY_TYPE: u32 = 3;
 
-const NONCE_LEN: usize = 24;
+/// Length of a cookie reply's XChaCha20-Poly1305 nonce.
+pub const NONCE_LEN: usize = 24;
 const NONCE_OFFSET: usize = 8;
 const ENCRYPTED_COOKIE_OFFSET: usize = NONCE_OFFSET + NONCE_LEN;
 const TAG_OFFSET: usize = ENCRYPTED_COOKIE_OFFSET + COOKIE_LEN;
@@ -158,16 +160,25 @@ pub enum MacVerdict {
 /// handling each handshake message (or from a timer at least once per 120 s). Verification uses
 /// the current secret only, so a rotation invalidates every cookie handed out before it, exactly
 /// as the kernel does.
+///
+/// [`CookieChecker::share`] makes another checker with the same secret, for other threads (the
+/// workers answer cookies under load): a cookie one of them hands out verifies at all, and a
+/// rotation by any reaches all.
 pub struct CookieChecker {
     keys: MacKeys,
+    secret: Arc<RwLock<CookieSecret>>,
+}
+
+/// The secret cookies are made with, and when it was drawn.
+struct CookieSecret {
     secret: Zeroizing<[u8; 32]>,
-    secret_born: Duration,
+    born: Duration,
 }
 
 impl std::fmt::Debug for CookieChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CookieChecker")
-            .field("secret_born", &self.secret_born)
+            .field("secret_born", &self.current().born)
             .finish_non_exhaustive()
     }
 }
@@ -180,19 +191,37 @@ impl CookieChecker {
         rng.fill_bytes(secret.as_mut());
         Self {
             keys: ours,
-            secret,
-            secret_born: now,
+            secret: Arc::new(RwLock::new(CookieSecret { secret, born: now })),
         }
     }
 
+    /// Another checker for the same key that shares this one's secret.
+    pub fn share(&self) -> Self {
+        Self {
+            keys: self.keys.clone(),
+            secret: Arc::clone(&self.secret),
+        }
+    }
+
+    /// The secret in force. A thread that panicked holding the lock left a whole secret behind
+    /// (it is only ever replaced whole), so a poisoned lock is read as it is.
+    fn current(&self) -> RwLockReadGuard<'_, CookieSecret> {
+        self.secret.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Replaces the cookie secret if it is [`COOKIE_SECRET_MAX_AGE`] old or older at `now`.
-    /// Returns whether it did.
-    pub fn rotate_if_due(&mut self, now: Duration, rng: &mut (impl RngCore + CryptoRng)) -> bool {
-        if now.saturating_sub(self.secret_born) < COOKIE_SECRET_MAX_AGE {
+    /// Returns whether it did (false also when a sharing checker just did).
+    pub fn rotate_if_due(&self, now: Duration, rng: &mut (impl RngCore + CryptoRng)) -> bool {
+        let due = |secret: &CookieSecret| now.saturating_sub(secret.born) >= COOKIE_SECRET_MAX_AGE;
+        if !due(&self.current()) {
             return false;
         }
-        rng.fill_bytes(self.secret.as_mut());
-        self.secret_born = now;
+        let mut secret = self.secret.write().unwrap_or_else(PoisonError::into_inner);
+        if !due(&secret) {
+            return false;
+        }
+        rng.fill_bytes(secret.secret.as_mut());
+        secret.born = now;
         true
     }
 
@@ -213,7 +242,7 @@ impl CookieChecker {
     /// cookie input `src`, the bytes its address type binds a cookie to (see
     /// `crate::protocol::Address`; for UDP: IP ‖ port, as the kernel does).
     pub fn cookie(&self, src: &[u8]) -> [u8; COOKIE_LEN] {
-        finish(mac_state(&self.secret).chain_update(src))
+        finish(mac_state(&self.current().secret).chain_update(src))
     }
 
     /// The receiving-side decision for a handshake message whose mac1 sits at `mac1_offset`
@@ -234,10 +263,32 @@ impl CookieChecker {
         if !under_load {
             return MacVerdict::Valid;
         }
+        // A sender without a cookie sends a zero mac2 (the flood's case): no MAC to compute.
         match mac1_offset.checked_add(MAC_LEN) {
-            Some(mac2_offset) if self.verify_mac2(msg, mac2_offset, src) => MacVerdict::Mac2Valid,
+            Some(mac2_offset)
+                if array_at::<MAC_LEN>(msg, mac2_offset)
+                    .is_some_and(|mac2| mac2 != [0; MAC_LEN])
+                    && self.verify_mac2(msg, mac2_offset, src) =>
+            {
+                MacVerdict::Mac2Valid
+            }
             _ => MacVerdict::NeedsCookie,
         }
+    }
+
+    /// The cookie reply answering `msg` (whose mac1 is at `mac1_offset`) from the source with
+    /// cookie input `src`, under `nonce` (never used twice); `None` if `msg` is too short to
+    /// hold a sender index and mac1.
+    pub fn reply_to(
+        &self,
+        msg: &[u8],
+        mac1_offset: usize,
+        src: &[u8],
+        nonce: [u8; NONCE_LEN],
+    ) -> Option<[u8; COOKIE_REPLY_LEN]> {
+        let sender = u32::from_le_bytes(array_at(msg, 4)?);
+        let mac1 = array_at(msg, mac1_offset)?;
+        Some(self.make_cookie_reply(sender, &mac1, src, nonce))
     }
 
     /// A cookie reply answering a message from the source with cookie input `src`: `type = 3`, `receiver_index` (the answered

@@ -17,7 +17,10 @@ use std::time::Duration;
 use rand_core::{CryptoRng, RngCore};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::sys::{SecretPage, steered_index};
-use rovy_dataplane::wire::{self, COOKIE_REPLY_LEN, INITIATION_LEN, MessageType, RESPONSE_LEN};
+use rovy_dataplane::wire::{
+    self, COOKIE_REPLY_LEN, INITIATION_LEN, INITIATION_MAC1_OFFSET, MessageType, RESPONSE_LEN,
+    RESPONSE_MAC1_OFFSET,
+};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::deadlines::Deadlines;
@@ -25,14 +28,10 @@ use super::{
     AddTunnelError, Address, HANDSHAKE_BUF_LEN, IndexDemux, Received, Tunnel, TunnelId,
     TunnelShared,
 };
-use crate::handshake::cookie::{CookieChecker, MacKeys, MacVerdict};
+use crate::handshake::cookie::{CookieChecker, MacKeys, MacVerdict, NONCE_LEN};
 use crate::handshake::noise::{self, NoiseError};
 use crate::handshake::rate_limit::RateLimiter;
 use crate::handshake::tai64n::Tai64n;
-
-/// Offsets of mac1 in the two handshake messages (mac2 follows at +16).
-const INITIATION_MAC1: usize = 116;
-const RESPONSE_MAC1: usize = 60;
 
 /// Most tunnels an endpoint holds: their slots are 16 bits.
 const MAX_TUNNELS: usize = 1 << 16;
@@ -138,6 +137,12 @@ impl<S: TunnelShared> Endpoint<S> {
     /// This endpoint's static public key.
     pub fn public_key(&self) -> &[u8; 32] {
         &self.public
+    }
+
+    /// Its mac1/mac2 checker, to [`CookieChecker::share`] with the threads that screen
+    /// handshake messages before they reach it.
+    pub fn cookie_checker(&self) -> &CookieChecker {
+        &self.checker
     }
 
     /// The receiver-index table, for the workers.
@@ -264,14 +269,13 @@ impl<S: TunnelShared> Endpoint<S> {
                 }
             }
             MacVerdict::NeedsCookie => {
-                let sender = u32::from_le_bytes([msg[4], msg[5], msg[6], msg[7]]);
-                let mut mac1 = [0u8; 16];
-                mac1.copy_from_slice(&msg[mac1_offset..mac1_offset + 16]);
-                let mut nonce = [0u8; 24];
+                let mut nonce = [0u8; NONCE_LEN];
                 rng.fill_bytes(&mut nonce);
-                let reply = src.with_cookie_input(|input| {
-                    self.checker.make_cookie_reply(sender, &mac1, input, nonce)
-                });
+                let reply = src
+                    .with_cookie_input(|input| {
+                        self.checker.reply_to(msg, mac1_offset, input, nonce)
+                    })
+                    .ok_or(DropReason::BadLength)?;
                 out[..COOKIE_REPLY_LEN].copy_from_slice(&reply);
                 Ok(false)
             }
@@ -302,7 +306,7 @@ impl<S: TunnelShared> Endpoint<S> {
         out: &mut [u8; HANDSHAKE_BUF_LEN],
     ) -> Result<Received, DropReason> {
         let msg: &[u8; INITIATION_LEN] = packet.try_into().map_err(|_| DropReason::BadLength)?;
-        if !self.check_macs(now, src, msg, INITIATION_MAC1, under_load, rng, out)? {
+        if !self.check_macs(now, src, msg, INITIATION_MAC1_OFFSET, under_load, rng, out)? {
             return Ok(Received::CookieReply);
         }
         let received = noise::read_initiation(self.config.identifier, self.private.expose(), msg)
@@ -329,7 +333,7 @@ impl<S: TunnelShared> Endpoint<S> {
         let tunnel = self.tunnel_mut(id).ok_or(DropReason::HandshakeFailed)?;
         tunnel
             .jar
-            .stamp(now, response, RESPONSE_MAC1)
+            .stamp(now, response, RESPONSE_MAC1_OFFSET)
             .map_err(|_| DropReason::HandshakeFailed)?;
         tunnel.timestamps.accept(timestamp, now);
         tunnel.install(now, &keys, false);
@@ -354,7 +358,7 @@ impl<S: TunnelShared> Endpoint<S> {
         out: &mut [u8; HANDSHAKE_BUF_LEN],
     ) -> Result<Received, DropReason> {
         let msg: &[u8; RESPONSE_LEN] = packet.try_into().map_err(|_| DropReason::BadLength)?;
-        if !self.check_macs(now, src, msg, RESPONSE_MAC1, under_load, rng, out)? {
+        if !self.check_macs(now, src, msg, RESPONSE_MAC1_OFFSET, under_load, rng, out)? {
             return Ok(Received::CookieReply);
         }
         let receiver = wire::Response::new_unchecked(&msg[..]).receiver_index();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::Worker;
 use crate::DropReason;
+use crate::control_queue::Screened;
 use crate::counters::WorkerCounters;
 use crate::link_addr::LinkAddr;
 use crate::pipeline::Inbound;
@@ -56,8 +57,30 @@ impl Worker {
                 None => self.drop_packet(DropReason::FrameTruncated),
             },
             Ok(Inbound::Keepalive) => {}
-            Ok(Inbound::Handshake) => self.to_control(src, socket, datagram),
+            Ok(Inbound::Handshake) => self.handshake(now, src, socket, datagram, sink),
             Err(reason) => self.drop_packet(reason),
+        }
+    }
+
+    /// Shows a handshake message to the screen, then queues it for control, sends the reply
+    /// the screen wrote over it back to `src`, or drops it.
+    fn handshake(
+        &self,
+        now: Duration,
+        src: LinkAddr,
+        socket: usize,
+        message: &mut [u8],
+        sink: &mut impl ReceivedSink,
+    ) {
+        let queued = self.control.handshakes.queued();
+        match self.control.screen.screen(now, &src, message, queued) {
+            Screened::Queue => self.to_control(src, socket, message, false),
+            Screened::QueueReserved => self.to_control(src, socket, message, true),
+            Screened::Reply { len } => {
+                self.drop_packet(DropReason::CookieRequired);
+                sink.forward(self, message, 0, len, src);
+            }
+            Screened::Drop(reason) => self.drop_packet(reason),
         }
     }
 }

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rovy_dataplane::control_queue::{HandshakeReceiver, bounded_queue, handshake_queue};
+use rovy_dataplane::control_queue::{
+    HandshakeReceiver, HandshakeScreen, QueueAll, bounded_queue, handshake_queue,
+};
 use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
@@ -127,6 +129,7 @@ fn start(
     tun: TunQueue,
     underlay: SocketAddr,
     origin: Instant,
+    screen: Arc<dyn HandshakeScreen>,
 ) -> Running {
     let socket = UdpSocketBuilder::new()
         .nonblocking(true)
@@ -144,6 +147,7 @@ fn start(
         socket_is_v6: vec![false],
         counters: Arc::clone(&counters),
         control: ControlLink {
+            screen,
             handshakes,
             frames,
             wake: Arc::new(EventFd::new().unwrap()),
@@ -168,8 +172,17 @@ fn start(
 impl TwoNodes {
     /// Sets up both nodes in the calling thread's namespace (A's side, see [`in_new_netns`])
     /// and a second one for B's TUN, and starts both workers on `backend`, with TUN and UDP
-    /// offloads if `offloads`.
+    /// offloads if `offloads`. Both queue every handshake message for control.
     pub fn start_with(backend: Backend, offloads: bool) -> TwoNodes {
+        Self::start_screened(backend, offloads, Arc::new(QueueAll))
+    }
+
+    /// As [`TwoNodes::start_with`], with A's handshake messages shown to `screen_a` first.
+    pub fn start_screened(
+        backend: Backend,
+        offloads: bool,
+        screen_a: Arc<dyn HandshakeScreen>,
+    ) -> TwoNodes {
         let (b_tun, b_app) = std::thread::spawn(move || {
             sys::enter_new_netns_for_current_thread().unwrap();
             std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1").unwrap();
@@ -204,8 +217,8 @@ impl TwoNodes {
             b_app,
             b_offloads: b_tun.offloads(),
             workers: [
-                start(backend, a, a_tun, A_UNDERLAY, origin),
-                start(backend, b, b_tun, B_UNDERLAY, origin),
+                start(backend, a, a_tun, A_UNDERLAY, origin, screen_a),
+                start(backend, b, b_tun, B_UNDERLAY, origin, Arc::new(QueueAll)),
             ],
         }
     }

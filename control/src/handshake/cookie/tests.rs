@@ -286,7 +286,7 @@ fn malformed_or_unexpected_replies_are_refused() {
 
 #[test]
 fn secret_rotation_invalidates_old_cookies() {
-    let (mut checker, mut jar, mut rng) = setup();
+    let (checker, mut jar, mut rng) = setup();
     obtain_cookie(&checker, &mut jar, secs(0));
     let old_cookie = checker.cookie(src().as_bytes());
     let mut msg = initiation();
@@ -313,6 +313,54 @@ fn secret_rotation_invalidates_old_cookies() {
 }
 
 #[test]
+fn shared_checkers_agree_on_cookies_and_rotate_together() {
+    let (checker, mut jar, mut rng) = setup();
+    let shared = checker.share();
+    obtain_cookie(&shared, &mut jar, secs(0));
+    let mut msg = initiation();
+    jar.stamp(secs(1), &mut msg, MAC1_OFFSET).unwrap();
+    assert_eq!(
+        checker.check(&msg, MAC1_OFFSET, src().as_bytes(), true),
+        MacVerdict::Mac2Valid,
+        "a cookie the sharing checker handed out"
+    );
+    assert!(shared.rotate_if_due(COOKIE_SECRET_MAX_AGE, &mut rng));
+    assert!(
+        !checker.rotate_if_due(COOKIE_SECRET_MAX_AGE, &mut rng),
+        "the other one's rotation counts"
+    );
+    assert_eq!(
+        checker.check(&msg, MAC1_OFFSET, src().as_bytes(), true),
+        MacVerdict::NeedsCookie
+    );
+    assert_eq!(
+        checker.cookie(src().as_bytes()),
+        shared.cookie(src().as_bytes())
+    );
+}
+
+#[test]
+fn a_reply_to_a_message_is_one_its_sender_accepts() {
+    let (checker, mut jar, _) = setup();
+    let mut msg = initiation();
+    jar.stamp(secs(0), &mut msg, MAC1_OFFSET).unwrap();
+    let reply = checker
+        .reply_to(&msg, MAC1_OFFSET, src().as_bytes(), NONCE)
+        .unwrap();
+    assert_eq!(
+        reply[4..8],
+        msg[4..8],
+        "addressed to the message's sender index"
+    );
+    jar.consume_reply(secs(0), &reply).unwrap();
+    assert!(jar.has_valid_cookie(secs(1)));
+    assert_eq!(
+        checker.reply_to(&msg[..100], MAC1_OFFSET, src().as_bytes(), NONCE),
+        None
+    );
+}
+
+#[test]
 fn jar_uses_a_cookie_for_115_seconds() {
     let (checker, mut jar, _) = setup();
     obtain_cookie(&checker, &mut jar, secs(10));
@@ -335,7 +383,8 @@ fn jar_uses_a_cookie_for_115_seconds() {
 fn cookie_is_mac_of_ip_then_port_big_endian() {
     let (checker, _, _) = setup();
     let v4 = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 7), 0x1234));
-    let expected = finish(mac_state(&checker.secret).chain_update([192, 0, 2, 7, 0x12, 0x34]));
+    let expected =
+        finish(mac_state(&checker.current().secret).chain_update([192, 0, 2, 7, 0x12, 0x34]));
     assert_eq!(checker.cookie(input(v4).as_bytes()), expected);
 
     let mapped = SocketAddrV6::new(Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped(), 0x1234, 0, 0);
@@ -350,6 +399,6 @@ fn cookie_is_mac_of_ip_then_port_big_endian() {
     let v6 = SocketAddr::from((v6_ip, 0x1234));
     assert_eq!(
         checker.cookie(input(v6).as_bytes()),
-        finish(mac_state(&checker.secret).chain_update(&v6_bytes))
+        finish(mac_state(&checker.current().secret).chain_update(&v6_bytes))
     );
 }

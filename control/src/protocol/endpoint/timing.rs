@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use rand_core::{CryptoRng, RngCore};
 use rovy_dataplane::DropReason;
-use rovy_dataplane::wire::INITIATION_LEN;
+use rovy_dataplane::wire::{INITIATION_LEN, INITIATION_MAC1_OFFSET};
 
-use super::{Endpoint, INITIATION_MAC1};
+use super::Endpoint;
 use crate::handshake::noise;
 use crate::handshake::tai64n::Tai64n;
 use crate::protocol::tunnel::Synced;
@@ -184,7 +184,7 @@ impl<S: TunnelShared> Endpoint<S> {
         ) else {
             return false;
         };
-        if tunnel.jar.stamp(now, out, INITIATION_MAC1).is_err() {
+        if tunnel.jar.stamp(now, out, INITIATION_MAC1_OFFSET).is_err() {
             return false;
         }
         tunnel.pending = Some(pending);
