@@ -186,6 +186,29 @@ pub fn route_error_in_place(buf: &mut [u8], code: RouteErrorCode) -> Result<usiz
     Ok(ROUTE_ERROR_LEN)
 }
 
+/// The label of the route that broke, as the source of the failed frame sent it, from the
+/// ROUTE_ERROR `error` that came back to it: the error's way back (the failed frame's path as
+/// far as the failure) followed by the slots the failed frame had not reached yet. `None` for
+/// an error whose parts do not fit together.
+pub fn failed_label(error: &RouteErrorFrame<&[u8]>) -> Option<Label> {
+    let reached = way_back(&error.header());
+    // The quote is the failed frame's header alone, so only the header's own fields are read
+    // (never its kind, which names a frame whose body is not here).
+    let failed = RoutedHeader::new_unchecked(&error.quote()[..]);
+    let failed_pos = error.failed_pos();
+    if reached.len() != failed_pos
+        || failed.label_len() > crate::wire::frame::MAX_LABEL_LEN
+        || failed_pos > failed.label_len()
+    {
+        return None;
+    }
+    let mut slots = [0u8; crate::wire::frame::MAX_LABEL_LEN];
+    let len = failed.label_len();
+    slots[..failed_pos].copy_from_slice(reached.as_slice());
+    slots[failed_pos..len].copy_from_slice(&failed.label()[failed_pos..]);
+    Label::new(&slots[..len])
+}
+
 /// Writes into `out` the PONG answering `ping`, a PING whose label ended here: along
 /// [`way_back`], the PING's id, `key` (the replier's) and as much of the PING's data as `out`
 /// holds. Returns the PONG's length and the way back, whose first slot is the link to send it

@@ -22,7 +22,7 @@ use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, Inbound, ROUTE_ERROR_BURST, ROUTE_ERROR_INTERVAL};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
-use rovy_dataplane::switch::answer_ping;
+use rovy_dataplane::switch::{answer_ping, failed_label};
 use rovy_dataplane::tables::{PeerKind, Tables};
 use rovy_dataplane::wire::frame::{
     FrameKind, Label, PONG_LEN, PingFrame, PongFrame, ROUTE_ERROR_LEN, RouteErrorFrame,
@@ -215,6 +215,11 @@ fn a_dead_next_hop_bounces_a_route_error_back_to_the_source() {
         error.header().label(),
         &[3],
         "A's way back to itself: the link it sent on"
+    );
+    assert_eq!(
+        failed_label(&error).unwrap().as_slice(),
+        &[3, 200],
+        "A can tell which of its labels broke"
     );
 
     let bounced = (1..ROUTE_ERROR_BURST + 10)

@@ -320,6 +320,30 @@ impl Router {
         self.settle(idx, now);
     }
 
+    /// A ROUTE_ERROR came back: the route with `label` broke somewhere along it. Every
+    /// destination whose selected route has that label drops it at once and moves to its next
+    /// feasible route (or starts asking for a newer seqno), without waiting for the retraction
+    /// or the link timeout; the neighbour's next announcement may bring the route back.
+    /// Returns how many destinations moved.
+    pub fn route_failed(&mut self, label: &Label, now: Duration) -> usize {
+        let Some(slot) = first_hop(label) else {
+            return 0;
+        };
+        let failed: Vec<usize> = self
+            .table
+            .iter()
+            .filter(|(_, dest)| dest.selected_route().is_some_and(|r| r.label == *label))
+            .map(|(idx, _)| idx)
+            .collect();
+        for &idx in &failed {
+            if let Some(dest) = self.table.at_mut(idx) {
+                dest.forget(slot);
+            }
+            self.settle(idx, now);
+        }
+        failed.len()
+    }
+
     /// After any change to a destination: select, announce or retract, start or stop asking
     /// the origin for a newer seqno (through the neighbours offering unfeasible routes), queue an event, and arm its deadline.
     fn settle(&mut self, idx: usize, now: Duration) {

@@ -22,9 +22,9 @@ use rovy_dataplane::overlay_address;
 use rovy_dataplane::peer::PeerShared;
 use rovy_dataplane::pipeline::Dataplane;
 use rovy_dataplane::route::PeerSlot;
-use rovy_dataplane::switch::answer_ping;
+use rovy_dataplane::switch::{answer_ping, failed_label};
 use rovy_dataplane::tables::Tables;
-use rovy_dataplane::wire::frame::{FrameKind, PingFrame};
+use rovy_dataplane::wire::frame::{FrameKind, PingFrame, RouteErrorFrame};
 use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 
 use crate::keys::PublicKey;
@@ -254,6 +254,7 @@ impl Overlay {
         match frame.first().copied().and_then(FrameKind::from_byte) {
             Some(FrameKind::Ping) => self.answer_ping(now, frame, send),
             Some(FrameKind::Routed) => self.upper_handshake(now, frame, send),
+            Some(FrameKind::RouteError) => self.route_error(now, frame),
             Some(kind) if kind.is_routed() => self.drops.count_drop(DropReason::UnknownFrame),
             Some(_) => {
                 if let Err(error) = self.router.handle_message(slot, frame, now) {
@@ -261,6 +262,21 @@ impl Overlay {
                 }
             }
             None => self.drops.count_drop(DropReason::UnknownFrame),
+        }
+    }
+
+    /// A ROUTE_ERROR came back along the way back of a frame this node sent: the route with
+    /// that label broke, so the destinations using it move to their next routes now.
+    fn route_error(&mut self, now: Duration, frame: &[u8]) {
+        let Ok(error) = RouteErrorFrame::new_checked(frame) else {
+            return self.drops.count_drop(DropReason::FrameTruncated);
+        };
+        let Some(label) = failed_label(&error) else {
+            return self.drops.count_drop(DropReason::BadLabel);
+        };
+        let moved = self.router.route_failed(&label, now);
+        if moved > 0 {
+            tracing::info!("route {label} broke (ROUTE_ERROR): {moved} destination(s) moved");
         }
     }
 

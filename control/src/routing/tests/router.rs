@@ -217,6 +217,30 @@ fn a_dead_link_fails_over_to_a_kept_alternate_at_once() {
 }
 
 #[test]
+fn a_route_error_moves_the_destination_to_its_next_route_at_once() {
+    let (mut r, slots) = with_neighbours(2);
+    send(&mut r, slots[0], &[entry(5, 1, 1, &[7])], T0);
+    send(&mut r, slots[1], &[entry(5, 1, 1, &[8])], T0);
+    events(&mut r);
+    let broken = r.route(&key(5)).unwrap().label;
+    assert_eq!(broken.as_slice(), &[slots[0].get(), 7]);
+    let other = Label::new(&[slots[1].get(), 9]).unwrap();
+    assert_eq!(
+        r.route_failed(&other, T0),
+        0,
+        "no destination uses that label"
+    );
+    assert_eq!(r.route_failed(&broken, T0), 1);
+    let route = r.route(&key(5)).unwrap();
+    assert_eq!(route.label.as_slice(), &[slots[1].get(), 8]);
+    assert!(events(&mut r).contains(&RouteEvent::Changed { key: key(5), route }));
+    assert!(
+        r.route(&key(1)).is_some(),
+        "the neighbour itself, on a label of its own, keeps its route"
+    );
+}
+
+#[test]
 fn idle_link_gets_hellos_and_a_silent_one_dies_at_3_5_s() {
     let (mut r, slots) = with_neighbours(1);
     let sent = run(&mut r, T0 + Duration::from_secs(5));
