@@ -262,17 +262,27 @@ impl Router {
             return;
         }
         let hops = request.hops.min(SEQNO_REQUEST_HOPS).saturating_sub(1);
-        let recently = dest.forwarded_request.is_some_and(|(seqno, at)| {
-            !seqno_newer(request.seqno, seqno) && now < at + SEQNO_REQUEST_INTERVAL
+        // A copy that has come a shorter way (more hops left) still goes on: the one already
+        // forwarded may run out of hops before it reaches the origin.
+        let recently = dest
+            .forwarded_request
+            .is_some_and(|(seqno, forwarded, at)| {
+                !seqno_newer(request.seqno, seqno)
+                    && hops <= forwarded
+                    && now < at + SEQNO_REQUEST_INTERVAL
+            });
+        // Never back to the requester (RFC 8966 §3.8.1.2): a neighbour that starves sends
+        // its request ahead of the retraction, so it may still be this node's next hop.
+        let towards_origin = dest.selected.filter(|&next| next != slot).or_else(|| {
+            dest.heard()
+                .filter(|r| r.slot != slot)
+                .min_by_key(|r| r.metric)
+                .map(|r| r.slot)
         });
-        let towards_origin = dest
-            .selected
-            .or_else(|| dest.heard().min_by_key(|r| r.metric).map(|r| r.slot))
-            .filter(|&next| next != slot);
         let (Some(next), false, true) = (towards_origin, recently, hops > 0) else {
             return;
         };
-        dest.forwarded_request = Some((request.seqno, now));
+        dest.forwarded_request = Some((request.seqno, hops, now));
         let forward = SeqnoRequest { hops, ..*request };
         self.queue_request(next, LinkRequest::Seqno(forward));
     }

@@ -81,8 +81,9 @@ pub(super) struct Destination {
     pub retract_due: Option<Duration>,
     /// Next SEQNO_REQ while starving.
     pub seqno_request_due: Option<Duration>,
-    /// Last SEQNO_REQ forwarded for this key, against request storms.
-    pub forwarded_request: Option<(u32, Duration)>,
+    /// Last SEQNO_REQ forwarded for this key (seqno, hops left, when), against request
+    /// storms.
+    pub forwarded_request: Option<(u32, u8, Duration)>,
     /// Since when the destination has had no route at all.
     pub empty_since: Option<Duration>,
     /// The deadline queued for this destination, if any.
