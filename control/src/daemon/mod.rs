@@ -13,6 +13,8 @@ mod status;
 mod tests;
 mod workers;
 
+pub(crate) use overlay::ROUTING_MESSAGE_MAX_LEN;
+
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
