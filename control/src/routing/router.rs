@@ -336,7 +336,11 @@ impl Router {
         let Some(dest) = self.table.at_mut(idx) else {
             return;
         };
+        let had_route = dest.selected.is_some();
         dest.reselect();
+        // The last route went and no other is kept (only three are): a neighbour not kept may
+        // still have one, so every neighbour is asked, once (RFC 8966 §3.8.2.1).
+        let lost_last = had_route && dest.heard().next().is_none();
         let announcement = dest.announcement();
         if announcement != dest.announced {
             if announcement.is_none() {
@@ -350,17 +354,17 @@ impl Router {
             let generation = dest.generation;
             dest.last_change = self.changes.push(Change::Destination { idx, generation });
         }
+        let request = SeqnoRequest {
+            key: dest.key,
+            seqno: dest.feasibility.map_or(0, |fd| fd.seqno.wrapping_add(1)),
+            hops: SEQNO_REQUEST_HOPS,
+        };
         let mut seqno_request = None;
         if !dest.wants_newer_seqno() {
             dest.seqno_request_due = None;
         } else if dest.seqno_request_due.is_none() {
             dest.seqno_request_due = Some(now + SEQNO_REQUEST_INTERVAL);
-            let seqno = dest.feasibility.map_or(0, |fd| fd.seqno.wrapping_add(1));
-            seqno_request = Some(SeqnoRequest {
-                key: dest.key,
-                seqno,
-                hops: SEQNO_REQUEST_HOPS,
-            });
+            seqno_request = Some(request);
         }
         if dest.effective() != dest.reported && !dest.event_pending {
             dest.event_pending = true;
@@ -380,6 +384,11 @@ impl Router {
         self.deadlines.arm(&mut dest.armed, at, target);
         if let Some(request) = seqno_request {
             for slot in asked.into_iter().flatten() {
+                self.queue_request(slot, LinkRequest::Seqno(request));
+            }
+        } else if lost_last {
+            let live: Vec<Slot> = self.links().map(|(slot, _)| slot).collect();
+            for slot in live {
                 self.queue_request(slot, LinkRequest::Seqno(request));
             }
         }
