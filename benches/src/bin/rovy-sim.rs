@@ -87,15 +87,18 @@ fn main() -> ExitCode {
             scenario.probe_interval = Duration::from_millis(args.probe_interval_ms);
             scenario.survey_sources = args.survey_sources;
             let graph = scenario.graph();
-            let projected = scenario.projected_table_bytes(&graph) as f64 / 1e9;
-            if projected > args.max_table_gb {
-                let skipped = format!("not run: route tables alone need {projected:.0} GB");
+            let projection = scenario.projection(&graph);
+            let gb = projection.table_bytes as f64 / 1e9;
+            if gb > args.max_table_gb {
                 let cells = [
                     topology.to_string(),
                     n.to_string(),
                     graph.edges.len().to_string(),
+                    projection.diameter.map_or("—".into(), |d| d.to_string()),
+                    format!("{:.1} % (sampled)", 100.0 * projection.in_reach),
+                    format!("not run: route tables alone need {gb:.0} GB"),
                 ];
-                let _ = writeln!(out, "{}", row(cells.into_iter().chain([skipped])));
+                let _ = writeln!(out, "{}", row(cells));
                 continue;
             }
             let started = Instant::now();

@@ -3,7 +3,7 @@
 
 use super::super::{Label, MAX_LABEL_LEN, Slot};
 use super::Net;
-use super::topology::distances;
+use super::topology::{diameter, distances};
 
 /// The routes of some sources to every other node, against the true distances.
 #[derive(Debug, Clone, Default)]
@@ -144,19 +144,10 @@ impl Net {
         );
     }
 
-    /// The largest distance between live nodes (`None` if they are not all connected).
+    /// The longest shortest path over links carrying traffic (`None` if some node cannot
+    /// be reached, a killed one included).
     pub fn diameter(&self) -> Option<u16> {
-        let adjacent = self.live_adjacency();
-        (0..self.len())
-            .filter(|&src| self.is_alive(src))
-            .map(|src| {
-                distances(&adjacent, src)
-                    .into_iter()
-                    .enumerate()
-                    .filter(|&(n, _)| self.is_alive(n))
-                    .try_fold(0, |m, (_, d)| Some(m.max(d?)))
-            })
-            .try_fold(0, |m, d| Some(m.max(d?)))
+        diameter(&self.live_adjacency())
     }
 
     /// Where `label` leads from `src` over links carrying traffic, if every slot names one.

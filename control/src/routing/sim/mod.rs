@@ -29,5 +29,5 @@ pub use net::{Action, Net, NetStats, START};
 pub use probe::{Outage, Pair, Probes, arrives};
 pub use report::{Cold, Failover, Idle, Report, Restore};
 pub use rng::SimRng;
-pub use scenario::{IDLE_WINDOW, QUIET, Scenario};
+pub use scenario::{IDLE_WINDOW, Projection, QUIET, Scenario};
 pub use topology::{Graph, MAX_DEGREE, Topology, distances};

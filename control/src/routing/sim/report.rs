@@ -62,7 +62,7 @@ pub struct Report {
     pub n: usize,
     /// Links.
     pub links: usize,
-    /// Longest shortest path from a surveyed source.
+    /// Longest shortest path (`None`: not connected).
     pub diameter: Option<u16>,
     /// The cold start.
     pub cold: Cold,

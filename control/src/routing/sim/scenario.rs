@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::super::table::DESTINATION_BYTES;
 use super::super::{FULL_UPDATE_INTERVAL, MAX_LABEL_LEN};
 use super::report::{Cold, Failover, Idle, Report, Restore};
-use super::topology::distances;
+use super::topology::{diameter, distances};
 use super::{Action, Graph, Net, Probes, SimRng, Topology};
 
 /// A phase ends once no route has changed for this long: past a full-update period, so a
@@ -21,6 +21,17 @@ pub const IDLE_WINDOW: Duration = Duration::from_secs(3 * FULL_UPDATE_INTERVAL.a
 const FAIL_AFTER: Duration = Duration::from_secs(1);
 /// Step of the clock while no probes run.
 const STEP: Duration = Duration::from_millis(100);
+
+/// A graph's cost, estimated without running it.
+#[derive(Debug, Clone, Copy)]
+pub struct Projection {
+    /// Route-table bytes of all nodes together, at least.
+    pub table_bytes: u64,
+    /// Share of connected pairs within label reach.
+    pub in_reach: f64,
+    /// Longest shortest path (`None`: not connected).
+    pub diameter: Option<u16>,
+}
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -64,21 +75,28 @@ impl Scenario {
         self.topology.build(self.n, &mut SimRng::new(self.seed))
     }
 
-    /// Route-table bytes all nodes together will need at least: every node learns the nodes
-    /// within label reach. Estimated from a sample of nodes, before anything runs.
-    pub fn projected_table_bytes(&self, graph: &Graph) -> u64 {
+    /// What a graph will cost before anything runs, from the distances of a sample of 50
+    /// nodes: every node learns the nodes within label reach.
+    pub fn projection(&self, graph: &Graph) -> Projection {
         let adjacent = graph.adjacency();
         let sample: Vec<usize> = (0..graph.n).step_by(graph.n.div_ceil(50).max(1)).collect();
-        let known: usize = sample
-            .iter()
-            .map(|&src| {
-                distances(&adjacent, src)
-                    .into_iter()
-                    .filter(|d| d.is_some_and(|d| (1..=MAX_LABEL_LEN as u16).contains(&d)))
-                    .count()
-            })
-            .sum();
-        (known as u64 * graph.n as u64 / sample.len() as u64) * DESTINATION_BYTES as u64
+        let (mut known, mut others) = (0u64, 0u64);
+        for &src in &sample {
+            for d in distances(&adjacent, src)
+                .into_iter()
+                .flatten()
+                .filter(|&d| d > 0)
+            {
+                others += 1;
+                known += u64::from(usize::from(d) <= MAX_LABEL_LEN);
+            }
+        }
+        let per_node = known as f64 / sample.len() as f64;
+        Projection {
+            table_bytes: (per_node * graph.n as f64) as u64 * DESTINATION_BYTES as u64,
+            in_reach: known as f64 / others.max(1) as f64,
+            diameter: diameter(&adjacent),
+        }
     }
 
     /// Runs it.
@@ -91,12 +109,7 @@ impl Scenario {
             net.connect(a, b);
         }
         let sources = self.sources(&mut rng);
-        let adjacent = graph.adjacency();
-        let diameter = sources
-            .iter()
-            .flat_map(|&src| distances(&adjacent, src))
-            .map(|d| d.unwrap_or(u16::MAX))
-            .max();
+        let diameter = diameter(&graph.adjacency());
         let converged = self.settle(&mut net, super::START, None);
         let cold = Cold {
             converged,

@@ -184,6 +184,17 @@ impl Graph {
     }
 }
 
+/// The longest shortest path of a graph given by its adjacency (`None`: not connected).
+pub fn diameter(adjacent: &[Vec<usize>]) -> Option<u16> {
+    (0..adjacent.len())
+        .map(|src| {
+            distances(adjacent, src)
+                .into_iter()
+                .try_fold(0, |m, d| Some(m.max(d?)))
+        })
+        .try_fold(0, |m, d| Some(m.max(d?)))
+}
+
 /// Hop counts from `src` in a graph given by its adjacency (`None`: unreachable).
 pub fn distances(adjacent: &[Vec<usize>], src: usize) -> Vec<Option<u16>> {
     let mut dist = vec![None; adjacent.len()];
