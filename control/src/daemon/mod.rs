@@ -24,6 +24,7 @@ mod workers;
 
 use options::worker_cpus;
 pub use options::{Backend, RunOptions};
+pub(crate) use overlay::ROUTING_MESSAGE_MAX_LEN;
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;

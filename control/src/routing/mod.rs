@@ -21,10 +21,9 @@ pub mod label;
 pub mod message;
 mod query;
 mod router;
+pub mod sim;
 pub mod slots;
 mod table;
-#[cfg(test)]
-mod testnet;
 #[cfg(test)]
 mod tests;
 mod transmit;

@@ -98,4 +98,9 @@ impl Router {
     pub fn destinations(&self) -> usize {
         self.table.len()
     }
+
+    /// Heap bytes the route table holds: what a node pays in memory per destination.
+    pub fn table_bytes(&self) -> usize {
+        self.table.heap_bytes()
+    }
 }

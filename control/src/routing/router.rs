@@ -262,17 +262,27 @@ impl Router {
             return;
         }
         let hops = request.hops.min(SEQNO_REQUEST_HOPS).saturating_sub(1);
-        let recently = dest.forwarded_request.is_some_and(|(seqno, at)| {
-            !seqno_newer(request.seqno, seqno) && now < at + SEQNO_REQUEST_INTERVAL
+        // A copy that has come a shorter way (more hops left) still goes on: the one already
+        // forwarded may run out of hops before it reaches the origin.
+        let recently = dest
+            .forwarded_request
+            .is_some_and(|(seqno, forwarded, at)| {
+                !seqno_newer(request.seqno, seqno)
+                    && hops <= forwarded
+                    && now < at + SEQNO_REQUEST_INTERVAL
+            });
+        // Never back to the requester (RFC 8966 §3.8.1.2): a neighbour that starves sends
+        // its request ahead of the retraction, so it may still be this node's next hop.
+        let towards_origin = dest.selected.filter(|&next| next != slot).or_else(|| {
+            dest.heard()
+                .filter(|r| r.slot != slot)
+                .min_by_key(|r| r.metric)
+                .map(|r| r.slot)
         });
-        let towards_origin = dest
-            .selected
-            .or_else(|| dest.heard().min_by_key(|r| r.metric).map(|r| r.slot))
-            .filter(|&next| next != slot);
         let (Some(next), false, true) = (towards_origin, recently, hops > 0) else {
             return;
         };
-        dest.forwarded_request = Some((request.seqno, now));
+        dest.forwarded_request = Some((request.seqno, hops, now));
         let forward = SeqnoRequest { hops, ..*request };
         self.queue_request(next, LinkRequest::Seqno(forward));
     }
@@ -350,7 +360,11 @@ impl Router {
         let Some(dest) = self.table.at_mut(idx) else {
             return;
         };
+        let had_route = dest.selected.is_some();
         dest.reselect();
+        // The last route went and no other is kept (only three are): a neighbour not kept may
+        // still have one, so every neighbour is asked, once (RFC 8966 §3.8.2.1).
+        let lost_last = had_route && dest.heard().next().is_none();
         let announcement = dest.announcement();
         if announcement != dest.announced {
             if announcement.is_none() {
@@ -364,17 +378,17 @@ impl Router {
             let generation = dest.generation;
             dest.last_change = self.changes.push(Change::Destination { idx, generation });
         }
+        let request = SeqnoRequest {
+            key: dest.key,
+            seqno: dest.feasibility.map_or(0, |fd| fd.seqno.wrapping_add(1)),
+            hops: SEQNO_REQUEST_HOPS,
+        };
         let mut seqno_request = None;
         if !dest.wants_newer_seqno() {
             dest.seqno_request_due = None;
         } else if dest.seqno_request_due.is_none() {
             dest.seqno_request_due = Some(now + SEQNO_REQUEST_INTERVAL);
-            let seqno = dest.feasibility.map_or(0, |fd| fd.seqno.wrapping_add(1));
-            seqno_request = Some(SeqnoRequest {
-                key: dest.key,
-                seqno,
-                hops: SEQNO_REQUEST_HOPS,
-            });
+            seqno_request = Some(request);
         }
         if dest.effective() != dest.reported && !dest.event_pending {
             dest.event_pending = true;
@@ -394,6 +408,11 @@ impl Router {
         self.deadlines.arm(&mut dest.armed, at, target);
         if let Some(request) = seqno_request {
             for slot in asked.into_iter().flatten() {
+                self.queue_request(slot, LinkRequest::Seqno(request));
+            }
+        } else if lost_last {
+            let live: Vec<Slot> = self.links().map(|(slot, _)| slot).collect();
+            for slot in live {
                 self.queue_request(slot, LinkRequest::Seqno(request));
             }
         }

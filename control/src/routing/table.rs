@@ -81,8 +81,9 @@ pub(super) struct Destination {
     pub retract_due: Option<Duration>,
     /// Next SEQNO_REQ while starving.
     pub seqno_request_due: Option<Duration>,
-    /// Last SEQNO_REQ forwarded for this key, against request storms.
-    pub forwarded_request: Option<(u32, Duration)>,
+    /// Last SEQNO_REQ forwarded for this key (seqno, hops left, when), against request
+    /// storms.
+    pub forwarded_request: Option<(u32, u8, Duration)>,
     /// Since when the destination has had no route at all.
     pub empty_since: Option<Duration>,
     /// The deadline queued for this destination, if any.
@@ -252,6 +253,10 @@ impl Destination {
     }
 }
 
+/// Heap bytes one destination costs at least: its slab place and its index entry.
+pub(super) const DESTINATION_BYTES: usize =
+    size_of::<Option<Destination>>() + size_of::<(NodeKey, usize)>() + 1;
+
 /// All destinations, capped at a fixed count.
 #[derive(Debug)]
 pub(super) struct Table {
@@ -332,6 +337,14 @@ impl Table {
             self.index.remove(&dest.key);
             self.free.push(idx);
         }
+    }
+
+    /// Heap bytes the table holds: the slab's places, the index (hashbrown keeps a key, a
+    /// value and one control byte per bucket) and the free list, at their capacities.
+    pub fn heap_bytes(&self) -> usize {
+        self.slab.capacity() * size_of::<Option<Destination>>()
+            + self.index.capacity() * (size_of::<(NodeKey, usize)>() + 1)
+            + self.free.capacity() * size_of::<usize>()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Destination)> {

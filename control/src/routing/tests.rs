@@ -1,6 +1,7 @@
 //! Routing messages on their own, then one router against hand-written neighbours.
 
 mod network;
+mod sim;
 
 use super::message::*;
 use super::*;

@@ -38,7 +38,7 @@ const FRAMES_PER_TURN: usize = 64;
 
 /// Largest routing message written: its link plaintext, padded to 16, stays within what a
 /// receiving worker hands its control thread.
-const ROUTING_MESSAGE_MAX_LEN: usize = FRAME_MSG_MAX_LEN - 16;
+pub(crate) const ROUTING_MESSAGE_MAX_LEN: usize = FRAME_MSG_MAX_LEN - 16;
 
 /// How the log names a destination: its fc00 address.
 fn destination(key: &NodeKey) -> String {

@@ -393,6 +393,101 @@ fn a_seqno_request_goes_towards_the_origin_once_per_second() {
 }
 
 #[test]
+fn a_seqno_request_from_the_next_hop_goes_on_through_another_route() {
+    // Found by the simulator: on a ring, a node that lost its route asked its neighbour on
+    // the other side, whose selected route still went back through the asker (the request
+    // travels ahead of the retraction); the request was dropped and traffic waited a second
+    // for the repeat.
+    let (mut r, slots) = with_neighbours(2);
+    send(&mut r, slots[0], &[entry(5, 4, 1, &[7])], T0);
+    send(&mut r, slots[1], &[entry(5, 4, 3, &[8, 9, 10])], T0);
+    drain(&mut r, T0);
+    assert_eq!(r.route(&key(5)).unwrap().next_hop, slots[0]);
+    let mut b = [0; SEQNO_REQ_LEN];
+    SeqnoRequest {
+        key: key(5),
+        seqno: 5,
+        hops: 3,
+    }
+    .encode(&mut b)
+    .unwrap();
+    r.handle_message(slots[0], &b, T0).unwrap();
+    let sent = drain(&mut r, T0);
+    assert_eq!(seqno_requests_on(&sent, slots[0]), []);
+    assert_eq!(
+        seqno_requests_on(&sent, slots[1]),
+        [SeqnoRequest {
+            key: key(5),
+            seqno: 5,
+            hops: 2
+        }]
+    );
+}
+
+#[test]
+fn a_seqno_request_with_more_hops_left_goes_on_within_the_second() {
+    // Found by the simulator: on a ring, the first request to reach a node had come the long
+    // way and ran out of hops short of the origin; the nearer nodes' own requests were taken
+    // for its repeats and dropped, so traffic waited a second for the next round.
+    let (mut r, slots) = with_neighbours(2);
+    send(&mut r, slots[1], &[entry(5, 4, 1, &[7])], T0);
+    drain(&mut r, T0);
+    let mut forwarded_hops = Vec::new();
+    for hops in [3, 2, 10, 9, 10] {
+        let mut b = [0; SEQNO_REQ_LEN];
+        SeqnoRequest {
+            key: key(5),
+            seqno: 5,
+            hops,
+        }
+        .encode(&mut b)
+        .unwrap();
+        r.handle_message(slots[0], &b, T0).unwrap();
+        let sent = drain(&mut r, T0);
+        forwarded_hops.extend(seqno_requests_on(&sent, slots[1]).iter().map(|r| r.hops));
+    }
+    assert_eq!(forwarded_hops, [2, 9]);
+}
+
+#[test]
+fn losing_the_last_route_asks_every_neighbour_for_a_newer_seqno() {
+    // Found by the simulator: when a hub died, a node's three kept routes all ran through it;
+    // with nothing left it asked no one, and waited up to 8 s for a full table from the
+    // neighbour whose route it had not kept.
+    let (mut r, slots) = with_neighbours(4);
+    send(&mut r, slots[0], &[entry(5, 4, 1, &[7])], T0);
+    send(&mut r, slots[1], &[entry(5, 4, 2, &[7, 8])], T0);
+    send(&mut r, slots[2], &[entry(5, 4, 2, &[7, 9])], T0);
+    send(&mut r, slots[3], &[entry(5, 4, 3, &[7, 8, 9])], T0);
+    send(&mut r, slots[1], &[entry(5, 4, METRIC_INFINITY, &[])], T0);
+    send(&mut r, slots[2], &[entry(5, 4, METRIC_INFINITY, &[])], T0);
+    drain(&mut r, T0);
+    assert_eq!(r.route(&key(5)).unwrap().next_hop, slots[0]);
+    r.link_down(slots[0], T0).unwrap();
+    assert_eq!(r.route(&key(5)), None);
+    let sent = drain(&mut r, T0);
+    let asked = SeqnoRequest {
+        key: key(5),
+        seqno: 5,
+        hops: SEQNO_REQUEST_HOPS,
+    };
+    for &slot in &slots[1..] {
+        let for_5: Vec<_> = seqno_requests_on(&sent, slot)
+            .into_iter()
+            .filter(|r| r.key == key(5))
+            .collect();
+        assert_eq!(for_5, [asked], "slot {slot}");
+    }
+    // Once: nothing more is heard, so nothing repeats it.
+    let later = run(&mut r, T0 + Duration::from_secs(5));
+    assert!(
+        later
+            .iter()
+            .all(|(_, _, b)| !matches!(Message::decode(b).unwrap(), Message::SeqnoRequest(_)))
+    );
+}
+
+#[test]
 fn a_return_path_is_used_only_without_an_announced_route() {
     let (mut r, slots) = with_neighbours(2);
     let back = label(&[slots[1].get(), 4, 4]);
