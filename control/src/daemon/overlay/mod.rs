@@ -71,7 +71,15 @@ pub(super) struct Overlay {
     drops: Arc<WorkerCounters>,
     /// End-to-end sessions with the destinations routes lead to.
     upper: Endpoint<PeerShared>,
+    /// Upper tunnels whose handshake is under way: the label their first initiation took, and
+    /// when (see [`UPPER_HANDSHAKE_DEADLINE`]).
+    handshaking:
+        std::collections::HashMap<crate::protocol::TunnelId, (crate::routing::Label, Duration)>,
 }
+
+/// A label over which an end-to-end handshake does not complete within this long is demoted:
+/// the destination moves to its next route (issue 10, DESIGN §1).
+pub const UPPER_HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
 impl Overlay {
     /// The overlay of the node whose key `upper` has, with no neighbour yet (see
@@ -97,6 +105,7 @@ impl Overlay {
             mtu,
             drops,
             upper,
+            handshaking: std::collections::HashMap::new(),
         }
     }
 

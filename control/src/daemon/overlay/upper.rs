@@ -139,7 +139,10 @@ impl Overlay {
                 self.drops.count_drop(DropReason::CookieRequired);
                 self.send_routed(now, back, &out[..COOKIE_REPLY_LEN], send);
             }
-            Ok(Received::HandshakeComplete { tunnel }) => self.publish_tunnel(tunnel),
+            Ok(Received::HandshakeComplete { tunnel }) => {
+                self.handshaking.remove(&tunnel);
+                self.publish_tunnel(tunnel);
+            }
             Ok(_) => {}
             Err(reason) => self.drops.count_drop(reason),
         }
@@ -166,10 +169,18 @@ impl Overlay {
         let mut out = [0u8; HANDSHAKE_BUF_LEN];
         while let Some(t) = self.upper.poll_transmit(now, wall, &mut OsRng, &mut out) {
             match t.dst {
-                LinkAddr::Overlay(label) => self.send_routed(now, label, &out[..t.len], send),
+                LinkAddr::Overlay(label) => {
+                    let initiation = rovy_dataplane::wire::message_type(&out[..t.len])
+                        == Ok(rovy_dataplane::wire::MessageType::Initiation);
+                    if initiation {
+                        self.handshaking.entry(t.tunnel).or_insert((label, now));
+                    }
+                    self.send_routed(now, label, &out[..t.len], send);
+                }
                 LinkAddr::Udp(_) => self.drops.count_drop(DropReason::SendFailed),
             }
         }
+        self.demote_silent_labels(now);
         let staged: Vec<Arc<PeerShared>> = self
             .upper
             .tunnels()
@@ -179,6 +190,28 @@ impl Overlay {
         for shared in staged {
             self.dataplane
                 .send_staged_overlay(now, &shared, |datagram, dst| send(dst, datagram));
+        }
+    }
+
+    /// Demotes every label over which an upper handshake has gone unanswered for
+    /// [`super::UPPER_HANDSHAKE_DEADLINE`]: its destination moves to the next route, and the
+    /// handshake's retries take that one.
+    fn demote_silent_labels(&mut self, now: Duration) {
+        let due: Vec<(crate::protocol::TunnelId, Label)> = self
+            .handshaking
+            .iter()
+            .filter(|(_, (_, since))| now.saturating_sub(*since) >= super::UPPER_HANDSHAKE_DEADLINE)
+            .map(|(&id, &(label, _))| (id, label))
+            .collect();
+        for (id, label) in due {
+            self.handshaking.remove(&id);
+            let moved = self.router.route_failed(&label, now);
+            if moved > 0 {
+                tracing::info!(
+                    "route {label} demoted: no end-to-end handshake over it within {} s",
+                    super::UPPER_HANDSHAKE_DEADLINE.as_secs()
+                );
+            }
         }
     }
 
