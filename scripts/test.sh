@@ -55,4 +55,4 @@ echo "== end-to-end (network namespaces)"
 scripts/e2e.sh --backend both
 echo "== attacks and faults: handshake floods, loss and reordering, a rekey under traffic, preshared"
 echo "   keys, an IPv6 underlay, spoofed sources, every packet size, 1 000 peers"
-scripts/e2e-attacks.sh --no-build
+scripts/e2e-attacks.sh --no-build --soak-seconds 60
