@@ -112,7 +112,8 @@ pub struct PeerConfig {
     pub kind: PeerKind,
     pub endpoint: Option<Endpoint>,
     /// Plain IP routes through this peer. Host bits are cleared (`10.0.0.7/24` becomes
-    /// `10.0.0.0/24`), as WireGuard does. No two peers' prefixes overlap.
+    /// `10.0.0.0/24`), as WireGuard does. No prefix is another peer's too; prefixes of
+    /// different peers may overlap, and the longest match wins.
     pub allowed_ips: Vec<IpPrefix>,
     pub preshared_key: Option<PresharedKey>,
     /// `None` when off (absent or 0).
@@ -501,8 +502,9 @@ impl Loader<'_> {
     }
 
     /// Rules between a peer and the rest: not our own key, a key we can agree with, no key twice,
-    /// no allowed IP claimed by two peers (WireGuard would silently move the prefix to the
-    /// later peer; here that is an error).
+    /// no allowed IP given to two peers (WireGuard would silently move the prefix to the later
+    /// peer; here that is an error). Prefixes of different peers may overlap, as in WireGuard:
+    /// the longest one that matches picks the peer (`0.0.0.0/0` beside `/32`s).
     fn check_against_others(
         &self,
         private_key: &PrivateKey,
@@ -532,11 +534,11 @@ impl Loader<'_> {
         }
         for other in earlier {
             for ours in &peer.config.allowed_ips {
-                if let Some(theirs) = other.config.allowed_ips.iter().find(|p| p.overlaps(ours)) {
+                if other.config.allowed_ips.contains(ours) {
                     return Err(self.source.error(
                         Some(&format!("{}.allowed_ips", peer.path)),
                         Some(peer.allowed_ips_span.clone()),
-                        format!("{ours} overlaps {theirs} of {}", other.path),
+                        format!("{ours} is already an allowed IP of {}", other.path),
                     ));
                 }
             }
