@@ -64,6 +64,7 @@ const INTERFACE_KEYS: &[&str] = &[
     "mtu",
     "cores",
     "metrics",
+    "routes",
 ];
 
 const PEER_KEYS: &[&str] = &[
@@ -94,6 +95,9 @@ pub struct InterfaceConfig {
     pub cores: Option<u16>,
     /// Where to serve Prometheus metrics (`metrics = "ADDR:PORT"`); off when absent.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Whether the peers' allowed IPs are routed into the TUN (`routes`, default true), as
+    /// wg-quick adds routes; `routes = false` is wg-quick's `Table = off`.
+    pub routes: bool,
 }
 
 /// Where the node receives UDP.
@@ -313,6 +317,9 @@ impl Loader<'_> {
                 )
             })?),
         };
+        let routes = fields
+            .boolean(source, "routes")?
+            .is_none_or(|routes| routes.value);
         Ok(InterfaceConfig {
             name,
             private_key,
@@ -321,6 +328,7 @@ impl Loader<'_> {
             mtu,
             cores,
             metrics,
+            routes,
         })
     }
 

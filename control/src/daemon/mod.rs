@@ -12,6 +12,7 @@ mod options;
 mod overlay;
 mod peers;
 mod reload;
+mod routes;
 mod setup;
 pub(crate) use setup::SOCKET_BUFFER;
 mod status;
@@ -225,11 +226,19 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     // The configured peers join as any peer added later does (and are dialled if they have an
     // endpoint); the workers see them from their first packet on.
     let mut book = PeerBook::default();
+    let mut tun_routes = config.interface.routes.then(|| {
+        routes::TunRoutes::new(
+            Box::new(routes::KernelRoutes::new(&name)),
+            &name,
+            &config.interface.addresses,
+        )
+    });
     let started = Peers {
         book: &mut book,
         links: &mut links,
         dataplane: &dataplane,
         overlay: Some(&mut overlay),
+        routes: tun_routes.as_mut(),
     }
     .update(
         &update,
@@ -279,6 +288,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         mtu: usize::from(config.interface.mtu),
         threads,
         overlay: Some(overlay),
+        tun_routes,
         interface: config.interface,
         scrapes,
         events: events::Events::new(),
@@ -319,6 +329,8 @@ struct Control {
     /// Routing over the rovy links; taken out while it runs a turn, which sends through
     /// this control thread's sockets.
     overlay: Option<overlay::Overlay>,
+    /// The kernel routes into the TUN for the peers' allowed IPs; `None` with `routes = false`.
+    tun_routes: Option<routes::TunRoutes>,
     /// The running `[interface]`: what a reloaded config may not change.
     interface: InterfaceConfig,
     reloader: reload::Reloader,
@@ -531,6 +543,7 @@ impl Control {
             links: &mut self.links,
             dataplane: &self.dataplane,
             overlay: self.overlay.as_mut(),
+            routes: self.tun_routes.as_mut(),
         }
         .update(update, &self.interface.private_key, self.interface.mtu, now)
     }

@@ -83,6 +83,7 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         mtu: 1420,
         threads: workers::WorkerThreads::default(),
         overlay: None,
+        tun_routes: None,
         interface: config.interface,
     };
     (control, tx)
