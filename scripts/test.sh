@@ -51,6 +51,8 @@ echo "== per-core spread (two peers, --cores 2)"
 scripts/e2e-spread.sh
 echo "== peers at run time: wg show/showconf/set/syncconf, SIGHUP reloads under a transfer, SIGTERM under load"
 scripts/e2e-peers.sh --no-build
+echo "== wg-quick habits: allowed IPs routed into the TUN, overlapping ones by longest prefix, routes = false"
+scripts/e2e-routes.sh --no-build
 echo "== end-to-end (network namespaces)"
 scripts/e2e.sh --backend both
 echo "== attacks and faults: handshake floods, loss and reordering, a rekey under traffic, preshared"

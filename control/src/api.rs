@@ -1,7 +1,10 @@
 //! The node's local status API (DESIGN §4): what a running node reports about itself, the
-//! server the control thread runs on `/run/rovy/NAME.sock` (see [`default_socket_path`] for
-//! nodes in other network namespaces), and the client behind
-//! `rovy-fast status`.
+//! server on `/run/rovy/NAME.sock` (see [`default_socket_path`] for nodes in other network
+//! namespaces), and the client behind `rovy-fast status`.
+//!
+//! The socket is served on a thread of its own ([`calls`]): the control thread only answers
+//! the requests it is handed, a bounded number per turn of its loop, and never touches a
+//! client's connection, so no client can delay its timers.
 //!
 //! The protocol is HTTP/1.x over a Unix stream socket (requests parsed by `httparse`, bodies
 //! by `Content-Length`), one request per connection, so `curl
@@ -15,11 +18,13 @@
 //!   the peer removed, or `404`;
 //! - `GET /v0/ping` → `200`, `text/plain`: `ok`;
 //! - any other path → `404`, the other method → `405`, a malformed or oversized request → `400`,
-//!   a request not complete within [`CLIENT_DEADLINE`] → `408`.
+//!   a request not complete within [`CLIENT_DEADLINE`] → `408`, a node that does not answer
+//!   within [`API_LIMITS`]' answer deadline → `503`.
 //!
 //! The socket is root-only (mode 0600): the status names every peer, its endpoint and traffic,
 //! and the peer commands change them.
 
+pub mod calls;
 mod client;
 mod render;
 mod request;
@@ -38,7 +43,9 @@ pub use client::{
 };
 pub use render::{render_peers, render_routes, render_status};
 pub use request::{MAX_REQUEST_BODY_LEN, MAX_REQUEST_HEAD_LEN};
-pub use server::{Answers, ApiServer, CLIENT_DEADLINE};
+pub use server::{
+    API_LIMITS, Answers, ApiAnswer, ApiCalls, ApiRequest, ApiServer, CLIENT_DEADLINE, answer, serve,
+};
 pub use socket_file::SocketFile;
 pub use socket_path::{NetnsName, default_socket_path};
 

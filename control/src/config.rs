@@ -66,6 +66,7 @@ const INTERFACE_KEYS: &[&str] = &[
     "mtu",
     "cores",
     "metrics",
+    "routes",
 ];
 
 const PEER_KEYS: &[&str] = &[
@@ -96,6 +97,9 @@ pub struct InterfaceConfig {
     pub cores: Option<u16>,
     /// Where to serve Prometheus metrics (`metrics = "ADDR:PORT"`); off when absent.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Whether the peers' allowed IPs are routed into the TUN (`routes`, default true), as
+    /// wg-quick adds routes; `routes = false` is wg-quick's `Table = off`.
+    pub routes: bool,
 }
 
 /// Where the node receives UDP.
@@ -114,7 +118,8 @@ pub struct PeerConfig {
     pub kind: PeerKind,
     pub endpoint: Option<Endpoint>,
     /// Plain IP routes through this peer. Host bits are cleared (`10.0.0.7/24` becomes
-    /// `10.0.0.0/24`), as WireGuard does. No two peers' prefixes overlap.
+    /// `10.0.0.0/24`), as WireGuard does. No prefix is another peer's too; prefixes of
+    /// different peers may overlap, and the longest match wins.
     pub allowed_ips: Vec<IpPrefix>,
     pub preshared_key: Option<PresharedKey>,
     /// `None` when off (absent or 0).
@@ -319,6 +324,9 @@ impl Loader<'_> {
                 )
             })?),
         };
+        let routes = fields
+            .boolean(source, "routes")?
+            .is_none_or(|routes| routes.value);
         Ok(InterfaceConfig {
             name,
             private_key,
@@ -327,6 +335,7 @@ impl Loader<'_> {
             mtu,
             cores,
             metrics,
+            routes,
         })
     }
 
@@ -508,8 +517,9 @@ impl Loader<'_> {
     }
 
     /// Rules between a peer and the rest: not our own key, a key we can agree with, no key twice,
-    /// no allowed IP claimed by two peers (WireGuard would silently move the prefix to the
-    /// later peer; here that is an error).
+    /// no allowed IP given to two peers (WireGuard would silently move the prefix to the later
+    /// peer; here that is an error). Prefixes of different peers may overlap, as in WireGuard:
+    /// the longest one that matches picks the peer (`0.0.0.0/0` beside `/32`s).
     fn check_against_others(
         &self,
         private_key: &PrivateKey,
@@ -539,14 +549,14 @@ impl Loader<'_> {
             return Err(key_error(format!("{key} is already the key of {other}")));
         }
         for ours in &peer.config.allowed_ips {
-            if let Some((theirs, owner)) = claims.overlapping(ours) {
+            if let Some(owner) = claims.owner(ours) {
                 let other = earlier
                     .get(owner)
                     .map_or("another peer", |o| o.path.as_str());
                 return Err(self.source.error(
                     Some(&format!("{}.allowed_ips", peer.path)),
                     Some(peer.allowed_ips_span.clone()),
-                    format!("{ours} overlaps {theirs} of {other}"),
+                    format!("{ours} is already an allowed IP of {other}"),
                 ));
             }
         }

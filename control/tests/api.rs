@@ -2,6 +2,7 @@
 //! and hostile local clients and servers.
 
 mod common;
+mod served;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,14 +13,14 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use common::{TempDir, fc_key};
 use rovy_control::api::{
-    Answers, ApiServer, ConnectRequest, DisconnectRequest, HandshakeCounts, LinkStatus,
-    MAX_REQUEST_HEAD_LEN, PeerList, PeerStatus, Refusal, RouteList, RouteStatus, Status,
-    WorkerStatus, fetch_status, render_routes, render_status,
+    Answers, ConnectRequest, DisconnectRequest, HandshakeCounts, LinkStatus, MAX_REQUEST_HEAD_LEN,
+    PeerList, PeerStatus, Refusal, RouteList, RouteStatus, Status, WorkerStatus, fetch_status,
+    render_routes, render_status,
 };
+use served::Served;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rovy-fast");
 
@@ -159,22 +160,6 @@ impl Answers for Fixed<'_> {
     }
 }
 
-/// Runs `client` on a thread while this thread serves `server`, as the control loop would.
-fn while_serving<T: Send>(
-    server: &ApiServer,
-    status: &Status,
-    client: impl FnOnce() -> T + Send,
-) -> T {
-    thread::scope(|scope| {
-        let client = scope.spawn(client);
-        while !client.is_finished() {
-            server.handle_ready(&mut Fixed(status)).unwrap();
-            thread::sleep(Duration::from_millis(1));
-        }
-        client.join().unwrap()
-    })
-}
-
 /// Sends `request` (then ends the stream, if `hang_up`) and reads the answer until the server
 /// closes. A server that closes with part of an oversized request unread makes the read end in
 /// a reset instead of an end of stream; what arrived before it is the answer.
@@ -245,7 +230,7 @@ fn drops_sum_over_workers_leaving_out_zero_reasons() {
 fn status_round_trips_and_the_socket_is_root_only() {
     let dir = TempDir::new();
     let path = dir.path().join("run/rovy/rovy0.sock");
-    let server = ApiServer::bind(&path).unwrap();
+    let server = Served::bind(&path).unwrap();
     assert_eq!(server.path(), path);
     let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600);
@@ -263,7 +248,9 @@ fn status_round_trips_and_the_socket_is_root_only() {
     );
 
     let status = sample_status();
-    let fetched = while_serving(&server, &status, || fetch_status(&path)).unwrap();
+    let fetched = server
+        .while_serving(&mut Fixed(&status), || fetch_status(&path))
+        .unwrap();
     assert_eq!(fetched, status);
 
     drop(server);
@@ -280,10 +267,10 @@ fn cli_prints_json_or_a_summary() {
     let dir = TempDir::new();
     let path = dir.path().join("rovy0.sock");
     let socket = path.to_str().unwrap();
-    let server = ApiServer::bind(&path).unwrap();
+    let server = Served::bind(&path).unwrap();
     let status = sample_status();
 
-    let output = while_serving(&server, &status, || {
+    let output = server.while_serving(&mut Fixed(&status), || {
         rovy(&["status", "--socket", socket, "--json"])
     });
     assert_eq!(output.status.code(), Some(0), "{output:?}");
@@ -292,7 +279,9 @@ fn cli_prints_json_or_a_summary() {
     assert!(!line.contains('\n'));
     assert_eq!(serde_json::from_str::<Status>(line).unwrap(), status);
 
-    let output = while_serving(&server, &status, || rovy(&["status", "--socket", socket]));
+    let output = server.while_serving(&mut Fixed(&status), || {
+        rovy(&["status", "--socket", socket])
+    });
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
@@ -305,10 +294,10 @@ fn route_list_prints_json_or_a_table() {
     let dir = TempDir::new();
     let path = dir.path().join("rovy0.sock");
     let socket = path.to_str().unwrap();
-    let server = ApiServer::bind(&path).unwrap();
+    let server = Served::bind(&path).unwrap();
     let status = sample_status();
 
-    let output = while_serving(&server, &status, || {
+    let output = server.while_serving(&mut Fixed(&status), || {
         rovy(&["route", "list", "--socket", socket, "--json"])
     });
     assert_eq!(output.status.code(), Some(0), "{output:?}");
@@ -316,7 +305,7 @@ fn route_list_prints_json_or_a_table() {
     let routes: RouteList = serde_json::from_str(stdout.trim_end()).unwrap();
     assert_eq!(routes, sample_routes());
 
-    let output = while_serving(&server, &status, || {
+    let output = server.while_serving(&mut Fixed(&status), || {
         rovy(&["route", "list", "--socket", socket])
     });
     assert_eq!(output.status.code(), Some(0), "{output:?}");
@@ -357,7 +346,7 @@ fn cli_names_the_socket_nobody_listens_on() {
 fn bad_requests_get_errors_and_the_server_keeps_serving() {
     let dir = TempDir::new();
     let path = dir.path().join("rovy0.sock");
-    let server = ApiServer::bind(&path).unwrap();
+    let server = Served::bind(&path).unwrap();
     let status = sample_status();
     let bad_request = |why: &str| text_answer("400 Bad Request", "", &format!("{why}\n"));
 
@@ -440,7 +429,8 @@ fn bad_requests_get_errors_and_the_server_keeps_serving() {
         ),
     ];
     for (request, hang_up, expected) in cases {
-        let answer = while_serving(&server, &status, || exchange(&path, &request, hang_up));
+        let answer =
+            server.while_serving(&mut Fixed(&status), || exchange(&path, &request, hang_up));
         assert_eq!(
             answer,
             expected,
@@ -449,7 +439,7 @@ fn bad_requests_get_errors_and_the_server_keeps_serving() {
         );
     }
 
-    let answer = while_serving(&server, &status, || {
+    let answer = server.while_serving(&mut Fixed(&status), || {
         exchange(&path, b"GET /v0/status HTTP/1.0\r\n\r\n", false)
     });
     let body = serde_json::to_string(&status).unwrap();
@@ -464,36 +454,17 @@ fn bad_requests_get_errors_and_the_server_keeps_serving() {
 }
 
 #[test]
-fn silent_and_slow_clients_time_out() {
-    let dir = TempDir::new();
-    let path = dir.path().join("rovy0.sock");
-    let server = ApiServer::bind(&path).unwrap();
-    let status = sample_status();
-
-    let mut silent = UnixStream::connect(&path).unwrap();
-    let mut slow = UnixStream::connect(&path).unwrap();
-    slow.write_all(b"GET /v0/sta").unwrap();
-    let start = Instant::now();
-    server.handle_ready(&mut Fixed(&status)).unwrap();
-    assert!(start.elapsed() < Duration::from_secs(5));
-
-    let timed_out = text_answer("408 Request Timeout", "", "request incomplete\n");
-    assert_eq!(read_answer(&mut silent), timed_out);
-    assert_eq!(read_answer(&mut slow), timed_out);
-    let fetched = while_serving(&server, &status, || fetch_status(&path)).unwrap();
-    assert_eq!(fetched, status);
-}
-
-#[test]
 fn stale_socket_is_replaced() {
     let dir = TempDir::new();
     let path = dir.path().join("rovy0.sock");
     drop(UnixListener::bind(&path).unwrap());
     assert!(path.exists());
 
-    let server = ApiServer::bind(&path).unwrap();
+    let server = Served::bind(&path).unwrap();
     let status = sample_status();
-    let fetched = while_serving(&server, &status, || fetch_status(&path)).unwrap();
+    let fetched = server
+        .while_serving(&mut Fixed(&status), || fetch_status(&path))
+        .unwrap();
     assert_eq!(fetched, status);
 }
 
@@ -501,20 +472,22 @@ fn stale_socket_is_replaced() {
 fn live_socket_and_other_files_are_refused() {
     let dir = TempDir::new();
     let path = dir.path().join("rovy0.sock");
-    let server = ApiServer::bind(&path).unwrap();
+    let server = Served::bind(&path).unwrap();
 
-    let error = ApiServer::bind(&path).unwrap_err();
+    let error = Served::bind(&path).err().expect("refused");
     assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
     assert_eq!(
         error.to_string(),
         format!("another node is running on {}", path.display())
     );
     let status = sample_status();
-    let fetched = while_serving(&server, &status, || fetch_status(&path)).unwrap();
+    let fetched = server
+        .while_serving(&mut Fixed(&status), || fetch_status(&path))
+        .unwrap();
     assert_eq!(fetched, status);
 
     let file = dir.file("rovy1.sock", "not a socket", 0o644);
-    let error = ApiServer::bind(&file).unwrap_err();
+    let error = Served::bind(&file).err().expect("refused");
     assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
     assert_eq!(
         error.to_string(),
@@ -527,14 +500,16 @@ fn live_socket_and_other_files_are_refused() {
 fn drop_leaves_a_later_nodes_socket_alone() {
     let dir = TempDir::new();
     let path = dir.path().join("rovy0.sock");
-    let first = ApiServer::bind(&path).unwrap();
+    let first = Served::bind(&path).unwrap();
     fs::remove_file(&path).unwrap();
-    let second = ApiServer::bind(&path).unwrap();
+    let second = Served::bind(&path).unwrap();
     drop(first);
     assert!(path.exists());
 
     let status = sample_status();
-    let fetched = while_serving(&second, &status, || fetch_status(&path)).unwrap();
+    let fetched = second
+        .while_serving(&mut Fixed(&status), || fetch_status(&path))
+        .unwrap();
     assert_eq!(fetched, status);
     drop(second);
     assert!(!path.exists());

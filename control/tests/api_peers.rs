@@ -4,14 +4,15 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::thread;
-use std::time::Duration;
+
+mod served;
 
 use rovy_control::api::{
-    Answers, ApiServer, ConnectRequest, DisconnectRequest, PeerList, PeerStatus, Refusal,
-    RouteList, Status, render_peers,
+    Answers, ConnectRequest, DisconnectRequest, PeerList, PeerStatus, Refusal, RouteList, Status,
+    render_peers,
 };
 use rovy_control::keys::PublicKey;
+use served::Served;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rovy-fast");
 
@@ -97,21 +98,14 @@ impl Answers for Recording {
 }
 
 /// Runs `rovy-fast ARGS --socket SOCKET` while `node` answers on it.
-fn rovy(node: &mut Recording, server: &ApiServer, args: &[&str]) -> Output {
+fn rovy(node: &mut Recording, server: &Served, args: &[&str]) -> Output {
     let socket = server.path().to_str().unwrap().to_owned();
-    thread::scope(|scope| {
-        let client = scope.spawn(|| {
-            Command::new(BIN)
-                .args(args)
-                .args(["--socket", &socket])
-                .output()
-                .unwrap()
-        });
-        while !client.is_finished() {
-            server.handle_ready(node).unwrap();
-            thread::sleep(Duration::from_millis(1));
-        }
-        client.join().unwrap()
+    server.while_serving(node, || {
+        Command::new(BIN)
+            .args(args)
+            .args(["--socket", &socket])
+            .output()
+            .unwrap()
     })
 }
 
@@ -125,9 +119,9 @@ fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
-fn node_with_a_peer(name: &str) -> (TempDir, ApiServer, Recording) {
+fn node_with_a_peer(name: &str) -> (TempDir, Served, Recording) {
     let dir = TempDir::new(name);
-    let server = ApiServer::bind(&dir.0.join("rovy0.sock")).unwrap();
+    let server = Served::bind(&dir.0.join("rovy0.sock")).unwrap();
     let node = Recording {
         peers: vec![peer(peer_key(2), Some("192.0.2.2:1312"))],
         ..Recording::default()
@@ -293,20 +287,13 @@ fn peer_disconnect_names_the_peer_by_peer_id_or_key() {
 }
 
 /// A request straight to the socket, as `curl` would send it.
-fn raw(node: &mut Recording, server: &ApiServer, path: &Path, request: &[u8]) -> String {
-    thread::scope(|scope| {
-        let client = scope.spawn(|| {
-            let mut stream = UnixStream::connect(path).unwrap();
-            stream.write_all(request).unwrap();
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).unwrap();
-            answer
-        });
-        while !client.is_finished() {
-            server.handle_ready(node).unwrap();
-            thread::sleep(Duration::from_millis(1));
-        }
-        client.join().unwrap()
+fn raw(node: &mut Recording, server: &Served, path: &Path, request: &[u8]) -> String {
+    server.while_serving(node, || {
+        let mut stream = UnixStream::connect(path).unwrap();
+        stream.write_all(request).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
     })
 }
 

@@ -1,177 +1,142 @@
-//! The status API server, run by the control thread's epoll loop.
-//!
-//! The listener is non-blocking and registered in the caller's epoll set; when it is readable,
-//! [`ApiServer::handle_ready`] serves every pending connection to completion on the spot. Each
-//! connection gets [`CLIENT_DEADLINE`] to send its request and as long again to take the answer,
-//! so a slow or hostile local client delays the data path's control work by a bounded amount.
+//! The status API's protocol: HTTP/1.x requests parsed on the API thread (see
+//! [`super::calls`]), answered there when they are refused and by the control thread when
+//! they ask about the node.
 
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::request::{self, HttpRequest, MAX_REQUEST_BODY_LEN, MAX_REQUEST_HEAD_LEN, RequestError};
+use rovy_dataplane::sys::EventFd;
+use zeroize::Zeroizing;
+
+use super::calls::{CallServer, Calls, Failure, Limits, Parsed, Protocol, Reply};
+use super::request::{self, HttpRequest, MAX_REQUEST_BODY_LEN, MAX_REQUEST_HEAD_LEN};
 use super::socket_file::SocketFile;
 use super::{
     CONNECT_PATH, ConnectRequest, DISCONNECT_PATH, DisconnectRequest, PEERS_PATH, PING_PATH,
     PeerList, PeerStatus, ROUTES_PATH, Refusal, RouteList, STATUS_PATH, Status,
 };
 
-/// How long a client has to send its request, and again to take the answer.
-pub const CLIENT_DEADLINE: Duration = Duration::from_millis(100);
+/// How long a client has to send its request, and again to take the answer. A slow client
+/// holds only its own connection on the API thread.
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(1);
 
-/// The node's listening status socket. Dropping it removes the socket file.
+/// How the API socket is served: [`CLIENT_DEADLINE`]; the control thread answers between two
+/// turns of its loop, so 5 s without an answer means it is stuck; clients served at once.
+pub const API_LIMITS: Limits = Limits {
+    client_deadline: CLIENT_DEADLINE,
+    answer_deadline: Duration::from_secs(5),
+    max_connections: 64,
+};
+
+/// The node's API socket, served on a thread of its own. Dropping it stops the thread and
+/// removes the socket file.
+pub type ApiServer = CallServer;
+
+/// What the API thread asks the control thread.
 #[derive(Debug)]
-pub struct ApiServer {
-    socket: SocketFile,
+pub enum ApiRequest {
+    Status,
+    Routes,
+    Peers,
+    Ping,
+    Connect(ConnectRequest),
+    Disconnect(DisconnectRequest),
 }
 
-impl ApiServer {
-    /// Listens on `path` (see [`SocketFile::bind`]: root-only, a stale socket replaced, a live
-    /// node's refused).
-    pub fn bind(path: &Path) -> io::Result<Self> {
-        let socket = SocketFile::bind(path)?;
-        socket.listener().set_nonblocking(true)?;
-        Ok(Self { socket })
-    }
-
-    /// Where this server listens.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        self.socket.path()
-    }
-
-    /// Serves every pending connection, then returns; call it when the listener is readable.
-    /// `answers` builds each answer when a request asks for it.
-    ///
-    /// # Errors
-    /// Accepting failed for a reason other than "nothing pending" (out of file descriptors,
-    /// say); the connections left stay queued for the next call.
-    pub fn handle_ready(&self, answers: &mut impl Answers) -> io::Result<()> {
-        loop {
-            match self.socket.listener().accept() {
-                Ok((stream, _)) => serve(stream, answers),
-                Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
-                    ) => {}
-                Err(error) => return Err(error),
-            }
-        }
-    }
-}
-
-impl AsFd for ApiServer {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket.listener().as_fd()
-    }
-}
-
-impl AsRawFd for ApiServer {
-    fn as_raw_fd(&self) -> RawFd {
-        self.socket.listener().as_raw_fd()
-    }
-}
-
-/// Answers one connection, or closes it silently if the client sent nothing and hung up (a
-/// liveness probe, see [`SocketFile::bind`]) or the connection failed.
-fn serve(mut stream: UnixStream, answers: &mut impl Answers) {
-    if stream.set_nonblocking(false).is_err() {
-        return;
-    }
-    let response = match read_request(&mut stream, Instant::now() + CLIENT_DEADLINE) {
-        Ok(request) => respond(&request, answers),
-        Err(ReadError::TimedOut) => Response::text(408, "Request Timeout", "request incomplete"),
-        Err(ReadError::CutOff) => Response::text(400, "Bad Request", "request incomplete"),
-        Err(ReadError::Refused(error)) => Response::text(400, "Bad Request", &error.message()),
-        Err(ReadError::Closed | ReadError::Failed) => return,
-    };
-    let _ = write_all_by(
-        &mut stream,
-        &response.into_bytes(),
-        Instant::now() + CLIENT_DEADLINE,
-    );
-    let _ = stream.shutdown(Shutdown::Both);
-}
-
+/// The control thread's answer to an [`ApiRequest`].
 #[derive(Debug)]
-enum ReadError {
-    /// The client hung up without sending a byte.
-    Closed,
-    /// The request was not complete by the deadline.
-    TimedOut,
-    /// The client hung up before the request was complete.
-    CutOff,
-    /// The request is malformed or too long.
-    Refused(RequestError),
-    /// The connection failed; nobody is left to answer.
-    Failed,
+pub enum ApiAnswer {
+    Status(Box<Status>),
+    Routes(RouteList),
+    Peers(PeerList),
+    Ping,
+    /// A peer changed, or why not.
+    Peer(Result<PeerStatus, Refusal>),
 }
 
-/// Reads one request (head and body) by `deadline`, never more than its limits allow.
-fn read_request(stream: &mut UnixStream, deadline: Instant) -> Result<HttpRequest, ReadError> {
-    let mut bytes = Vec::new();
-    let mut chunk = [0_u8; 4096];
-    loop {
-        if !bytes.is_empty() {
-            if let Some(request) = request::parse(&bytes).map_err(ReadError::Refused)? {
-                return Ok(request);
-            }
-        }
-        let room = (MAX_REQUEST_HEAD_LEN + MAX_REQUEST_BODY_LEN).saturating_sub(bytes.len());
-        if room == 0 {
-            return Err(ReadError::Refused(RequestError::BodyTooLong));
-        }
-        let remaining = time_left(deadline).ok_or(ReadError::TimedOut)?;
-        stream
-            .set_read_timeout(Some(remaining))
-            .map_err(|_| ReadError::Failed)?;
-        let want = room.min(chunk.len());
-        let buffer = chunk.get_mut(..want).unwrap_or_default();
-        match stream.read(buffer) {
-            Ok(0) if bytes.is_empty() => return Err(ReadError::Closed),
-            Ok(0) => return Err(ReadError::CutOff),
-            Ok(read) => bytes.extend_from_slice(buffer.get(..read).unwrap_or_default()),
-            Err(error) if error.kind() == ErrorKind::Interrupted => {}
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(ReadError::TimedOut);
-            }
-            Err(_) => return Err(ReadError::Failed),
-        }
+/// The calls the control thread answers.
+pub type ApiCalls = Calls<ApiRequest, ApiAnswer>;
+
+/// Listens on `path` (see [`SocketFile::bind`]: root-only, a stale socket replaced, a live
+/// node's refused) and serves it on a new thread with `limits` ([`API_LIMITS`] for a node),
+/// notifying `wake` for each call.
+pub fn serve(path: &Path, limits: Limits, wake: Arc<EventFd>) -> io::Result<(ApiServer, ApiCalls)> {
+    let socket = SocketFile::bind(path)?;
+    CallServer::start(socket, Http, limits, "rovy-api", wake)
+}
+
+/// Answers `request` from `answers`.
+pub fn answer(answers: &mut impl Answers, request: ApiRequest) -> ApiAnswer {
+    match request {
+        ApiRequest::Status => ApiAnswer::Status(Box::new(answers.status())),
+        ApiRequest::Routes => ApiAnswer::Routes(answers.routes()),
+        ApiRequest::Peers => ApiAnswer::Peers(answers.peers()),
+        ApiRequest::Ping => ApiAnswer::Ping,
+        ApiRequest::Connect(connect) => ApiAnswer::Peer(answers.connect(connect)),
+        ApiRequest::Disconnect(disconnect) => ApiAnswer::Peer(answers.disconnect(disconnect)),
     }
 }
 
-/// Time until `deadline`, or `None` if it has passed (a zero timeout would mean "block").
-fn time_left(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|left| !left.is_zero())
-}
+/// HTTP/1.x, one request per connection.
+struct Http;
 
-fn write_all_by(stream: &mut UnixStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let remaining = time_left(deadline).ok_or(ErrorKind::TimedOut)?;
-        stream.set_write_timeout(Some(remaining))?;
-        match stream.write(bytes) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(written) => bytes = bytes.get(written..).unwrap_or_default(),
-            Err(error) if error.kind() == ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
+impl Protocol for Http {
+    type Request = ApiRequest;
+    type Answer = ApiAnswer;
+    const MAX_REQUEST_LEN: usize = MAX_REQUEST_HEAD_LEN + MAX_REQUEST_BODY_LEN;
+
+    fn parse(&self, bytes: &[u8]) -> Parsed<ApiRequest> {
+        match request::parse(bytes) {
+            Ok(None) => Parsed::More,
+            Ok(Some(request)) => match route(&request) {
+                Ok(request) => Parsed::Call(request),
+                Err(response) => Parsed::Reply(response.into_reply()),
+            },
+            Err(error) => {
+                Parsed::Reply(Response::text(400, "Bad Request", &error.message()).into_reply())
+            }
         }
     }
-    Ok(())
+
+    fn reply(&self, answer: ApiAnswer) -> Reply {
+        let response = match answer {
+            ApiAnswer::Status(status) => Response::json(&status),
+            ApiAnswer::Routes(routes) => Response::json(&routes),
+            ApiAnswer::Peers(peers) => Response::json(&peers),
+            ApiAnswer::Ping => Response::text(200, "OK", "ok"),
+            ApiAnswer::Peer(result) => Response::answer(result),
+        };
+        response.into_reply()
+    }
+
+    fn failed(&self, failure: Failure) -> Reply {
+        let response = match failure {
+            Failure::TooLong => Response::text(
+                400,
+                "Bad Request",
+                &request::RequestError::BodyTooLong.message(),
+            ),
+            Failure::CutOff => Response::text(400, "Bad Request", "request incomplete"),
+            Failure::TimedOut => Response::text(408, "Request Timeout", "request incomplete"),
+            Failure::NoAnswer => Response::text(
+                503,
+                "Service Unavailable",
+                "the node did not answer in time",
+            ),
+        };
+        response.into_reply()
+    }
 }
 
-/// Routes a request by method and path.
-fn respond(request: &HttpRequest, answers: &mut impl Answers) -> Response {
+/// Routes a request by method and path: what to ask the control thread, or the answer to a
+/// request it need not see.
+fn route(request: &HttpRequest) -> Result<ApiRequest, Response> {
     let method = match request.target.as_str() {
         STATUS_PATH | ROUTES_PATH | PEERS_PATH | PING_PATH => "GET",
         CONNECT_PATH | DISCONNECT_PATH => "POST",
-        _ => return Response::text(404, "Not Found", "no such path"),
+        _ => return Err(Response::text(404, "Not Found", "no such path")),
     };
     if request.method != method {
         let mut response = Response::text(
@@ -180,22 +145,23 @@ fn respond(request: &HttpRequest, answers: &mut impl Answers) -> Response {
             &format!("only {method} is served"),
         );
         response.allow = Some(method);
-        return response;
+        return Err(response);
     }
-    match request.target.as_str() {
-        STATUS_PATH => Response::json(&answers.status()),
-        ROUTES_PATH => Response::json(&answers.routes()),
-        PEERS_PATH => Response::json(&answers.peers()),
-        CONNECT_PATH => match serde_json::from_slice(&request.body) {
-            Ok(connect) => Response::answer(answers.connect(connect)),
-            Err(error) => Response::text(400, "Bad Request", &format!("malformed body: {error}")),
-        },
-        DISCONNECT_PATH => match serde_json::from_slice(&request.body) {
-            Ok(disconnect) => Response::answer(answers.disconnect(disconnect)),
-            Err(error) => Response::text(400, "Bad Request", &format!("malformed body: {error}")),
-        },
-        _ => Response::text(200, "OK", "ok"),
-    }
+    let malformed = |error: serde_json::Error| {
+        Response::text(400, "Bad Request", &format!("malformed body: {error}"))
+    };
+    Ok(match request.target.as_str() {
+        STATUS_PATH => ApiRequest::Status,
+        ROUTES_PATH => ApiRequest::Routes,
+        PEERS_PATH => ApiRequest::Peers,
+        CONNECT_PATH => {
+            ApiRequest::Connect(serde_json::from_slice(&request.body).map_err(malformed)?)
+        }
+        DISCONNECT_PATH => {
+            ApiRequest::Disconnect(serde_json::from_slice(&request.body).map_err(malformed)?)
+        }
+        _ => ApiRequest::Ping,
+    })
 }
 
 /// What a node answers its API with: each built only when a request asks for it, so an idle
@@ -258,7 +224,7 @@ impl Response {
         }
     }
 
-    fn into_bytes(self) -> Vec<u8> {
+    fn into_reply(self) -> Reply {
         let allow = self
             .allow
             .map(|method| format!("Allow: {method}\r\n"))
@@ -273,6 +239,6 @@ impl Response {
         )
         .into_bytes();
         bytes.extend_from_slice(&self.body);
-        bytes
+        Zeroizing::new(bytes)
     }
 }

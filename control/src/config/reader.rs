@@ -226,6 +226,17 @@ impl Fields {
         })
     }
 
+    pub fn boolean(
+        &mut self,
+        source: &Source,
+        key: &str,
+    ) -> Result<Option<Field<bool>>, ConfigError> {
+        self.typed(source, key, "true or false", |value| match value {
+            toml::Value::Boolean(flag) => Ok(flag),
+            other => Err(other),
+        })
+    }
+
     pub fn strings(
         &mut self,
         source: &Source,

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::Control;
 use super::peers::PeerSpec;
 use super::status;
+use super::{CALLS_PER_TURN, Control};
 use crate::api::{
     self, ConnectRequest, DisconnectRequest, PeerList, PeerStatus, Refusal, RouteList, Status,
 };
@@ -30,6 +30,21 @@ impl NodeAnswers<'_> {
 }
 
 impl Control {
+    /// Answers up to [`CALLS_PER_TURN`] of the local API's calls waiting; with more waiting,
+    /// the loop comes back for them at once.
+    pub(super) fn take_api_calls(&mut self) {
+        for _ in 0..CALLS_PER_TURN {
+            let Some(call) = self.api_calls.next_call() else {
+                return;
+            };
+            let now = self.now();
+            call.answer_with(|request| {
+                api::answer(&mut NodeAnswers { control: self, now }, request)
+            });
+        }
+        self.requests_wake.notify();
+    }
+
     /// The node's status at `now`, for the API and metrics scrapes.
     pub(super) fn status_snapshot(&self, now: Duration) -> Status {
         self.status.snapshot(

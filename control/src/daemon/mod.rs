@@ -13,6 +13,7 @@ mod options;
 mod overlay;
 mod peers;
 mod reload;
+mod routes;
 mod screen;
 mod setup;
 pub(crate) use setup::SOCKET_BUFFER;
@@ -46,7 +47,7 @@ use rovy_dataplane::sys::{self, Datagram, Epoll, EventFd, SendBatch, SignalFd};
 use rovy_dataplane::tables::Tables;
 use rovy_dataplane::worker::{ControlLink, Worker};
 
-use crate::api::{self, ApiServer};
+use crate::api;
 use crate::config::{Config, InterfaceConfig};
 use crate::cpus;
 use crate::metrics::{MetricsServer, SnapshotRequests};
@@ -69,10 +70,13 @@ const TICK: Duration = Duration::from_millis(100);
 /// while messages remain the loop comes back without sleeping.
 const HANDSHAKES_PER_TURN: usize = 64;
 
+/// Calls from each API socket answered per loop turn: a client that asks again and again gets
+/// turns, the timers and the data path's control work keep theirs.
+const CALLS_PER_TURN: usize = 4;
+
 const TOKEN_SIGNAL: u64 = 0;
 const TOKEN_WAKE: u64 = 1;
-const TOKEN_API: u64 = 2;
-const TOKEN_REQUEST: u64 = 3;
+const TOKEN_REQUEST: u64 = 2;
 
 /// The signals the control thread takes: SIGHUP reloads the config, SIGINT and SIGTERM stop
 /// the node.
@@ -108,30 +112,30 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         .socket
         .clone()
         .unwrap_or_else(|| api::default_socket_path(&config.interface.name));
-    let api = ApiServer::bind(&socket_path).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-            " (give this node a socket of its own with --socket PATH, and ask it with \
-             `rovy-fast status --socket PATH`)"
-        } else {
-            ""
-        };
-        format!(
-            "cannot open the API socket {}: {e}{hint}",
-            socket_path.display()
-        )
-    })?;
     let requests_wake = Arc::new(EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
-    let (uapi_tx, uapi_calls) = std::sync::mpsc::sync_channel(1);
+    let (api, api_calls) = api::serve(&socket_path, api::API_LIMITS, Arc::clone(&requests_wake))
+        .map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (give this node a socket of its own with --socket PATH, and ask it with \
+                 `rovy-fast status --socket PATH`)"
+            } else {
+                ""
+            };
+            format!(
+                "cannot open the API socket {}: {e}{hint}",
+                socket_path.display()
+            )
+        })?;
     let uapi_path = api::uapi::default_uapi_path(&config.interface.name);
-    let uapi = match api::uapi::serve(&uapi_path, uapi_tx, Arc::clone(&requests_wake)) {
-        Ok(server) => Some(server),
+    let (uapi, uapi_calls) = match api::uapi::serve(&uapi_path, Arc::clone(&requests_wake)) {
+        Ok((server, calls)) => (Some(server), Some(calls)),
         Err(e) => {
             tracing::warn!(
                 "no WireGuard userspace API ({}: {e}); `wg` will not see {}",
                 uapi_path.display(),
                 config.interface.name
             );
-            None
+            (None, None)
         }
     };
     let queues = setup::create_interface(&config, workers, options.offloads)?;
@@ -232,11 +236,19 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     // The configured peers join as any peer added later does (and are dialled if they have an
     // endpoint); the workers see them from their first packet on.
     let mut book = PeerBook::default();
+    let mut tun_routes = config.interface.routes.then(|| {
+        routes::TunRoutes::new(
+            Box::new(routes::KernelRoutes::new(&name)),
+            &name,
+            &config.interface.addresses,
+        )
+    });
     let started = Peers {
         book: &mut book,
         links: &mut links,
         dataplane: &dataplane,
         overlay: Some(&mut overlay),
+        routes: tun_routes.as_mut(),
     }
     .update(
         &update,
@@ -271,6 +283,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         reloaded_tx,
         reloaded,
         requests_wake,
+        api_calls,
         uapi_calls,
         origin,
         handshakes: rx,
@@ -285,18 +298,17 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         mtu: usize::from(config.interface.mtu),
         threads,
         overlay: Some(overlay),
+        tun_routes,
         interface: config.interface,
         scrapes,
         events: events::Events::new(),
     };
-    let result = control.run(&signals, &control_wake, &api);
+    let result = control.run(&signals, &control_wake);
     drop(api);
+    drop(uapi);
     drop(metrics);
     control.threads.stop(&shutdown);
-    // The control thread's end of the userspace API goes first: a call waiting for it is then
-    // answered at once, and the API thread stops without delay.
     drop(control);
-    drop(uapi);
     let _ = sys::delete_link(&name);
     tracing::info!("{name} down");
     result
@@ -328,16 +340,20 @@ struct Control {
     /// Routing over the rovy links; taken out while it runs a turn, which sends through
     /// this control thread's sockets.
     overlay: Option<overlay::Overlay>,
+    /// The kernel routes into the TUN for the peers' allowed IPs; `None` with `routes = false`.
+    tun_routes: Option<routes::TunRoutes>,
     /// The running `[interface]`: what a reloaded config may not change.
     interface: InterfaceConfig,
     reloader: reload::Reloader,
     /// Configs read again, from the reload threads.
     reloaded_tx: Sender<Result<reload::Loaded, String>>,
     reloaded: Receiver<Result<reload::Loaded, String>>,
-    /// Woken by the threads that hand the control thread work (reloads, the userspace API).
+    /// Woken by the threads that hand the control thread work (reloads, the API sockets).
     requests_wake: Arc<EventFd>,
-    /// Requests from WireGuard's userspace API.
-    uapi_calls: Receiver<api::uapi::Call>,
+    /// Requests from the local API.
+    api_calls: api::ApiCalls,
+    /// Requests from WireGuard's userspace API, when it is served.
+    uapi_calls: Option<api::uapi::Calls>,
     /// Metrics scrapes waiting for a snapshot, when metrics are on.
     scrapes: Option<SnapshotRequests>,
     /// What the log has said about peers and load.
@@ -346,12 +362,11 @@ struct Control {
 
 impl Control {
     /// Runs until SIGINT/SIGTERM (`Ok`) or until a worker ends (`Err` naming it and why).
-    fn run(&mut self, signals: &SignalFd, wake: &EventFd, api: &ApiServer) -> Result<(), String> {
+    fn run(&mut self, signals: &SignalFd, wake: &EventFd) -> Result<(), String> {
         let mut epoll = Epoll::new(4).map_err(|e| format!("epoll: {e}"))?;
         epoll
             .add_readable(signals, TOKEN_SIGNAL)
             .and_then(|()| epoll.add_readable(wake, TOKEN_WAKE))
-            .and_then(|()| epoll.add_readable(api, TOKEN_API))
             .and_then(|()| epoll.add_readable(&*self.requests_wake, TOKEN_REQUEST))
             .map_err(|e| format!("epoll: {e}"))?;
         let mut backlog = false;
@@ -378,6 +393,7 @@ impl Control {
             if tokens.contains(&TOKEN_REQUEST) {
                 self.requests_wake.drain();
                 self.take_reloads();
+                self.take_api_calls();
                 self.take_uapi_calls();
             }
             if let Some(ended) = self.threads.ended() {
@@ -406,13 +422,6 @@ impl Control {
                 self.send_staged();
             }
             self.overlay_turn();
-            if tokens.contains(&TOKEN_API) {
-                let now = self.now();
-                let mut answers = answers::NodeAnswers { control: self, now };
-                if let Err(e) = api.handle_ready(&mut answers) {
-                    tracing::warn!("API socket: {e}");
-                }
-            }
             self.answer_scrapes();
         }
     }
@@ -541,6 +550,7 @@ impl Control {
             links: &mut self.links,
             dataplane: &self.dataplane,
             overlay: self.overlay.as_mut(),
+            routes: self.tun_routes.as_mut(),
         }
         .update(update, &self.interface.private_key, self.interface.mtu, now)
     }

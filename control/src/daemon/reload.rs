@@ -118,6 +118,12 @@ pub fn check_interface(
         Some(("cores", cores(running.cores), cores(loaded.cores)))
     } else if running.metrics != loaded.metrics {
         Some(("metrics", metrics(running.metrics), metrics(loaded.metrics)))
+    } else if running.routes != loaded.routes {
+        Some((
+            "routes",
+            running.routes.to_string(),
+            loaded.routes.to_string(),
+        ))
     } else {
         None
     };
@@ -212,6 +218,10 @@ mod tests {
             (
                 "metrics = \"127.0.0.1:9586\"\naddresses = [\"10.0.0.1/24\"]\n",
                 "interface.metrics: changed from unset to 127.0.0.1:9586",
+            ),
+            (
+                "routes = false\naddresses = [\"10.0.0.1/24\"]\n",
+                "interface.routes: changed from true to false",
             ),
         ];
         for (extra, problem) in cases {

@@ -10,7 +10,6 @@ use rovy_dataplane::worker::HandshakeMsg;
 struct Loop {
     signals: SignalFd,
     wake: Arc<EventFd>,
-    api: ApiServer,
     dir: std::path::PathBuf,
 }
 
@@ -23,13 +22,12 @@ impl Loop {
             // Never raised here: the loop only has to poll it.
             signals: SignalFd::new(&[libc::SIGUSR2]).unwrap(),
             wake: Arc::new(EventFd::new().unwrap()),
-            api: ApiServer::bind(&dir.join("api.sock")).unwrap(),
             dir,
         }
     }
 
     fn run(&self, control: &mut Control) -> Result<(), String> {
-        control.run(&self.signals, &self.wake, &self.api)
+        control.run(&self.signals, &self.wake)
     }
 }
 
@@ -68,7 +66,8 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         reloaded_tx,
         reloaded,
         requests_wake: Arc::new(EventFd::new().unwrap()),
-        uapi_calls: std::sync::mpsc::sync_channel(1).1,
+        api_calls: api::calls::Calls::none(),
+        uapi_calls: None,
         origin: Instant::now(),
         handshakes: rx,
         handshake_counts: crate::api::HandshakeCounts::default(),
@@ -84,6 +83,7 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         mtu: 1420,
         threads: workers::WorkerThreads::default(),
         overlay: None,
+        tun_routes: None,
         interface: config.interface,
     };
     (control, tx)
@@ -192,4 +192,65 @@ fn the_loop_comes_back_for_a_backlog_without_waiting_for_a_tick() {
     });
     assert!(lp.run(&mut control).is_err());
     assert_eq!(handled(&control), total as u64);
+}
+
+/// The control loop answers a good API client and works through its handshake backlog while
+/// stalled clients hold connections: the API thread keeps them, and their deadlines are far
+/// beyond the test, so had the loop served the socket itself it could have done neither until
+/// they gave up. A worker that asks for the status, waits a little and ends stops the loop.
+#[test]
+fn stalled_api_clients_hold_up_neither_the_loop_nor_other_clients() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let lp = Loop::new("api");
+    let (mut control, tx) = control(4096);
+    let patient = api::calls::Limits {
+        client_deadline: Duration::from_secs(120),
+        answer_deadline: Duration::from_secs(120),
+        max_connections: 16,
+    };
+    let (server, calls) = api::serve(
+        &lp.dir.join("api.sock"),
+        patient,
+        Arc::clone(&control.requests_wake),
+    )
+    .unwrap();
+    control.api_calls = calls;
+    let path = server.path().to_owned();
+    let mut stalled: Vec<UnixStream> = (0..4)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
+    stalled[1].write_all(b"GET /v0/stat").unwrap();
+    stalled[2]
+        .write_all(b"POST /v0/peer/connect HTTP/1.0\r\nContent-Length: 50\r\n\r\n{")
+        .unwrap();
+    let total = 5 * HANDSHAKES_PER_TURN;
+    for _ in 0..total {
+        tx.push(junk_initiation()).unwrap();
+    }
+    lp.wake.notify();
+
+    let (fetched_tx, fetched) = std::sync::mpsc::channel();
+    spawn(&mut control, &lp.wake, move || {
+        let _ = fetched_tx.send(api::fetch_status(&path));
+        // Time for the backlog, as in the test above.
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    });
+    assert!(lp.run(&mut control).is_err(), "the worker ended the loop");
+    let status = fetched.recv().unwrap().unwrap();
+    assert_eq!(
+        status.public_key,
+        control.interface.private_key.public_key().to_string()
+    );
+    assert_eq!(handled(&control), total as u64);
+    for stream in &mut stalled {
+        stream.set_nonblocking(true).unwrap();
+        let read = stream.read(&mut [0u8; 1]);
+        assert!(
+            matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "a stalled client was answered: {read:?}"
+        );
+    }
 }

@@ -6,29 +6,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
-use super::Control;
 use super::peers::{PeerSpec, PeerUpdate};
+use super::{CALLS_PER_TURN, Control};
 use crate::api::uapi::{Answer, Device, DevicePeer, Errno, Request, SetDevice};
 use crate::config::{Endpoint, Listen, PeerConfig, PeerKind};
 use crate::keys::{PresharedKey, PublicKey};
 
-/// Calls answered per loop turn; the API thread sends one at a time, so this is a bound, not a
-/// queue.
-const CALLS_PER_TURN: usize = 4;
-
 impl Control {
-    /// Answers the userspace API's calls waiting.
+    /// Answers up to [`CALLS_PER_TURN`] of the userspace API's calls waiting; with more
+    /// waiting, the loop comes back for them at once.
     pub(super) fn take_uapi_calls(&mut self) {
         for _ in 0..CALLS_PER_TURN {
-            let Ok(call) = self.uapi_calls.try_recv() else {
+            let Some(call) = self.uapi_calls.as_ref().and_then(|calls| calls.next_call()) else {
                 return;
             };
-            let answer = match call.request {
+            call.answer_with(|request| match request {
                 Request::Get => Answer::Device(self.device()),
                 Request::Set(set) => Answer::Set(self.uapi_set(set)),
-            };
-            let _ = call.answer.send(answer);
+            });
         }
+        self.requests_wake.notify();
     }
 
     /// The port `wg show` names: the listen port, or the first listen address's.

@@ -48,7 +48,7 @@ fn tables_nested_in_interface_or_peer_are_refused() {
 "
         )),
         "rovy0.toml: interface.extra: unknown key (known keys: name, private_key_file, \
-         private_key, listen_port, listen, addresses, mtu, cores, metrics)"
+         private_key, listen_port, listen, addresses, mtu, cores, metrics, routes)"
     );
     assert_eq!(
         error(&with_interface(
@@ -78,7 +78,7 @@ fn unknown_keys_and_wrong_types() {
     assert_eq!(
         error(&with_interface("mtu = 1420\nlisten_prot = 1312\n")),
         "rovy0.toml: interface.listen_prot: unknown key (known keys: name, private_key_file, \
-         private_key, listen_port, listen, addresses, mtu, cores, metrics) (line 4, column 15)"
+         private_key, listen_port, listen, addresses, mtu, cores, metrics, routes) (line 4, column 15)"
     );
     let peer = format!(
         "[[peer]]\npublic_key = \"{}\"\nallowed_ip = []\n",
@@ -289,4 +289,26 @@ fn metrics_take_an_address_and_port_and_are_off_by_default() {
     assert_eq!(on.interface.metrics, Some("[::1]:9586".parse().unwrap()));
     let off = parse(&with_interface("")).unwrap();
     assert_eq!(off.interface.metrics, None);
+}
+
+#[test]
+fn routes_into_the_tun_are_on_unless_turned_off() {
+    assert!(parse(&with_interface("")).unwrap().interface.routes);
+    assert!(
+        parse(&with_interface("routes = true\n"))
+            .unwrap()
+            .interface
+            .routes
+    );
+    assert!(
+        !parse(&with_interface("routes = false\n"))
+            .unwrap()
+            .interface
+            .routes
+    );
+    let error = error(&with_interface("routes = \"off\"\n"));
+    assert!(
+        error.starts_with("rovy0.toml: interface.routes: must be true or false, not a string"),
+        "{error}"
+    );
 }

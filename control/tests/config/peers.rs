@@ -101,19 +101,20 @@ fn rovy_peer_without_fc_address_suggests_wireguard_kind() {
 }
 
 #[test]
-fn overlapping_allowed_ips_name_both_peers() {
+fn the_same_allowed_ip_on_two_peers_names_both() {
     let tables = format!(
         "[[peer]]\npublic_key = \"{}\"\nallowed_ips = [\"10.0.0.0/24\"]\n\n\
          [[peer]]\npublic_key = \"{}\"\nallowed_ips = [\"10.1.0.0/16\"]\n\n\
-         [[peer]]\npublic_key = \"{}\"\nallowed_ips = [\"fd00::/8\", \"10.0.0.77/32\"]\n",
+         [[peer]]\npublic_key = \"{}\"\nallowed_ips = [\"fd00::/8\", \"10.0.0.77/24\"]\n",
         peer_key(1),
         peer_key(2),
         peer_key(3)
     );
     assert_eq!(
         error(&peers(&tables)),
-        "rovy0.toml: peer[2].allowed_ips: 10.0.0.77/32 overlaps 10.0.0.0/24 of peer[0] \
-         (line 13, column 15)"
+        "rovy0.toml: peer[2].allowed_ips: 10.0.0.0/24 is already an allowed IP of peer[0] \
+         (line 13, column 15)",
+        "host bits cleared, the prefix is peer[0]'s"
     );
     // The same prefixes within one peer are fine, and so are disjoint ones across peers.
     let tables = format!(
@@ -123,6 +124,34 @@ fn overlapping_allowed_ips_name_both_peers() {
         peer_key(2)
     );
     assert_eq!(parse(&peers(&tables)).unwrap().peers.len(), 2);
+}
+
+/// As in WireGuard: a default route through one peer beside host routes through others, and
+/// nested prefixes in any order; the longest match picks the peer.
+#[test]
+fn overlapping_allowed_ips_of_different_peers_are_accepted() {
+    let tables = format!(
+        "[[peer]]\npublic_key = \"{}\"\nallowed_ips = [\"0.0.0.0/0\", \"::/0\"]\n\
+         [[peer]]\npublic_key = \"{}\"\nallowed_ips = [\"10.9.0.7/32\", \"fd00::7/128\"]\n\
+         [[peer]]\npublic_key = \"{}\"\nallowed_ips = [\"10.9.0.0/16\", \"10.9.0.8/32\"]\n",
+        peer_key(1),
+        peer_key(2),
+        peer_key(3)
+    );
+    let config = parse(&peers(&tables)).unwrap();
+    let allowed: Vec<Vec<String>> = config
+        .peers
+        .iter()
+        .map(|peer| peer.allowed_ips.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(
+        allowed,
+        [
+            vec!["0.0.0.0/0", "::/0"],
+            vec!["10.9.0.7/32", "fd00::7/128"],
+            vec!["10.9.0.0/16", "10.9.0.8/32"]
+        ]
+    );
 }
 
 #[test]

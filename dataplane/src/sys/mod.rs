@@ -38,9 +38,11 @@ mod uring_tests;
 
 pub use affinity::{allowed_cores, available_cores, pin_current_thread};
 pub use alloc_count::CountingAllocator;
-pub use netif::{add_address, add_route, delete_link, index, set_mtu, set_tx_queue_len, set_up};
+pub use netif::{
+    add_address, add_route, delete_link, delete_route, index, set_mtu, set_tx_queue_len, set_up,
+};
 pub use netns::enter_new_netns_for_current_thread;
-pub use poll::{Epoll, EventFd, SignalFd, block_signals};
+pub use poll::{Epoll, EventFd, Interest, SignalFd, block_signals};
 pub use secret::{SecretPage, is_dumpable, set_non_dumpable};
 pub use steer::{steer_by_receiver_index, steered_index};
 pub use tun::{TUN_VNET_HDR_LEN, Tun, TunOffloads, TunQueue};

@@ -1,5 +1,5 @@
-//! Interface configuration over rtnetlink: MTU, transmit queue length, up, addresses (IPv4 and IPv6), routes,
-//! deletion.
+//! Interface configuration over rtnetlink: MTU, transmit queue length, up, addresses (IPv4 and IPv6), routes
+//! (added and removed), deletion.
 //!
 //! Each call opens a `NETLINK_ROUTE` socket, sends one request with `NLM_F_ACK` and waits for
 //! the kernel's answer, so a failure comes back as the kernel's errno, plus its extended-ack
@@ -125,7 +125,37 @@ const RTAX_MTU: u16 = 2;
 /// for that prefix, rather than taking it over.
 pub fn add_route(name: &str, dst: IpAddr, prefix_len: u8, mtu: Option<u32>) -> io::Result<()> {
     let context = format!("add route {dst}/{prefix_len} via {name}");
-    check_prefix_len(dst, prefix_len, &context)?;
+    let create = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+    let mut request = route_request(libc::RTM_NEWROUTE, create, name, dst, prefix_len, &context)?;
+    if let Some(mtu) = mtu {
+        // RTA_METRICS nests attributes of its own: one RTAX_MTU (length 8, a u32).
+        let mut metrics = [0u8; 8];
+        metrics[..2].copy_from_slice(&8u16.to_ne_bytes());
+        metrics[2..4].copy_from_slice(&RTAX_MTU.to_ne_bytes());
+        metrics[4..].copy_from_slice(&mtu.to_ne_bytes());
+        request.push_attr(libc::RTA_METRICS, &metrics);
+    }
+    request.send(&context)
+}
+
+/// Removes the device route `dst/prefix_len` out of interface `name` from the main table, as
+/// [`add_route`] adds it. Fails with [`io::ErrorKind::NotFound`] if there is no such route
+/// (a route through another interface is never touched).
+pub fn delete_route(name: &str, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
+    let context = format!("delete route {dst}/{prefix_len} via {name}");
+    route_request(libc::RTM_DELROUTE, 0, name, dst, prefix_len, &context)?.send(&context)
+}
+
+/// A route request for the device route `dst/prefix_len` out of `name` in the main table.
+fn route_request(
+    msg_type: u16,
+    extra_flags: u16,
+    name: &str,
+    dst: IpAddr,
+    prefix_len: u8,
+    context: &str,
+) -> io::Result<Request> {
+    check_prefix_len(dst, prefix_len, context)?;
     let bytes = ip_bytes(&dst);
     let (full_bytes, rest_bits) = (usize::from(prefix_len / 8), prefix_len % 8);
     let host_bits_set = bytes.iter().enumerate().any(|(i, &byte)| match i {
@@ -143,8 +173,7 @@ pub fn add_route(name: &str, dst: IpAddr, prefix_len: u8, mtu: Option<u32>) -> i
         IpAddr::V4(_) => libc::AF_INET,
         IpAddr::V6(_) => libc::AF_INET6,
     };
-    let create = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
-    let mut request = Request::new(libc::RTM_NEWROUTE, create);
+    let mut request = Request::new(msg_type, extra_flags);
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (u32).
     request.push(&[
         family as u8,
@@ -158,16 +187,8 @@ pub fn add_route(name: &str, dst: IpAddr, prefix_len: u8, mtu: Option<u32>) -> i
     ]);
     request.push(&0u32.to_ne_bytes());
     request.push_attr(libc::RTA_DST, &bytes);
-    request.push_attr(libc::RTA_OIF, &index_for(name, &context)?.to_ne_bytes());
-    if let Some(mtu) = mtu {
-        // RTA_METRICS nests attributes of its own: one RTAX_MTU (length 8, a u32).
-        let mut metrics = [0u8; 8];
-        metrics[..2].copy_from_slice(&8u16.to_ne_bytes());
-        metrics[2..4].copy_from_slice(&RTAX_MTU.to_ne_bytes());
-        metrics[4..].copy_from_slice(&mtu.to_ne_bytes());
-        request.push_attr(libc::RTA_METRICS, &metrics);
-    }
-    request.send(&context)
+    request.push_attr(libc::RTA_OIF, &index_for(name, context)?.to_ne_bytes());
+    Ok(request)
 }
 
 /// [`index`], with `context` (the request being built) prepended to its error.
@@ -396,8 +417,16 @@ fn parse_error_message(message: &[u8], flags: u16) -> io::Result<()> {
             extended_ack_text(message.get(NLMSG_HDR_LEN + 4 + echoed.next_multiple_of(4)..)?)
         })
         .flatten();
+    // rtnetlink's "no such object" (a route to delete that is not there) is ESRCH, which std
+    // does not sort under NotFound.
+    let kind = if errno.saturating_neg() == libc::ESRCH {
+        io::ErrorKind::NotFound
+    } else {
+        err.kind()
+    };
     Err(match text {
-        Some(text) => io::Error::new(err.kind(), format!("{err}; kernel says: {text}")),
+        Some(text) => io::Error::new(kind, format!("{err}; kernel says: {text}")),
+        None if kind != err.kind() => io::Error::new(kind, err.to_string()),
         None => err,
     })
 }

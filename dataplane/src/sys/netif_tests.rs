@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 
 use super::test_packets::{in_new_netns, parse_udp, read_udp_to};
-use super::{Tun, add_address, add_route, set_mtu, set_tx_queue_len, set_up};
+use super::{Tun, add_address, add_route, delete_route, set_mtu, set_tx_queue_len, set_up};
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().unwrap();
@@ -55,6 +55,38 @@ fn routes_beyond_the_address_prefix_carry_traffic_into_the_tun() {
             err.to_string(),
             "add route fc00::/8 via rf-route: File exists (os error 17)"
         );
+    });
+}
+
+#[test]
+fn a_route_goes_only_from_the_interface_it_was_added_to() {
+    in_new_netns(|| {
+        let _tun = Tun::create("rf-del", 1, false).unwrap();
+        set_up("rf-del").unwrap();
+        ip(&["link", "set", "lo", "up"]);
+        add_route("rf-del", ip_addr("10.77.0.0"), 16, None).unwrap();
+        add_route("rf-del", ip_addr("fd77::"), 64, None).unwrap();
+        ip(&["route", "add", "10.78.0.0/16", "dev", "lo"]);
+
+        let err = delete_route("rf-del", ip_addr("10.78.0.0"), 16).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("delete route 10.78.0.0/16 via rf-del: "),
+            "{err}"
+        );
+        assert_eq!(
+            ip(&["route", "show", "10.78.0.0/16"]),
+            "10.78.0.0/16 dev lo scope link \n",
+            "another interface's route stays"
+        );
+
+        delete_route("rf-del", ip_addr("10.77.0.0"), 16).unwrap();
+        delete_route("rf-del", ip_addr("fd77::"), 64).unwrap();
+        assert_eq!(ip(&["route", "show", "10.77.0.0/16"]), "");
+        assert_eq!(ip(&["-6", "route", "show", "fd77::/64"]), "");
+        let err = delete_route("rf-del", ip_addr("10.77.0.0"), 16).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     });
 }
 

@@ -31,21 +31,36 @@ impl Epoll {
 
     /// Watches `fd` for readability (level-triggered) under `token`.
     pub fn add_readable(&self, fd: impl AsFd, token: u64) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
+        self.add(fd, token, Interest::Readable)
+    }
+
+    /// Watches `fd` under `token` for `interest` (level-triggered).
+    pub fn add(&self, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, token, interest)
+    }
+
+    /// Changes what a watched `fd` is watched for, and its token.
+    pub fn modify(&self, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, token, interest)
+    }
+
+    fn control(&self, op: i32, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
+        let events = match interest {
+            Interest::Readable => libc::EPOLLIN as u32,
+            Interest::Writable => libc::EPOLLOUT as u32,
+            Interest::Neither => 0,
         };
+        let mut event = libc::epoll_event { events, u64: token };
         // SAFETY: both fds are valid for the call; `event` is a valid epoll_event that the
         // kernel only reads.
-        let ret = unsafe {
-            libc::epoll_ctl(
-                self.fd.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_fd().as_raw_fd(),
-                &mut event,
-            )
+        let ret =
+            unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd.as_fd().as_raw_fd(), &mut event) };
+        let context = if op == libc::EPOLL_CTL_ADD {
+            "epoll_ctl ADD"
+        } else {
+            "epoll_ctl MOD"
         };
-        check(ret, "epoll_ctl ADD").map(drop)
+        check(ret, context).map(drop)
     }
 
     /// Waits up to `timeout_ms` (-1 = forever) and returns the tokens of ready fds.
@@ -68,6 +83,15 @@ impl Epoll {
         };
         Ok(self.events[..ready].iter().map(|e| e.u64))
     }
+}
+
+/// What a watched fd is reported for. Hang-ups and errors are reported whatever it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    Readable,
+    Writable,
+    /// Only hang-ups and errors: for an fd whose turn has not come.
+    Neither,
 }
 
 /// A counter fd one thread writes to wake another's epoll.
@@ -181,6 +205,27 @@ mod tests {
         assert_eq!(ep.wait(1000).unwrap().collect::<Vec<_>>(), [7]);
         ev.drain();
         assert_eq!(ep.wait(0).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn interest_can_change_and_hang_ups_are_reported_whatever_it_is() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut ep = Epoll::new(4).unwrap();
+        ep.add(&ours, 5, Interest::Neither).unwrap();
+        assert_eq!(
+            ep.wait(0).unwrap().count(),
+            0,
+            "writable, but not watched for it"
+        );
+        ep.modify(&ours, 6, Interest::Writable).unwrap();
+        assert_eq!(ep.wait(0).unwrap().collect::<Vec<_>>(), [6]);
+        ep.modify(&ours, 7, Interest::Readable).unwrap();
+        assert_eq!(ep.wait(0).unwrap().count(), 0, "nothing to read");
+        ep.modify(&theirs, 8, Interest::Neither)
+            .expect_err("an fd not watched cannot be modified");
+        ep.modify(&ours, 9, Interest::Neither).unwrap();
+        drop(theirs);
+        assert_eq!(ep.wait(0).unwrap().collect::<Vec<_>>(), [9], "the hang-up");
     }
 
     #[test]

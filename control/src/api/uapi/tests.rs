@@ -4,10 +4,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use rovy_dataplane::sys::EventFd;
+use rovy_dataplane::sys::{Epoll, EventFd};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -191,14 +192,19 @@ fn a_device_is_written_as_wg_reads_it() {
     assert_eq!(Errno::Invalid.reply(), "errno=-22\n\n");
 }
 
-/// A control thread that answers `get` with [`device`] and refuses every `set`.
-fn answer_calls(calls: mpsc::Receiver<Call>) {
-    while let Ok(call) = calls.recv() {
-        let answer = match call.request {
-            Request::Get => Answer::Device(device()),
-            Request::Set(_) => Answer::Set(Err(Errno::Unsupported)),
-        };
-        let _ = call.answer.send(answer);
+/// A control thread that answers `get` with [`device`] and refuses every `set`, until `stop`.
+fn answer_calls(calls: Calls, wake: &EventFd, stop: &AtomicBool) {
+    let mut epoll = Epoll::new(1).unwrap();
+    epoll.add_readable(wake, 0).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        let _ = epoll.wait(10).unwrap().count();
+        wake.drain();
+        while let Some(call) = calls.next_call() {
+            call.answer_with(|request| match request {
+                Request::Get => Answer::Device(device()),
+                Request::Set(_) => Answer::Set(Err(Errno::Unsupported)),
+            });
+        }
     }
 }
 
@@ -211,14 +217,17 @@ fn exchange(path: &Path, request: &[u8]) -> String {
 }
 
 #[test]
-fn the_socket_is_root_only_and_serves_one_client_after_another() {
+fn the_socket_is_root_only_and_serves_every_kind_of_client() {
     let dir = std::env::temp_dir().join(format!("rovy-uapi-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("wireguard/rf0.sock");
-    let (calls_tx, calls) = mpsc::sync_channel(1);
     let wake = Arc::new(EventFd::new().unwrap());
-    let server = serve(&path, calls_tx, Arc::clone(&wake)).unwrap();
-    let control = std::thread::spawn(move || answer_calls(calls));
+    let (server, calls) = serve(&path, Arc::clone(&wake)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let control = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || answer_calls(calls, &wake, &stop))
+    };
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
@@ -250,6 +259,7 @@ fn the_socket_is_root_only_and_serves_one_client_after_another() {
 
     drop(server);
     assert!(!path.exists(), "the socket file goes with the server");
+    stop.store(true, Ordering::Relaxed);
     control.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

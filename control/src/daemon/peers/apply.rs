@@ -11,6 +11,7 @@ use rovy_dataplane::tables::{PeerEntry, Tables};
 use super::{Limits, PeerBook, PeerError, PeerSpec, PeerUpdate, Plan, plan, routes_for};
 use crate::config::PeerKind;
 use crate::daemon::overlay::Overlay;
+use crate::daemon::routes::TunRoutes;
 use crate::keys::PrivateKey;
 use crate::protocol::{LinkEndpoint, TunnelId};
 
@@ -30,6 +31,8 @@ pub struct Peers<'a> {
     pub dataplane: &'a Dataplane,
     /// The overlay, which keeps the rovy peers as its neighbours.
     pub overlay: Option<&'a mut Overlay>,
+    /// The kernel routes into the TUN for the peers' allowed IPs, unless `routes = false`.
+    pub routes: Option<&'a mut TunRoutes>,
 }
 
 impl Peers<'_> {
@@ -52,7 +55,8 @@ impl Peers<'_> {
     }
 
     /// Carries out `plan` (made against this book) at `now`. The workers see the peers, kinds
-    /// and routes of the whole plan in one table store.
+    /// and routes of the whole plan in one table store; then the kernel's routes into the TUN
+    /// follow the allowed IPs.
     pub fn apply(&mut self, plan: Plan, now: Duration) -> Result<Applied, PeerError> {
         let applied = Applied {
             added: plan.added.len(),
@@ -128,6 +132,15 @@ impl Peers<'_> {
         let routes = routes_for(self.book.iter().map(|(id, spec)| (slot(id), spec)));
         let result = routes.map(|routes| tables.routes = Arc::new(routes));
         shared_tables.store(tables);
+        // The workers route the new prefixes first, so a packet the kernel sends along a new
+        // route finds its peer.
+        if let Some(tun_routes) = self.routes.as_deref_mut() {
+            tun_routes.sync(
+                self.book
+                    .iter()
+                    .flat_map(|(_, spec)| spec.config.allowed_ips.iter()),
+            );
+        }
         match refused {
             Some(error) => Err(error),
             None => result.map(|()| applied),

@@ -17,6 +17,8 @@ use rovy_dataplane::tables::Tables;
 use super::*;
 use crate::config::{Endpoint, IpPrefix};
 use crate::daemon::overlay::{Overlay, upper_endpoint};
+use crate::daemon::routes::TunRoutes;
+use crate::daemon::routes::tests::Recorded;
 use crate::keys::PresharedKey;
 use crate::protocol::{EndpointConfig, HANDSHAKE_BUF_LEN, LinkEndpoint, Received, SLOT_REST};
 
@@ -30,6 +32,8 @@ struct Node {
     links: LinkEndpoint,
     dataplane: Arc<Dataplane>,
     overlay: Overlay,
+    /// The kernel routes into the TUN, when a test looks at them.
+    routes: Option<TunRoutes>,
     rng: StdRng,
 }
 
@@ -75,6 +79,7 @@ impl Node {
             links,
             dataplane,
             overlay,
+            routes: None,
             rng,
         }
     }
@@ -85,6 +90,7 @@ impl Node {
             links: &mut self.links,
             dataplane: &self.dataplane,
             overlay: Some(&mut self.overlay),
+            routes: self.routes.as_mut(),
         }
         .update(update, &self.key, MTU, now)
     }
@@ -489,6 +495,7 @@ fn a_refused_update_changes_nothing() {
         links: &mut node.links,
         dataplane: &node.dataplane,
         overlay: None,
+        routes: None,
     }
     .update(
         &PeerUpdate {
@@ -516,4 +523,67 @@ fn a_refused_update_changes_nothing() {
     );
     assert_eq!(node.routed("10.0.0.9"), Some(node.slot(&c).0 as u16));
     assert_eq!(node.routed("10.0.0.8"), Some(node.slot(&b).0 as u16));
+}
+
+/// Overlapping allowed IPs of two peers route by longest prefix in the workers' table, and the
+/// kernel's routes into the TUN follow every update: added with a peer's prefixes, removed
+/// when it loses them or goes, untouched by a refused update.
+#[test]
+fn overlapping_allowed_ips_route_by_longest_prefix_and_tun_routes_follow_updates() {
+    let mut node = Node::new(9);
+    let table = Recorded::default();
+    let installed = Arc::clone(&table.routes);
+    let own: Vec<IpPrefix> = vec!["10.20.0.1/24".parse().unwrap()];
+    node.routes = Some(TunRoutes::new(Box::new(table), "rf0", &own));
+    let routes = || {
+        let mut list: Vec<String> = installed
+            .lock()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        list.sort();
+        list
+    };
+    let gateway = Remote::new(&mut node, 2);
+    let host = Remote::new(&mut node, 3);
+    let wide = gateway.spec(PeerKind::WireGuard, &["0.0.0.0/0", "10.9.0.0/16"]);
+    let narrow = host.spec(PeerKind::WireGuard, &["10.9.0.7/32", "10.20.0.9/32"]);
+    node.set(&[wide.clone(), narrow.clone()], secs(1));
+    let (g, h) = (node.slot(&gateway).0 as u16, node.slot(&host).0 as u16);
+    assert_eq!(node.routed("10.9.0.7"), Some(h));
+    assert_eq!(node.routed("10.9.0.8"), Some(g));
+    assert_eq!(node.routed("192.0.2.1"), Some(g), "the default route");
+    assert_eq!(
+        routes(),
+        ["10.9.0.0/16", "10.9.0.7/32"],
+        "none for /0 or the own subnet"
+    );
+
+    let mut more = narrow.clone();
+    more.config
+        .allowed_ips
+        .push("10.50.0.0/24".parse().unwrap());
+    node.set(&[wide.clone(), more], secs(2));
+    assert_eq!(routes(), ["10.50.0.0/24", "10.9.0.0/16", "10.9.0.7/32"]);
+
+    let twice = PeerUpdate {
+        peers: vec![
+            wide.clone(),
+            host.spec(PeerKind::WireGuard, &["10.9.0.0/16"]),
+        ],
+        ..PeerUpdate::default()
+    };
+    let refused = node.update(&twice, secs(3)).unwrap_err();
+    assert!(
+        refused.problem.contains("already an allowed IP"),
+        "{refused}"
+    );
+    assert_eq!(routes(), ["10.50.0.0/24", "10.9.0.0/16", "10.9.0.7/32"]);
+
+    node.set(std::slice::from_ref(&wide), secs(4));
+    assert_eq!(routes(), ["10.9.0.0/16"], "the host's routes went with it");
+    assert_eq!(node.routed("10.9.0.7"), Some(g));
+    node.set(&[], secs(5));
+    assert!(routes().is_empty());
 }
