@@ -25,7 +25,7 @@ use rovy_dataplane::crypto::SymmetricKey;
 use rovy_dataplane::index::IndexTable;
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::peer::PeerShared;
-use rovy_dataplane::pipeline::{Dataplane, Inbound};
+use rovy_dataplane::pipeline::{Dataplane, Inbound, ROUTE_ERROR_BURST};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
 use rovy_dataplane::tables::{PeerKind, Tables};
@@ -183,7 +183,7 @@ fuzz_target!(|input: Input| {
     let mut delivered = vec![false; sealed.len()];
     let mut authenticated = false;
     let mut endpoint = None;
-    let mut route_error_sent = false;
+    let mut route_errors_sent = 0;
     for delivery in input.deliveries.iter().take(64) {
         match delivery {
             Delivery::Raw(bytes) => {
@@ -236,7 +236,7 @@ fuzz_target!(|input: Input| {
                     let expected = if *keepalive {
                         Expected::Exact(Ok(Inbound::Keepalive), None)
                     } else if padded[0] < 0x40 {
-                        expected_frame(&links, padded, &mut route_error_sent)
+                        expected_frame(&links, padded, &mut route_errors_sent)
                     } else {
                         let result = expected_ip(padded);
                         let packet = result.ok().map(|_| padded.to_vec());
@@ -304,7 +304,7 @@ fn check_result(
 
 /// What the node must make of an authenticated rovy frame (first byte below 0x40) from the
 /// sender, as DESIGN §1 says, with the forwarding rule taken from the harness's model.
-fn expected_frame(links: &Links, padded: &[u8], route_error_sent: &mut bool) -> Expected {
+fn expected_frame(links: &Links, padded: &[u8], route_errors_sent: &mut u32) -> Expected {
     let exact = |result| Expected::Exact(result, None);
     if !links.rovy {
         return exact(Err(DropReason::FrameFromWireguardPeer));
@@ -327,18 +327,23 @@ fn expected_frame(links: &Links, padded: &[u8], route_error_sent: &mut bool) -> 
     let live = |slot| Some(slot) == links.slot || Some(slot) == links.other;
     match frame::switch(&mut switched, ingress, live) {
         Switched::Drop(reason) => exact(Err(reason)),
+        // A PONG for this node becomes a Time Exceeded only if its id is one this node gave a
+        // probe, a keyed hash no input can forge.
+        Switched::Local if padded[0] == frame::PONG => exact(Err(DropReason::UnsolicitedPong)),
         Switched::Local => Expected::Exact(control, Some(switched)),
         Switched::Forward(slot) if slot == ingress => Expected::Sealed(switched),
         Switched::Forward(_) => exact(Err(DropReason::NoSession)),
         // The error is sealed over the failed frame's datagram: a frame whose padded
-        // plaintext cannot hold the padded ROUTE_ERROR (a PING) is dropped, not bounced.
+        // plaintext cannot hold the padded ROUTE_ERROR (a PING) is dropped, not bounced. All
+        // inputs run at one instant, so only the pace's burst of errors goes.
         Switched::RouteError
-            if *route_error_sent || padded.len() < frame::ROUTE_ERROR_LEN.next_multiple_of(16) =>
+            if *route_errors_sent >= ROUTE_ERROR_BURST
+                || padded.len() < frame::ROUTE_ERROR_LEN.next_multiple_of(16) =>
         {
             exact(Err(DropReason::DeadSlot))
         }
         Switched::RouteError => {
-            *route_error_sent = true;
+            *route_errors_sent += 1;
             Expected::Sealed(frame::route_error(&switched).to_vec())
         }
     }
