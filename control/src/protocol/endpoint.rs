@@ -341,7 +341,7 @@ impl<S: TunnelShared> Endpoint<S> {
         tunnel.shared.set_endpoint(src);
         tunnel.timers.on_authenticated_received(now);
         // Key confirmation for the responder: a keepalive unless queued data goes first.
-        tunnel.want_keepalive = true;
+        tunnel.want_keepalive = Some(now);
         self.sync_indices(id);
         self.after_event(id);
         Ok(Received::HandshakeComplete { tunnel: id })
