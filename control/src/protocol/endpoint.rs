@@ -14,7 +14,6 @@ use rand_core::{CryptoRng, RngCore};
 use rovy_dataplane::DropReason;
 use rovy_dataplane::sys::{SecretPage, steered_index};
 use rovy_dataplane::wire::{self, COOKIE_REPLY_LEN, INITIATION_LEN, MessageType, RESPONSE_LEN};
-use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::deadlines::Deadlines;
 use super::{
@@ -107,7 +106,7 @@ impl<S: TunnelShared> Endpoint<S> {
         now: Duration,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Self {
-        let public = PublicKey::from(&StaticSecret::from(private)).to_bytes();
+        let public = noise::public_key(&private);
         Endpoint {
             private: SecretPage::new(&private),
             public,
