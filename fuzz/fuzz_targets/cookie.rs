@@ -8,16 +8,14 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use blake2::digest::consts::U16;
-use blake2::digest::{KeyInit, Mac};
-use blake2::{Blake2s256, Blake2sMac, Digest};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use rand_core::{CryptoRng, RngCore};
 use rovy_control::handshake::cookie::{
     COOKIE_SECRET_MAX_AGE, CookieChecker, CookieError, CookieJar, MacKeys, MacVerdict,
 };
 use rovy_dataplane::link_addr::LinkAddr;
+use rovy_fuzz::mac::mac1 as reference_mac1;
+use rovy_fuzz::rng::CountingRng;
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -33,44 +31,6 @@ struct Input {
     nonce: [u8; 24],
     forged_reply: Vec<u8>,
     flip: u16,
-}
-
-/// Deterministic bytes for the cookie secret, so every run of an input is the same run. The
-/// secret's unpredictability is not what this target tests.
-struct CountingRng(u64);
-
-impl RngCore for CountingRng {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1);
-        self.0
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for byte in dest {
-            *byte = (self.next_u64() >> 56) as u8;
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl CryptoRng for CountingRng {}
-
-/// The whitepaper's mac1: keyed BLAKE2s-128 under HASH("mac1----" ‖ public key).
-fn reference_mac1(public: &[u8; 32], covered: &[u8]) -> [u8; 16] {
-    let key = Blake2s256::new()
-        .chain_update(b"mac1----")
-        .chain_update(public)
-        .finalize();
-    let mac = <Blake2sMac<U16> as KeyInit>::new_from_slice(&key).unwrap();
-    mac.chain_update(covered).finalize().into_bytes().into()
 }
 
 fuzz_target!(|input: Input| {

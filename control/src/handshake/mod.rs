@@ -3,6 +3,8 @@
 //! initiations. [`crate::protocol`] puts them together per peer.
 
 pub mod cookie;
+#[cfg(fuzzing)]
+mod fuzzing_dh;
 pub mod noise;
 pub mod rate_limit;
 mod resolver;

@@ -12,6 +12,10 @@
 //! (plain arrays): the X25519 key pair lives in a zeroizing [`StaticSecret`], the cipher key
 //! in a [`ChaCha20Poly1305`], which zeroizes its key on drop. What snow keeps itself is listed
 //! where the states are built (`super::noise`).
+//!
+//! Fuzz builds (`--cfg fuzzing`) put a cheap stand-in in place of X25519 so the protocol
+//! fuzzer runs millions of handshakes; see `super::fuzzing_dh`. [`public_key`] follows the
+//! same choice, so an endpoint's public key always pairs with the DH its handshakes run.
 
 use chacha20poly1305::aead::AeadInPlace as _;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit as _, Nonce, Tag};
@@ -36,7 +40,7 @@ impl CryptoResolver for Resolver {
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
         match choice {
-            DHChoice::Curve25519 => Some(Box::new(X25519::default())),
+            DHChoice::Curve25519 => Some(new_dh()),
             _ => None,
         }
     }
@@ -53,8 +57,31 @@ impl CryptoResolver for Resolver {
     }
 }
 
+#[cfg(not(fuzzing))]
+fn new_dh() -> Box<dyn Dh> {
+    Box::new(X25519::default())
+}
+
+#[cfg(fuzzing)]
+fn new_dh() -> Box<dyn Dh> {
+    Box::new(super::fuzzing_dh::FakeDh::default())
+}
+
+/// The static public key that handshakes run through this resolver pair with `private`.
+#[cfg(not(fuzzing))]
+pub(super) fn public_key(private: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+    PublicKey::from(&StaticSecret::from(*private)).to_bytes()
+}
+
+/// The static public key that handshakes run through this resolver pair with `private`.
+#[cfg(fuzzing)]
+pub(super) fn public_key(private: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+    super::fuzzing_dh::public_key(private)
+}
+
 /// One X25519 key pair (static or ephemeral) that refuses all-zero shared secrets and wipes
 /// its private key when dropped.
+#[cfg_attr(fuzzing, allow(dead_code))]
 pub(super) struct X25519 {
     secret: StaticSecret,
     public: PublicKey,

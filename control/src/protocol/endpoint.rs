@@ -21,7 +21,6 @@ use rovy_dataplane::wire::{
     self, COOKIE_REPLY_LEN, INITIATION_LEN, INITIATION_MAC1_OFFSET, MessageType, RESPONSE_LEN,
     RESPONSE_MAC1_OFFSET,
 };
-use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::deadlines::Deadlines;
 use super::{
@@ -115,7 +114,7 @@ impl<S: TunnelShared> Endpoint<S> {
         now: Duration,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Self {
-        let public = PublicKey::from(&StaticSecret::from(private)).to_bytes();
+        let public = noise::public_key(&private);
         Endpoint {
             private: SecretPage::new(&private),
             public,
@@ -376,7 +375,7 @@ impl<S: TunnelShared> Endpoint<S> {
         tunnel.shared.set_endpoint(src);
         tunnel.timers.on_authenticated_received(now);
         // Key confirmation for the responder: a keepalive unless queued data goes first.
-        tunnel.want_keepalive = true;
+        tunnel.want_keepalive = Some(now);
         self.sync_indices(id);
         self.after_event(id);
         Ok(Received::HandshakeComplete { tunnel: id })

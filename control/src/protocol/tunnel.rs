@@ -40,7 +40,11 @@ pub struct Tunnel<S> {
     pub(super) last_handshake: Option<Duration>,
     /// An initiation the next [`super::Endpoint::poll_transmit`] should send (`Some(retry)`).
     pub(super) want_initiation: Option<bool>,
-    pub(super) want_keepalive: bool,
+    /// A keepalive is wanted, since this time. Only something the workers send *after* it
+    /// makes it unnecessary: a send stamped earlier but replayed later (activity is replayed on
+    /// the caller's tick) went out before the reason for the keepalive, e.g. on the keypair a
+    /// handshake has just replaced, and would cancel a key confirmation the peer still needs.
+    pub(super) want_keepalive: Option<Duration>,
     /// Whether the tunnel waits in the endpoint's transmit queue.
     pub(super) queued: bool,
     /// The local indices this tunnel holds in the endpoint's index table.
@@ -87,7 +91,7 @@ impl<S: TunnelShared> Tunnel<S> {
             timers: Timers::new(persistent_keepalive),
             last_handshake: None,
             want_initiation: None,
-            want_keepalive: false,
+            want_keepalive: None,
             queued: false,
             published: [None; MAX_INDICES],
         }
@@ -144,7 +148,7 @@ impl<S: TunnelShared> Tunnel<S> {
 
     /// Whether the tunnel has a handshake or keepalive for [`super::Endpoint::poll_transmit`].
     pub(super) fn wants_transmit(&self) -> bool {
-        self.want_initiation.is_some() || self.want_keepalive
+        self.want_initiation.is_some() || self.want_keepalive.is_some()
     }
 
     /// Asks for an initiation unless one is already in flight.
@@ -211,7 +215,9 @@ impl<S: TunnelShared> Tunnel<S> {
                     }
                     3 => {
                         self.timers.on_authenticated_sent(at);
-                        self.want_keepalive = false;
+                        if self.want_keepalive.is_some_and(|since| at > since) {
+                            self.want_keepalive = None;
+                        }
                     }
                     _ => self.timers.on_data_sent(at, jitter()),
                 }
@@ -241,7 +247,7 @@ impl<S: TunnelShared> Tunnel<S> {
                         self.want_initiation = Some(retry);
                     }
                 }
-                TimerAction::SendKeepalive => self.want_keepalive = true,
+                TimerAction::SendKeepalive => self.want_keepalive = Some(now),
                 TimerAction::GiveUp => {
                     self.pending = None;
                     self.want_initiation = None;
@@ -257,7 +263,7 @@ impl<S: TunnelShared> Tunnel<S> {
         self.shared.clear_sessions();
         self.pending = None;
         self.want_initiation = None;
-        self.want_keepalive = false;
+        self.want_keepalive = None;
         self.timers.stop_all();
     }
 }

@@ -133,10 +133,10 @@ impl<S: TunnelShared> Endpoint<S> {
         let tunnel = self.tunnel_mut(id)?;
         let Some(dst) = tunnel.shared.endpoint() else {
             tunnel.want_initiation = None;
-            tunnel.want_keepalive = false;
+            tunnel.want_keepalive = None;
             return None;
         };
-        if std::mem::take(&mut tunnel.want_keepalive) {
+        if tunnel.want_keepalive.take().is_some() {
             if let Ok((range, _)) = tunnel.shared.seal(now, &mut out[..], 0, 0) {
                 // Sealed where a packet's datagram goes; a Transmit is at the start.
                 let len = range.len();

@@ -139,3 +139,38 @@ fn a_reply_seen_by_the_workers_disarms_a_due_timer() {
         "the due tunnel replays its activity before firing"
     );
 }
+
+#[test]
+fn data_sent_before_a_response_does_not_stand_in_for_the_key_confirmation() {
+    let mut n = net(34);
+    n.handshake();
+    n.advance(Duration::from_secs(121));
+    n.seal_a(b"x").unwrap();
+    let init = n.poll_a();
+    assert_eq!(init.len(), 1);
+    assert_eq!(init[0].len(), INITIATION_LEN, "rekey");
+    // A worker goes on sending on the old keypair; control replays that on its next tick only.
+    n.now += Duration::from_millis(1);
+    let shared = Arc::clone(n.a.tunnel(n.a_peer).unwrap().shared());
+    let mut buf = vec![0u8; buffer_len(1420)];
+    shared.seal(n.now, &mut buf, 5, 1420).unwrap();
+    n.now += Duration::from_millis(1);
+    let (_, response) = n.deliver_b(A_ADDR, &init[0], false).unwrap();
+    assert_eq!(
+        n.deliver_a(&response, false).unwrap().0,
+        Received::HandshakeComplete { tunnel: n.a_peer }
+    );
+    let sent = n.poll_a();
+    assert_eq!(
+        sent.len(),
+        1,
+        "the old-keypair packet does not confirm the new one"
+    );
+    assert_eq!(sent[0].len(), 32, "a keepalive");
+    assert!(n.b.tunnel(n.b_peer).unwrap().sessions().next().is_some());
+    n.deliver_b(A_ADDR, &sent[0], false).unwrap();
+    assert!(
+        n.b.tunnel(n.b_peer).unwrap().sessions().next().is_none(),
+        "b's new keypair is confirmed"
+    );
+}
