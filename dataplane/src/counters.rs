@@ -84,11 +84,20 @@ pub enum DropReason {
     /// A PONG whose id this node did not give the PING it answers: not a reply to one of our
     /// traceroute probes.
     UnsolicitedPong,
+    /// A routing UPDATE entry whose origin proof does not verify: a seqno signed by someone
+    /// other than the destination's key (one entry, not the whole message).
+    OriginForged,
+    /// A routing UPDATE entry for a seqno newer than any origin proof held, without one (the
+    /// proof is asked for).
+    OriginUnproven,
+    /// A routing UPDATE entry whose proof was not verified because its link had used up its
+    /// verification budget.
+    OriginOverBudget,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 32] = [
+    pub const ALL: [DropReason; 35] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -121,6 +130,9 @@ impl DropReason {
         DropReason::LowOrderKey,
         DropReason::OverlayTooBig,
         DropReason::UnsolicitedPong,
+        DropReason::OriginForged,
+        DropReason::OriginUnproven,
+        DropReason::OriginOverBudget,
     ];
 
     /// Stable snake_case name used in status output and metrics.
@@ -158,14 +170,26 @@ impl DropReason {
             DropReason::LowOrderKey => "low_order_key",
             DropReason::OverlayTooBig => "overlay_too_big",
             DropReason::UnsolicitedPong => "unsolicited_pong",
+            DropReason::OriginForged => "origin_forged",
+            DropReason::OriginUnproven => "origin_unproven",
+            DropReason::OriginOverBudget => "origin_over_budget",
         }
     }
 }
 
 /// One counter per [`DropReason`]; owned by a single core, read by control.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct DropCounters {
     counts: [u64; DropReason::ALL.len()],
+}
+
+// Written out: `Default` is derived for arrays of at most 32.
+impl Default for DropCounters {
+    fn default() -> Self {
+        Self {
+            counts: [0; DropReason::ALL.len()],
+        }
+    }
 }
 
 impl DropCounters {
@@ -195,7 +219,7 @@ impl DropCounters {
 
 /// Per-worker traffic and drop counters: written by one worker with relaxed atomics (plain
 /// stores on x86), read by the control thread for status.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WorkerCounters {
     /// Datagrams received from the network.
     pub rx_packets: AtomicU64,
@@ -209,6 +233,20 @@ pub struct WorkerCounters {
     /// super-packet, so `rx_packets / tun_writes` shows how much coalescing saves.
     pub tun_writes: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+// Written out: `Default` is derived for arrays of at most 32.
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        Self {
+            rx_packets: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            rx_bytes: AtomicU64::new(0),
+            tx_bytes: AtomicU64::new(0),
+            tun_writes: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
 }
 
 impl WorkerCounters {

@@ -19,7 +19,7 @@ use rovy_control::routing::message::{
 };
 use rovy_control::routing::{
     Label, MAX_ANNOUNCED_LABEL_LEN, MAX_DESTINATIONS, METRIC_INFINITY, MIN_TRANSMIT_BUF, NodeKey,
-    RouteEvent, Router, Slot,
+    Proof, RouteEvent, Router, SimulatedOrigins, Slot,
 };
 
 /// This node's key; neighbours and destinations are `key(1..=8)`.
@@ -93,6 +93,20 @@ struct Entry {
     seqno: i8,
     retract: bool,
     label: Vec<u8>,
+    proof: ProofChoice,
+}
+
+/// What an entry carries as its origin proof (the simulated origins' kind).
+#[derive(Debug, Arbitrary)]
+enum ProofChoice {
+    /// The origin's proof for the entry's seqno.
+    Genuine,
+    /// None: the router accepts the entry only if it holds a proof that covers it.
+    Absent,
+    /// The origin's proof for another seqno (one that may not cover the entry).
+    OtherSeqno(i8),
+    /// Bytes nobody signed.
+    Forged([u8; 4]),
 }
 
 struct Harness {
@@ -111,7 +125,12 @@ fuzz_target!(|input: Input| {
     let room = usize::from(input.transmit_room).clamp(MIN_TRANSMIT_BUF, 1500);
     let start = Duration::from_secs(10);
     let mut h = Harness {
-        router: Router::new(OWN, u64::from(input.unix_secs), start),
+        router: Router::new(
+            OWN,
+            u64::from(input.unix_secs),
+            start,
+            Box::new(SimulatedOrigins::new(OWN)),
+        ),
         now: start,
         buf: vec![0; room],
         links: BTreeMap::new(),
@@ -314,14 +333,26 @@ fn honest_entry(entry: &Entry, from: NodeKey) -> UpdateEntry {
         }
         Label::new(&slots).unwrap()
     };
+    let seqno = seqno_from(entry.seqno);
+    let proof = match entry.proof {
+        ProofChoice::Genuine => Some(SimulatedOrigins::proof(&dest, seqno)),
+        ProofChoice::Absent => None,
+        ProofChoice::OtherSeqno(delta) => Some(SimulatedOrigins::proof(&dest, seqno_from(delta))),
+        ProofChoice::Forged(bytes) => {
+            let mut signature = [0u8; 64];
+            signature[..4].copy_from_slice(&bytes);
+            Some(Proof { seqno, signature })
+        }
+    };
     UpdateEntry {
         key: dest,
-        seqno: seqno_from(entry.seqno),
+        seqno,
         metric: if entry.retract {
             METRIC_INFINITY
         } else {
             label.len() as u16
         },
         label,
+        proof,
     }
 }

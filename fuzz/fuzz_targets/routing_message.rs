@@ -5,10 +5,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rovy_control::routing::message::{MAX_PADDING, Message, UpdateEntry, UpdateWriter};
+use rovy_control::routing::message::{
+    ENTRY_MAX_LEN, MAX_PADDING, Message, UPDATE_HEADER_LEN, UpdateEntry, UpdateWriter,
+};
 
-/// Largest UPDATE: its header and 255 entries of the longest label.
-const MAX_MESSAGE: usize = 2 + 255 * (39 + 14);
+/// Largest UPDATE: its header and 255 entries of the longest label, each with a proof.
+const MAX_MESSAGE: usize = UPDATE_HEADER_LEN + 255 * ENTRY_MAX_LEN;
 
 /// Writes `message` with the code under test's encoders; returns its length.
 fn encode(message: &Message<'_>, out: &mut [u8]) -> usize {

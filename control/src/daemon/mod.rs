@@ -230,6 +230,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
         Arc::clone(&dataplane),
         Arc::clone(&drops),
         upper,
+        config.interface.private_key.as_bytes(),
         unix_secs,
         origin.elapsed(),
     );

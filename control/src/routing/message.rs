@@ -7,8 +7,9 @@
 //! HELLO      kind | seq u16 | time_ms u32 | echo_time_ms u32 | echo_delay_ms u32   = 15
 //!            (echo_delay_ms = u32::MAX: nothing heard from the peer yet to echo; then
 //!            echo_time_ms is 0)
-//! UPDATE     kind | count u8 | count × entry                                        ≤ 2 + 255 × 53
+//! UPDATE     kind | count u8 | count × entry                                        ≤ 2 + 255 × 121
 //!    entry   key [32] | seqno u32 | metric u16 (0xFFFF = retract) | label_len u8 | label
+//!            [| proof_seqno u32 | signature [64]]    (when label_len has bit 7 set)
 //! SEQNO_REQ  kind | key [32] | seqno u32 | hops u8                                  = 38
 //! ROUTE_REQ  kind                  (the full table)                                 = 1
 //!            kind | key [32]       (one destination)                                = 33
@@ -23,6 +24,7 @@ use rovy_dataplane::wire::frame::FrameKind;
 
 use super::NodeKey;
 use super::label::{Label, MAX_LABEL_LEN};
+use super::origin::{PROOF_LEN, Proof, SIGNATURE_LEN};
 
 const KIND: usize = 0;
 
@@ -43,10 +45,12 @@ const ENTRY_SEQNO: usize = 32;
 const ENTRY_METRIC: usize = 36;
 const ENTRY_LABEL_LEN: usize = 38;
 const ENTRY_LABEL: usize = 39;
-/// Size of an UPDATE entry with an empty label; each label byte adds one.
+/// Bit of the label length byte saying an origin [`Proof`] follows the label.
+const ENTRY_HAS_PROOF: u8 = 0x80;
+/// Size of an UPDATE entry with an empty label and no proof; each label byte adds one.
 pub const ENTRY_MIN_LEN: usize = ENTRY_LABEL;
 /// Size of the largest UPDATE entry.
-pub const ENTRY_MAX_LEN: usize = ENTRY_LABEL + MAX_LABEL_LEN;
+pub const ENTRY_MAX_LEN: usize = ENTRY_LABEL + MAX_LABEL_LEN + PROOF_LEN;
 /// Most entries one UPDATE carries (its count is one byte).
 pub const MAX_UPDATE_ENTRIES: usize = u8::MAX as usize;
 
@@ -129,6 +133,8 @@ pub struct UpdateEntry {
     pub metric: u16,
     /// The sender's label to the destination.
     pub label: Label,
+    /// The origin's signature for a seqno at least `seqno`, where the receiver may lack it.
+    pub proof: Option<Proof>,
 }
 
 /// An UPDATE whose entries have all been checked; iterate them with [`Update::entries`].
@@ -307,12 +313,17 @@ impl<'a> Update<'a> {
 
 /// Length of the entry at the start of `rest`, checked against `rest`.
 fn entry_len(rest: &[u8]) -> Result<usize, MessageError> {
-    let &label_len = rest.get(ENTRY_LABEL_LEN).ok_or(MessageError::Truncated)?;
-    let label_len = usize::from(label_len);
+    let &flags = rest.get(ENTRY_LABEL_LEN).ok_or(MessageError::Truncated)?;
+    let label_len = usize::from(flags & !ENTRY_HAS_PROOF);
     if label_len > MAX_LABEL_LEN {
         return Err(MessageError::LabelTooLong);
     }
-    let len = ENTRY_LABEL + label_len;
+    let proof_len = if flags & ENTRY_HAS_PROOF != 0 {
+        PROOF_LEN
+    } else {
+        0
+    };
+    let len = ENTRY_LABEL + label_len + proof_len;
     if rest.len() < len {
         return Err(MessageError::Truncated);
     }
@@ -335,11 +346,21 @@ impl Iterator for UpdateEntries<'_> {
         let len = entry_len(self.rest).ok()?;
         let (entry, rest) = self.rest.split_at(len);
         self.rest = rest;
+        let label_end = ENTRY_LABEL + usize::from(entry[ENTRY_LABEL_LEN] & !ENTRY_HAS_PROOF);
+        let proof = (entry[ENTRY_LABEL_LEN] & ENTRY_HAS_PROOF != 0).then(|| {
+            let mut signature = [0u8; SIGNATURE_LEN];
+            signature.copy_from_slice(&entry[label_end + 4..]);
+            Proof {
+                seqno: u32_at(entry, label_end),
+                signature,
+            }
+        });
         Some(UpdateEntry {
             key: key_at(entry, ENTRY_KEY),
             seqno: u32_at(entry, ENTRY_SEQNO),
             metric: u16_at(entry, ENTRY_METRIC),
-            label: Label::new(&entry[ENTRY_LABEL..])?,
+            label: Label::new(&entry[ENTRY_LABEL..label_end])?,
+            proof,
         })
     }
 
@@ -351,7 +372,7 @@ impl Iterator for UpdateEntries<'_> {
 impl UpdateEntry {
     /// Bytes this entry takes in an UPDATE.
     pub fn encoded_len(&self) -> usize {
-        ENTRY_LABEL + self.label.len()
+        ENTRY_LABEL + self.label.len() + self.proof.map_or(0, |_| PROOF_LEN)
     }
 }
 
@@ -384,8 +405,14 @@ impl<'b> UpdateWriter<'b> {
         out[ENTRY_KEY..ENTRY_SEQNO].copy_from_slice(&entry.key);
         out[ENTRY_SEQNO..ENTRY_METRIC].copy_from_slice(&entry.seqno.to_le_bytes());
         out[ENTRY_METRIC..ENTRY_LABEL_LEN].copy_from_slice(&entry.metric.to_le_bytes());
+        let label_end = ENTRY_LABEL + entry.label.len();
         out[ENTRY_LABEL_LEN] = entry.label.len() as u8;
-        out[ENTRY_LABEL..].copy_from_slice(entry.label.as_slice());
+        out[ENTRY_LABEL..label_end].copy_from_slice(entry.label.as_slice());
+        if let Some(proof) = &entry.proof {
+            out[ENTRY_LABEL_LEN] |= ENTRY_HAS_PROOF;
+            out[label_end..label_end + 4].copy_from_slice(&proof.seqno.to_le_bytes());
+            out[label_end + 4..].copy_from_slice(&proof.signature);
+        }
         self.len = end;
         self.count += 1;
         true

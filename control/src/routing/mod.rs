@@ -19,6 +19,7 @@
 mod deadlines;
 pub mod label;
 pub mod message;
+pub mod origin;
 mod query;
 mod router;
 pub mod sim;
@@ -34,6 +35,7 @@ use rovy_dataplane::DropReason;
 
 pub use label::{Label, MAX_ANNOUNCED_LABEL_LEN, MAX_LABEL_LEN, Slot, first_hop};
 pub use message::{METRIC_INFINITY, MessageError};
+pub use origin::{Origins, Proof, SimulatedOrigins, XeddsaOrigins};
 pub use query::{Alternate, RouteInfo, RouteSource};
 pub use router::Router;
 pub use slots::{SLOT_QUARANTINE, SlotAllocator, SlotError};
@@ -158,4 +160,13 @@ pub struct RouterStats {
     pub entries_refused: u64,
     /// Requests dropped because a link's queue held [`MAX_LINK_REQUESTS`].
     pub requests_dropped: u64,
+    /// UPDATE entries whose origin proof did not verify: a forged seqno (the entry is
+    /// dropped).
+    pub proofs_invalid: u64,
+    /// UPDATE entries for a seqno newer than any proof this node holds, without a proof
+    /// (dropped; the proof is asked for with a ROUTE_REQ).
+    pub entries_unproven: u64,
+    /// Proofs not verified because their link used up its verification budget
+    /// ([`origin::VERIFY_BURST`], [`origin::VERIFY_RATE`]); their entries are dropped.
+    pub proofs_deferred: u64,
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::deadlines::{Deadlines, Target};
 use super::label::{Label, MAX_ANNOUNCED_LABEL_LEN, Slot, first_hop};
 use super::message::{METRIC_INFINITY, Message, RouteRequest, SeqnoRequest, UpdateEntry};
+use super::origin::{Origins, Proof};
 use super::slots::{SlotAllocator, SlotError};
 use super::table::{Destination, ReturnPath, Route, Table, seqno_newer};
 use super::transmit::{Change, ChangeLog, Link, LinkRequest};
@@ -25,6 +26,9 @@ const MAX_RTT_SAMPLE_MS: u32 = 60_000;
 pub struct Router {
     pub(super) key: NodeKey,
     pub(super) seqno: u32,
+    /// This node's signature over its current seqno.
+    pub(super) own_proof: Proof,
+    pub(super) origins: Box<dyn Origins>,
     seqno_raised: Option<Duration>,
     unix_at_start: u64,
     start: Duration,
@@ -37,7 +41,7 @@ pub struct Router {
     pub(super) deadlines: Deadlines,
     dead_links: VecDeque<Slot>,
     route_events: VecDeque<(usize, u32)>,
-    stats: RouterStats,
+    pub(super) stats: RouterStats,
     /// Slot `poll_transmit` looks at first, so links take turns.
     pub(super) transmit_from: u8,
 }
@@ -55,12 +59,16 @@ fn destination_deadline(dest: &Destination) -> Option<Duration> {
 
 impl Router {
     /// A router for the node `key`, created at `now`, when the wall clock reads `unix_secs`
-    /// (seconds since 1970). The initial seqno is the wall clock, so a restarted node's
-    /// announcements are newer than what its neighbours remember.
-    pub fn new(key: NodeKey, unix_secs: u64, now: Duration) -> Self {
+    /// (seconds since 1970), signing its seqnos and checking others' with `origins`. The
+    /// initial seqno is the wall clock, so a restarted node's announcements are newer than
+    /// what its neighbours remember.
+    pub fn new(key: NodeKey, unix_secs: u64, now: Duration, mut origins: Box<dyn Origins>) -> Self {
+        let seqno = unix_secs as u32;
         Self {
             key,
-            seqno: unix_secs as u32,
+            seqno,
+            own_proof: origins.sign(seqno),
+            origins,
             seqno_raised: None,
             unix_at_start: unix_secs,
             start: now,
@@ -178,8 +186,10 @@ impl Router {
             }
             Message::SeqnoRequest(request) => self.handle_seqno_request(slot, &request, now),
             Message::RouteRequest(RouteRequest::All) => {
+                // A neighbour asking for everything (it came up, or restarted) has no proofs.
                 if let Some(link) = self.links[usize::from(slot.get())].as_mut() {
                     link.dump.get_or_insert(0);
+                    link.dump_proofs = true;
                 }
             }
             Message::RouteRequest(RouteRequest::Key(key)) => {
@@ -219,11 +229,19 @@ impl Router {
             self.stats.entries_refused += 1;
             return;
         };
+        let Some(new_proof) = self.check_origin(slot, entry, now) else {
+            return;
+        };
         let Some(idx) = self.table.find_or_insert(&entry.key) else {
             self.stats.destinations_refused += 1;
             return;
         };
+        let proof_change = self.changes.end();
         if let Some(dest) = self.table.at_mut(idx) {
+            if new_proof.is_some() {
+                dest.proof = new_proof;
+                dest.proof_change = proof_change;
+            }
             dest.store(Route {
                 slot,
                 label,
@@ -292,11 +310,12 @@ impl Router {
         let unix = (self.unix_at_start + now.saturating_sub(self.start).as_secs()) as u32;
         let next = self.seqno.wrapping_add(1);
         self.seqno = if seqno_newer(unix, next) { unix } else { next };
+        self.own_proof = self.origins.sign(self.seqno);
         self.seqno_raised = Some(now);
         self.changes.push(Change::Own);
     }
 
-    fn queue_request(&mut self, slot: Slot, request: LinkRequest) {
+    pub(super) fn queue_request(&mut self, slot: Slot, request: LinkRequest) {
         let Some(link) = self.links[usize::from(slot.get())].as_mut() else {
             return;
         };

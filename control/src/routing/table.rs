@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::label::{Label, MAX_ANNOUNCED_LABEL_LEN, Slot};
+use super::origin::Proof;
 use super::{HYSTERESIS_DEN, HYSTERESIS_NUM, InstalledRoute, MAX_ROUTES_PER_DESTINATION, NodeKey};
 
 /// Whether seqno `a` is newer than `b` in wrapping (RFC 1982) order.
@@ -88,6 +89,11 @@ pub(super) struct Destination {
     pub empty_since: Option<Duration>,
     /// The deadline queued for this destination, if any.
     pub armed: Option<Duration>,
+    /// The origin's newest verified proof: routes with seqnos up to its seqno are accepted.
+    pub proof: Option<Proof>,
+    /// The change-log number from which on `proof` is new: links that have not read that far
+    /// get it with the destination's entry.
+    pub proof_change: u64,
 }
 
 impl Destination {
@@ -109,6 +115,8 @@ impl Destination {
             forwarded_request: None,
             empty_since: None,
             armed: None,
+            proof: None,
+            proof_change: 0,
         }
     }
 

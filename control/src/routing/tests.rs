@@ -1,6 +1,7 @@
 //! Routing messages on their own, then one router against hand-written neighbours.
 
 mod network;
+mod origin;
 mod sim;
 
 use super::message::*;
@@ -19,12 +20,14 @@ fn label(bytes: &[u8]) -> Label {
     Label::new(bytes).unwrap()
 }
 
+/// An entry as a neighbour sends it, with the origin's (simulated) proof for its seqno.
 fn entry(k: u8, seqno: u32, metric: u16, l: &[u8]) -> UpdateEntry {
     UpdateEntry {
         key: key(k),
         seqno,
         metric,
         label: label(l),
+        proof: (metric != METRIC_INFINITY).then(|| SimulatedOrigins::proof(&key(k), seqno)),
     }
 }
 
@@ -189,8 +192,23 @@ fn update_round_trips_and_refuses_every_truncation() {
         entry(4, 77, 13, &[1; MAX_LABEL_LEN]),
     ];
     let bytes = encode_update(&entries);
-    let expected_len = UPDATE_HEADER_LEN + 4 * ENTRY_MIN_LEN + 3 + MAX_LABEL_LEN;
+    // Three carry a proof (68 bytes each), the retraction does not.
+    let expected_len = UPDATE_HEADER_LEN + 4 * ENTRY_MIN_LEN + 3 + MAX_LABEL_LEN + 3 * 68;
     assert_eq!(bytes.len(), expected_len);
+    assert_eq!(
+        bytes[UPDATE_HEADER_LEN + 38],
+        0x80,
+        "the proof bit beside length 0"
+    );
+    let unproven = UpdateEntry {
+        proof: None,
+        ..entries[0]
+    };
+    assert_eq!(
+        encode_update(&[unproven]).len(),
+        UPDATE_HEADER_LEN + ENTRY_MIN_LEN
+    );
+    assert_eq!(decode_update(&encode_update(&[unproven])), [unproven]);
     assert_eq!(decode_update(&bytes), entries);
     for cut in 1..bytes.len() {
         assert_eq!(

@@ -12,6 +12,7 @@ use super::label::{Label, Slot};
 use super::message::{
     Hello, HelloEcho, METRIC_INFINITY, RouteRequest, SeqnoRequest, UpdateEntry, UpdateWriter,
 };
+use super::origin::{Proof, VerifyBudget};
 use super::table::{Destination, Table};
 use super::{
     FULL_UPDATE_INTERVAL, HELLO_INTERVAL, LINK_DEAD_AFTER, MIN_TRANSMIT_BUF, NodeKey, Router,
@@ -41,6 +42,12 @@ pub(super) struct Link {
     pub full_update_at: Duration,
     /// Position in a full dump in progress: 0 = this node's own entry, i + 1 = slab index i.
     pub dump: Option<usize>,
+    /// Whether the dump in progress carries every destination's proof: the first one to a
+    /// new neighbour, and one it asked for (`ROUTE_REQ` all). Periodic dumps do not; a
+    /// neighbour that misses a proof asks for it.
+    pub dump_proofs: bool,
+    /// Proofs this neighbour may still make this node verify.
+    pub verify_budget: VerifyBudget,
     /// Change-log number of the next entry this link has not been sent.
     pub change_cursor: u64,
     pub requests: VecDeque<LinkRequest>,
@@ -60,6 +67,8 @@ impl Link {
             rtt: None,
             full_update_at: now + FULL_UPDATE_INTERVAL,
             dump: Some(0),
+            dump_proofs: true,
+            verify_budget: VerifyBudget::new(now),
             change_cursor,
             requests: VecDeque::from([LinkRequest::Route(RouteRequest::All)]),
             armed: None,
@@ -150,29 +159,35 @@ fn is_latest(change: Change, number: u64, own_last: u64, table: &Table) -> bool 
     }
 }
 
-fn own_entry(key: &NodeKey, seqno: u32) -> UpdateEntry {
+/// This node's own entry, always with its proof (68 bytes more in each full dump: a
+/// neighbour's direct route never waits for a request).
+fn own_entry(key: &NodeKey, seqno: u32, proof: Proof) -> UpdateEntry {
     UpdateEntry {
         key: *key,
         seqno,
         metric: 0,
         label: Label::EMPTY,
+        proof: Some(proof),
     }
 }
 
-/// The announcement of a destination, or its retraction when nothing is announced.
-fn destination_entry(dest: &Destination) -> UpdateEntry {
+/// The announcement of a destination (with the origin's proof if `with_proof`), or its
+/// retraction when nothing is announced (a retraction needs no proof).
+fn destination_entry(dest: &Destination, with_proof: bool) -> UpdateEntry {
     match dest.announced {
         Some(a) => UpdateEntry {
             key: dest.key,
             seqno: a.seqno,
             metric: a.metric,
             label: a.label,
+            proof: dest.proof.filter(|_| with_proof),
         },
         None => UpdateEntry {
             key: dest.key,
             seqno: dest.feasibility.map_or(0, |fd| fd.seqno),
             metric: METRIC_INFINITY,
             label: Label::EMPTY,
+            proof: None,
         },
     }
 }
@@ -227,10 +242,12 @@ impl Router {
             let entry = match request {
                 LinkRequest::Seqno(r) => return r.encode(buf).ok(),
                 LinkRequest::Route(r) => return r.encode(buf).ok(),
-                LinkRequest::Announce(key) if key == self.key => own_entry(&self.key, self.seqno),
+                LinkRequest::Announce(key) if key == self.key => {
+                    own_entry(&self.key, self.seqno, self.own_proof)
+                }
                 LinkRequest::Announce(key) => {
                     match self.table.find(&key).and_then(|idx| self.table.at(idx)) {
-                        Some(dest) => destination_entry(dest),
+                        Some(dest) => destination_entry(dest, true),
                         None => continue,
                     }
                 }
@@ -241,6 +258,7 @@ impl Router {
         }
         let mut writer = UpdateWriter::new(buf).ok()?;
         let own_last = self.changes.own_last;
+        let read_to = link.change_cursor;
         let mut cursor = self.changes.end();
         for &(number, change) in self.changes.entries.range(
             self.changes
@@ -251,9 +269,9 @@ impl Router {
                 continue;
             }
             let entry = match change {
-                Change::Own => own_entry(&self.key, self.seqno),
+                Change::Own => own_entry(&self.key, self.seqno, self.own_proof),
                 Change::Destination { idx, .. } => match self.table.at(idx) {
-                    Some(dest) => destination_entry(dest),
+                    Some(dest) => destination_entry(dest, dest.proof_change >= read_to),
                     None => continue,
                 },
             };
@@ -266,16 +284,17 @@ impl Router {
         if cursor == self.changes.end() {
             while let Some(pos) = link.dump {
                 let entry = match pos.checked_sub(1) {
-                    None => Some(own_entry(&self.key, self.seqno)),
+                    None => Some(own_entry(&self.key, self.seqno, self.own_proof)),
                     Some(idx) if idx >= self.table.slab_len() => {
                         link.dump = None;
+                        link.dump_proofs = false;
                         break;
                     }
                     Some(idx) => self
                         .table
                         .at(idx)
                         .filter(|d| d.announced.is_some())
-                        .map(destination_entry),
+                        .map(|d| destination_entry(d, link.dump_proofs)),
                 };
                 if entry.is_some_and(|e| !writer.push(&e)) {
                     break;

@@ -29,7 +29,9 @@ use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 
 use crate::keys::PublicKey;
 use crate::protocol::Endpoint;
-use crate::routing::{LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, Slot};
+use crate::routing::{
+    LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, RouterStats, Slot, XeddsaOrigins,
+};
 
 pub(super) use upper::upper_endpoint;
 
@@ -85,18 +87,21 @@ impl Overlay {
     /// The overlay of the node whose key `upper` has, with no neighbour yet (see
     /// [`Overlay::set_neighbour`]), fed by `frames`, counting drops in `drops`, with `upper` for
     /// its end-to-end sessions (made by [`upper_endpoint`]; the dataplane opens their data with
-    /// its index table).
+    /// its index table), signing its routing origins with `private`.
     pub(super) fn new(
         frames: FrameReceiver,
         dataplane: Arc<Dataplane>,
         drops: Arc<WorkerCounters>,
         upper: Endpoint<PeerShared>,
+        private: &[u8; 32],
         unix_secs: u64,
         now: Duration,
     ) -> Self {
         let mtu = dataplane.mtu();
+        let key = *upper.public_key();
+        let origins = Box::new(XeddsaOrigins::new(key, private));
         Overlay {
-            router: Router::new(*upper.public_key(), unix_secs, now),
+            router: Router::new(key, unix_secs, now, origins),
             neighbours: Vec::new(),
             on_slot: vec![None; 256],
             frames,
@@ -266,11 +271,40 @@ impl Overlay {
             Some(FrameKind::RouteError) => self.route_error(now, frame),
             Some(kind) if kind.is_routed() => self.drops.count_drop(DropReason::UnknownFrame),
             Some(_) => {
+                let before = self.router.stats();
                 if let Err(error) = self.router.handle_message(slot, frame, now) {
                     self.drops.count_drop(error.drop_reason());
                 }
+                self.count_refused_entries(before);
             }
             None => self.drops.count_drop(DropReason::UnknownFrame),
+        }
+    }
+
+    /// Counts the UPDATE entries the router refused for their origin proofs since `before`,
+    /// each under its drop reason.
+    fn count_refused_entries(&self, before: RouterStats) {
+        let after = self.router.stats();
+        for (reason, was, is) in [
+            (
+                DropReason::OriginForged,
+                before.proofs_invalid,
+                after.proofs_invalid,
+            ),
+            (
+                DropReason::OriginUnproven,
+                before.entries_unproven,
+                after.entries_unproven,
+            ),
+            (
+                DropReason::OriginOverBudget,
+                before.proofs_deferred,
+                after.proofs_deferred,
+            ),
+        ] {
+            if is > was {
+                self.drops.count_drops(reason, is - was);
+            }
         }
     }
 

@@ -70,6 +70,7 @@ impl Node {
             Arc::clone(&dataplane),
             Arc::new(WorkerCounters::default()),
             upper,
+            key.as_bytes(),
             WALL.as_secs(),
             Duration::ZERO,
         );

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use rovy_dataplane::session::sealed_len;
 
-use super::super::{HandleError, InstalledRoute, NodeKey, RouteEvent, Router, Slot};
+use super::super::{
+    HandleError, InstalledRoute, NodeKey, RouteEvent, Router, SimulatedOrigins, Slot,
+};
 use super::SimRng;
 use crate::config::DEFAULT_MTU;
 use crate::daemon::ROUTING_MESSAGE_MAX_LEN;
@@ -152,7 +154,7 @@ impl Net {
             .map(|_| {
                 let mut key = [0; 32];
                 rng.fill(&mut key);
-                Router::new(key, UNIX_START, START)
+                Router::new(key, UNIX_START, START, Box::new(SimulatedOrigins::new(key)))
             })
             .collect();
         let index = nodes

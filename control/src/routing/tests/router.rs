@@ -5,7 +5,7 @@ use super::*;
 const ME: u8 = 0xAA;
 
 fn router() -> Router {
-    Router::new(key(ME), UNIX, T0)
+    Router::new(key(ME), UNIX, T0, Box::new(SimulatedOrigins::new(key(ME))))
 }
 
 /// Everything the router sends now, as (slot, bytes).
@@ -519,6 +519,8 @@ fn a_return_path_is_used_only_without_an_announced_route() {
 fn destinations_beyond_the_cap_are_refused_and_counted() {
     let (mut r, slots) = with_neighbours(1);
     let mut batch = Vec::new();
+    // Each batch comes after the link has earned the verifications its proofs need.
+    let mut now = T0;
     for i in 0..MAX_DESTINATIONS as u32 + 9 {
         let mut k = [0x55; 32];
         k[..4].copy_from_slice(&i.to_le_bytes());
@@ -527,13 +529,16 @@ fn destinations_beyond_the_cap_are_refused_and_counted() {
             seqno: 1,
             metric: 1,
             label: label(&[3]),
+            proof: Some(SimulatedOrigins::proof(&k, 1)),
         });
         if batch.len() == 30 {
-            send(&mut r, slots[0], &batch, T0);
+            send(&mut r, slots[0], &batch, now);
             batch.clear();
+            now += Duration::from_secs(30) / super::super::origin::VERIFY_RATE;
         }
     }
-    send(&mut r, slots[0], &batch, T0);
+    send(&mut r, slots[0], &batch, now);
+    assert_eq!(r.stats().proofs_deferred, 0);
     assert_eq!(r.destinations(), MAX_DESTINATIONS);
     assert_eq!(
         r.stats().destinations_refused,
@@ -570,7 +575,7 @@ fn the_full_table_is_split_over_updates_the_buffer_can_hold() {
 #[test]
 fn hellos_measure_the_round_trip_time() {
     let mut a = router();
-    let mut b = Router::new(key(1), UNIX, T0);
+    let mut b = Router::new(key(1), UNIX, T0, Box::new(SimulatedOrigins::new(key(1))));
     let sa = a.link_up(key(1), T0).unwrap();
     let sb = b.link_up(key(ME), T0).unwrap();
     let ms = |m| T0 + Duration::from_millis(m);
