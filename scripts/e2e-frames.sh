@@ -177,6 +177,35 @@ case_drops "ROUTE_ERROR to a slot without a link" 2 dead_slot 1 rp route-error-t
 sleep 0.5
 [ "$(peer rp count --kind 0x13)" = 0 ] || fail "a ROUTE_ERROR was answered with another"
 
+# Origins that cannot be forged: the rovy-kind peer announces node 3's key one hop away at a
+# seqno 2^30 past node 3's own, first with a proof nobody signed, then with none. Node 2
+# drops each entry under its reason (and asks the peer for the missing proof); its route to
+# node 3 does not change.
+route_to3() {
+  "$bin" route list --json --socket "$dir/2.sock" | python3 -c '
+import json, sys
+routes = json.load(sys.stdin)["routes"]
+print(next(("%s metric %s" % (r["label"], r["metric"]) for r in routes if r["public_key"] == sys.argv[1]), "none"))' "$node3_pub"
+}
+before_route=$(route_to3)
+forged_update() {
+  python3 - "$node3_pub" "$1" <<'PY'
+import base64, os, struct, sys, time
+key = base64.b64decode(sys.argv[1])
+seqno = (int(time.time()) + (1 << 30)) & 0xFFFFFFFF
+entry = key + struct.pack("<IHB", seqno, 0, 1) + bytes([7])
+if sys.argv[2] == "forged":
+    entry = key + struct.pack("<IHB", seqno, 0, 0x81) + bytes([7]) + struct.pack("<I", seqno) + os.urandom(64)
+print((bytes([0x21, 1]) + entry).hex())
+PY
+}
+peer rp flush
+case_drops "UPDATE for node 3's key with a forged proof" 2 origin_forged 1 rp "$(forged_update forged)"
+case_drops "UPDATE for node 3's key with a newer seqno and no proof" 2 origin_unproven 1 rp "$(forged_update none)"
+peer rp expect --kind 0x23 >/dev/null || fail "node 2 did not ask for the missing proof (ROUTE_REQ)"
+[ "$(route_to3)" = "$before_route" ] || fail "node 2's route to node 3 changed: $before_route -> $(route_to3)"
+echo "  node 2's route to node 3 unchanged ($before_route); the missing proof asked for"
+
 # Kind bytes below 0x40 that name no frame, and frames one byte short of their layout.
 case_drops "unknown frame kinds" 2 unknown_frame 5 rp unknown:0x00 unknown:0x01 unknown:0x14 unknown:0x25 unknown:0x3f
 case_drops "truncated label-routed frames" 2 frame_truncated 4 rp \
