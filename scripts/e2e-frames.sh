@@ -9,7 +9,8 @@
 # next slot with no link (a ROUTE_ERROR must come back, and none for a ROUTE_ERROR), unknown
 # frame kinds and frames one byte short of their layout. After each case node 2's drop counters
 # must have grown by exactly that many drops of exactly the expected reason and no other.
-# A PING to node 2 must be answered with a PONG carrying node 2's key, a PING may turn back,
+# A PING to node 2 must be answered with a PONG carrying node 2's key and its XEdDSA signature
+# (verified by wgpeer.py's own implementation), a PING may turn back,
 # and a frame routed on to node 3 reaches it (which drops its unknown upper index). Afterwards
 # every node still runs, the routes are whole and node 1 still pings node 3 through node 2.
 # Needs root; cleans up on exit.
@@ -148,6 +149,10 @@ case_drops "PING to node 2" 2 none 0 rp ping-here
 pong=$(peer rp expect --kind 0x12) || fail "no PONG for a PING to node 2"
 python3 -c 'import json,sys; sys.exit(json.loads(sys.argv[1]).get("public_key") != sys.argv[2])' "$pong" "$node2_pub" ||
   fail "the PONG does not carry node 2's key: $pong"
+# Its signature, checked by wgpeer's own XEdDSA verification (written from the specification).
+python3 -c 'import json,sys; sys.exit(json.loads(sys.argv[1]).get("signature_valid") is not True)' "$pong" ||
+  fail "the PONG's signature does not verify with node 2's key: $pong"
+echo "  PONG from node 2 carries its key and a valid XEdDSA signature over the id"
 case_drops "PING turned back" 2 none 0 rp "ping-uturn:$g"
 peer rp expect --kind 0x11 >/dev/null || fail "a PING sent back on its own slot did not come back"
 case_drops "ROUTED frame through node 2 to node 3 (node 2)" 2 none 0 rp "routed-to:$to3"

@@ -84,6 +84,9 @@ pub enum DropReason {
     /// A PONG whose id this node did not give the PING it answers: not a reply to one of our
     /// traceroute probes.
     UnsolicitedPong,
+    /// A PONG for one of this node's probes whose signature is not its replier's: a hop
+    /// naming another node in traceroute.
+    ForgedPong,
     /// A routing UPDATE entry whose origin proof does not verify: a seqno signed by someone
     /// other than the destination's key (one entry, not the whole message).
     OriginForged,
@@ -97,7 +100,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 35] = [
+    pub const ALL: [DropReason; 36] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::UnknownType,
@@ -130,6 +133,7 @@ impl DropReason {
         DropReason::LowOrderKey,
         DropReason::OverlayTooBig,
         DropReason::UnsolicitedPong,
+        DropReason::ForgedPong,
         DropReason::OriginForged,
         DropReason::OriginUnproven,
         DropReason::OriginOverBudget,
@@ -170,6 +174,7 @@ impl DropReason {
             DropReason::LowOrderKey => "low_order_key",
             DropReason::OverlayTooBig => "overlay_too_big",
             DropReason::UnsolicitedPong => "unsolicited_pong",
+            DropReason::ForgedPong => "forged_pong",
             DropReason::OriginForged => "origin_forged",
             DropReason::OriginUnproven => "origin_unproven",
             DropReason::OriginOverBudget => "origin_over_budget",

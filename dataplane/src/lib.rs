@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod route;
 pub mod session;
+pub mod signature;
 pub mod staged;
 pub mod switch;
 #[allow(unsafe_code)]

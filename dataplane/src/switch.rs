@@ -39,9 +39,10 @@
 //!   `label[..1]`), failed position 1, quoting `pos 1, [5, 7]`.
 
 use crate::DropReason;
+use crate::signature::SIGNATURE_LEN;
 use crate::wire::frame::{
     FrameKind, Label, LinkSlot, PONG_LEN, PingFrame, PongFrame, ROUTE_ERROR_LEN, RouteErrorCode,
-    RouteErrorFrame, RoutedHeader,
+    RouteErrorFrame, RoutedHeader, pong_signed_message,
 };
 
 /// Which of a node's slots have a live link right now. The switch asks once per frame, so an
@@ -210,13 +211,15 @@ pub fn failed_label(error: &RouteErrorFrame<&[u8]>) -> Option<Label> {
 }
 
 /// Writes into `out` the PONG answering `ping`, a PING whose label ended here: along
-/// [`way_back`], the PING's id, `key` (the replier's) and as much of the PING's data as `out`
-/// holds. Returns the PONG's length and the way back, whose first slot is the link to send it
-/// on. A PING with no way back is [`DropReason::BadLabel`]; an `out` shorter than
-/// [`PONG_LEN`], [`DropReason::BadLength`].
+/// [`way_back`], the PING's id, `key` (the replier's), `sign`'s signature over
+/// [`pong_signed_message`] of the id, and as much of the PING's data as `out` holds. Returns
+/// the PONG's length and the way back, whose first slot is the link to send it on. A PING with
+/// no way back is [`DropReason::BadLabel`]; an `out` shorter than [`PONG_LEN`],
+/// [`DropReason::BadLength`]; neither is signed.
 pub fn answer_ping(
     ping: &PingFrame<&[u8]>,
     key: &[u8; 32],
+    sign: impl FnOnce(&[u8]) -> [u8; SIGNATURE_LEN],
     out: &mut [u8],
 ) -> Result<(usize, Label), DropReason> {
     let back = way_back(&ping.header());
@@ -232,6 +235,7 @@ pub fn answer_ping(
     pong.fill_header(&back);
     pong.set_id(ping.id());
     pong.set_public_key(key);
+    pong.set_signature(&sign(&pong_signed_message(ping.id())));
     let echoed = pong.data_mut();
     let n = echoed.len();
     echoed.copy_from_slice(&data[..n]);

@@ -22,11 +22,12 @@ use rovy_dataplane::peer::{PeerShared, Sealed};
 use rovy_dataplane::pipeline::{Dataplane, Inbound, ROUTE_ERROR_BURST, ROUTE_ERROR_INTERVAL};
 use rovy_dataplane::route::RoutingTable;
 use rovy_dataplane::session::Session;
+use rovy_dataplane::signature;
 use rovy_dataplane::switch::{answer_ping, failed_label};
 use rovy_dataplane::tables::{PeerKind, Tables};
 use rovy_dataplane::wire::frame::{
     FrameKind, Label, PONG_LEN, PingFrame, PongFrame, ROUTE_ERROR_LEN, RouteErrorFrame,
-    RoutedFrame, RoutedHeader,
+    RoutedFrame, RoutedHeader, pong_signed_message,
 };
 
 const MTU: usize = 1420;
@@ -320,6 +321,19 @@ fn overlay_key(seed: u8) -> ([u8; 32], Ipv6Addr) {
         .expect("some key has an fc address")
 }
 
+/// A real X25519 identity whose key derives an fc address: (private, public, address).
+fn overlay_identity(seed: u8) -> ([u8; 32], [u8; 32], Ipv6Addr) {
+    (0..=u16::MAX)
+        .find_map(|i| {
+            let mut private = [seed; 32];
+            private[..2].copy_from_slice(&i.to_le_bytes());
+            let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(private))
+                .to_bytes();
+            overlay_address::derive(&public).map(|address| (private, public, address))
+        })
+        .expect("some key has an fc address")
+}
+
 /// A routes C's address through an upper peer whose route is `[3, 7]` (via B), as control
 /// does when routing finds C. Returns C's address.
 fn route_a_to_c(n: &Net) -> Ipv6Addr {
@@ -356,7 +370,7 @@ fn probe(dst: Ipv6Addr, hop_limit: u8) -> (Vec<u8>, Vec<u8>, usize) {
 fn a_hop_limited_probe_comes_back_as_time_exceeded_from_the_hop_where_it_ran_out() {
     let n = net();
     let c_address = route_a_to_c(&n);
-    let (b_key, b_address) = overlay_key(0xb0);
+    let (b_private, b_key, b_address) = overlay_identity(0xb0);
     let (packet, mut buf, len) = probe(c_address, 1);
 
     let Ok(Sealed::Datagram { at: 0, len, dst }) = n.a.outbound(NOW, &mut buf, len) else {
@@ -376,7 +390,10 @@ fn a_hop_limited_probe_comes_back_as_time_exceeded_from_the_hop_where_it_ran_out
 
     // B's control answers; its PONG goes back to A on B's slot 5.
     let mut answer = vec![0u8; buffer_len(MTU)];
-    let (pong_len, back) = answer_ping(&ping, &b_key, &mut answer[LINK_PAYLOAD_AT..]).unwrap();
+    let sign = |m: &[u8]| signature::sign(&b_private, m);
+    let (pong_len, back) =
+        answer_ping(&ping, &b_key, sign, &mut answer[LINK_PAYLOAD_AT..]).unwrap();
+    let genuine = answer[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + pong_len].to_vec();
     assert_eq!(back.as_slice(), &[5]);
     let b_to_a = Arc::clone(n.b.tables().peer(0).unwrap());
     let (sealed, _) = b_to_a.seal_link(NOW, &mut answer, pong_len, MTU).unwrap();
@@ -415,6 +432,20 @@ fn a_hop_limited_probe_comes_back_as_time_exceeded_from_the_hop_where_it_ran_out
     assert_eq!(
         n.a.inbound(NOW, addr(2), &mut plain[..sealed]),
         Err(DropReason::UnsolicitedPong)
+    );
+
+    // The genuine PONG naming B but signed by another key (a hop inventing a node): refused.
+    let (m_private, _, _) = overlay_identity(0xd0);
+    let mut plain = vec![0u8; buffer_len(MTU)];
+    plain[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + pong_len].copy_from_slice(&genuine);
+    let mut forged =
+        PongFrame::new_unchecked(&mut plain[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + pong_len]);
+    let id = forged.id();
+    forged.set_signature(&signature::sign(&m_private, &pong_signed_message(id)));
+    let (sealed, _) = b_to_a.seal_link(NOW, &mut plain, pong_len, MTU).unwrap();
+    assert_eq!(
+        n.a.inbound(NOW, addr(2), &mut plain[..sealed]),
+        Err(DropReason::ForgedPong)
     );
 }
 

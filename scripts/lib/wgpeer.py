@@ -53,6 +53,8 @@ import threading
 import time
 
 try:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -77,7 +79,7 @@ KEEPALIVE_LEN = DATA_HEADER_LEN + TAG_LEN  # the smallest upper message a ROUTED
 MIN_LEN = {
     "routed": ROUTED_HEADER_LEN + KEEPALIVE_LEN,
     "ping": ROUTED_HEADER_LEN + 8,  # id
-    "pong": ROUTED_HEADER_LEN + 8 + 32,  # id, the replier's key
+    "pong": ROUTED_HEADER_LEN + 8 + 32 + 64,  # id, the replier's key, its signature
     "route-error": ROUTED_HEADER_LEN + 2 + 16,  # code, failed position, quote
     "hello": 15,  # kind, seq u16, time u32, echo time u32, echo delay u32
 }
@@ -307,9 +309,31 @@ def describe(plaintext):
         out.update(kind=plaintext[0], pos=pos, label=list(plaintext[2 : 2 + min(length, MAX_LABEL_LEN)]))
         if plaintext[0] == ROUTE_ERROR and len(plaintext) >= 34:
             out.update(code=plaintext[16], failed_pos=plaintext[17], quote=plaintext[18:34].hex())
-        if plaintext[0] == PONG and len(plaintext) >= 56:
-            out.update(public_key=base64.b64encode(plaintext[24:56]).decode())
+        if plaintext[0] == PONG and len(plaintext) >= MIN_LEN["pong"]:
+            key, signature = plaintext[24:56], plaintext[56:120]
+            signed = b"rovy pong" + plaintext[16:24]
+            out.update(public_key=base64.b64encode(key).decode(),
+                       signature_valid=xeddsa_verify(key, signed, signature))
     return out
+
+
+P25519 = 2**255 - 19
+
+
+def xeddsa_verify(montgomery_key, message, signature):
+    """XEdDSA verification (Signal's specification): the X25519 key's Edwards form with sign
+    bit 0, y = (u - 1) / (u + 1) mod p, checks an ordinary Ed25519 signature. Written from the
+    specification, not taken from the node."""
+    u = int.from_bytes(montgomery_key, "little") & ((1 << 255) - 1)
+    if u >= P25519 or (u + 1) % P25519 == 0:
+        return False
+    y = (u - 1) * pow(u + 1, P25519 - 2, P25519) % P25519
+    edwards = Ed25519PublicKey.from_public_bytes(y.to_bytes(32, "little"))
+    try:
+        edwards.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
 
 
 class Peer:

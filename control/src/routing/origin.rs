@@ -18,10 +18,8 @@
 use std::time::Duration;
 
 use blake2::digest::{FixedOutput, KeyInit, Update};
-use rand_core::OsRng;
+use rovy_dataplane::signature;
 use rovy_dataplane::sys::SecretPage;
-use xeddsa::xed25519::{PrivateKey, PublicKey};
-use xeddsa::{Sign, Verify};
 
 use super::label::Slot;
 use super::message::{RouteRequest, UpdateEntry};
@@ -29,8 +27,7 @@ use super::table::seqno_newer;
 use super::transmit::LinkRequest;
 use super::{NodeKey, Router};
 
-/// Bytes of a signature.
-pub const SIGNATURE_LEN: usize = 64;
+pub use rovy_dataplane::signature::SIGNATURE_LEN;
 /// Bytes of a [`Proof`] on the wire: seqno u32, signature.
 pub const PROOF_LEN: usize = 4 + SIGNATURE_LEN;
 
@@ -81,6 +78,11 @@ impl XeddsaOrigins {
             private: SecretPage::new(private),
         }
     }
+
+    /// Any other `message` signed with the same key (a PONG's, for one).
+    pub fn sign_message(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        signature::sign(self.private.expose(), message)
+    }
 }
 
 impl std::fmt::Debug for XeddsaOrigins {
@@ -91,16 +93,12 @@ impl std::fmt::Debug for XeddsaOrigins {
 
 impl Origins for XeddsaOrigins {
     fn sign(&mut self, seqno: u32) -> Proof {
-        // The xeddsa key wipes itself on drop.
-        let private = PrivateKey(*self.private.expose());
-        let signature = private.sign(&signed_message(&self.key, seqno), OsRng);
+        let signature = signature::sign(self.private.expose(), &signed_message(&self.key, seqno));
         Proof { seqno, signature }
     }
 
     fn verify(&self, key: &NodeKey, proof: &Proof) -> bool {
-        PublicKey(*key)
-            .verify(&signed_message(key, proof.seqno), &proof.signature)
-            .is_ok()
+        signature::verify(key, &signed_message(key, proof.seqno), &proof.signature)
     }
 }
 

@@ -20,7 +20,7 @@ use rovy_dataplane::counters::WorkerCounters;
 use rovy_dataplane::link_addr::LinkAddr;
 use rovy_dataplane::overlay_address;
 use rovy_dataplane::peer::PeerShared;
-use rovy_dataplane::pipeline::Dataplane;
+use rovy_dataplane::pipeline::{Dataplane, Pace};
 use rovy_dataplane::route::PeerSlot;
 use rovy_dataplane::switch::{answer_ping, failed_label};
 use rovy_dataplane::tables::Tables;
@@ -77,7 +77,18 @@ pub(super) struct Overlay {
     /// when (see [`UPPER_HANDSHAKE_DEADLINE`]).
     handshaking:
         std::collections::HashMap<crate::protocol::TunnelId, (crate::routing::Label, Duration)>,
+    /// Signs PONGs with this node's key.
+    pong_signer: XeddsaOrigins,
+    /// Paces PONGs.
+    pongs: Pace,
 }
+
+/// PONGs are answered at most one per this interval on average ...
+pub const PONG_INTERVAL: Duration = Duration::from_millis(2);
+/// ... with bursts of this many: a traceroute6 sends up to 16 probes at once, 3 per hop. Each
+/// PONG costs an XEdDSA signature (about 20 µs), so a neighbour flooding PINGs takes at most
+/// 1 % of a core.
+pub const PONG_BURST: u32 = 64;
 
 /// A label over which an end-to-end handshake does not complete within this long is demoted:
 /// the destination moves to its next route (issue 10, DESIGN §1).
@@ -100,6 +111,7 @@ impl Overlay {
         let mtu = dataplane.mtu();
         let key = *upper.public_key();
         let origins = Box::new(XeddsaOrigins::new(key, private));
+        let pong_signer = XeddsaOrigins::new(key, private);
         Overlay {
             router: Router::new(key, unix_secs, now, origins),
             neighbours: Vec::new(),
@@ -111,6 +123,8 @@ impl Overlay {
             drops,
             upper,
             handshaking: std::collections::HashMap::new(),
+            pong_signer,
+            pongs: Pace::new(PONG_INTERVAL, PONG_BURST),
         }
     }
 
@@ -324,14 +338,19 @@ impl Overlay {
     }
 
     /// Answers a PING whose label ended here with a PONG along the way back, carrying this
-    /// node's key and the PING's data: the hop traceroute names.
+    /// node's key, its signature over the PING's id and the PING's data: the hop traceroute
+    /// names. Paced ([`PONG_INTERVAL`], [`PONG_BURST`]): each answer costs a signature.
     fn answer_ping(&mut self, now: Duration, frame: &[u8], send: &mut impl FnMut(LinkAddr, &[u8])) {
         let Ok(ping) = PingFrame::new_checked(frame) else {
             return self.drops.count_drop(DropReason::FrameTruncated);
         };
+        if !self.pongs.allow(now) {
+            return self.drops.count_drop(DropReason::RateLimited);
+        }
         let key = *self.router.key();
         let out = &mut self.buf[LINK_PAYLOAD_AT..LINK_PAYLOAD_AT + self.mtu];
-        let (len, back) = match answer_ping(&ping, &key, out) {
+        let signer = &self.pong_signer;
+        let (len, back) = match answer_ping(&ping, &key, |m| signer.sign_message(m), out) {
             Ok(answer) => answer,
             Err(reason) => return self.drops.count_drop(reason),
         };

@@ -15,6 +15,7 @@ pub use label::{Label, LinkSlot, MAX_LABEL_LEN};
 pub use routed::{
     PING_LEN, PONG_LEN, PingFrame, PongFrame, ROUTE_ERROR_LEN, ROUTE_ERROR_QUOTE_LEN,
     ROUTED_HEADER_LEN, ROUTED_MIN_LEN, RouteErrorCode, RouteErrorFrame, RoutedFrame, RoutedHeader,
+    pong_signed_message,
 };
 
 use crate::DropReason;

@@ -6,7 +6,9 @@
 //! routed header   kind (1) | pos<<4 | len (1) | label (14, zero after len)
 //! ROUTED          header | one WireGuard message of the upper session
 //! PING            header | id (8) | data (any length)
-//! PONG            header | id (8) | replier's public key (32) | the PING's data, echoed
+//! PONG            header | id (8) | replier's public key (32) | signature (64) | the PING's
+//!                 data, echoed (the signature: XEdDSA by the replier's key over
+//!                 "rovy pong" ‖ id, see [`pong_signed_message`])
 //! ROUTE_ERROR     header (the return path) | code (1) | failed position (1) | quote (16)
 //! ```
 
@@ -29,6 +31,16 @@ pub const ROUTE_ERROR_LEN: usize = at::ROUTE_ERROR_END;
 /// needs to tell which of its labels broke.
 pub const ROUTE_ERROR_QUOTE_LEN: usize = ROUTED_HEADER_LEN;
 
+/// What a PONG's signature covers: a context string, then the id of the PING it answers. The
+/// context keeps a signature made on any neighbour's request (a PING's id is the sender's
+/// choice) from ever standing for another signed message of the node's.
+pub fn pong_signed_message(id: u64) -> [u8; 17] {
+    let mut message = [0u8; 17];
+    message[..9].copy_from_slice(b"rovy pong");
+    message[9..].copy_from_slice(&id.to_le_bytes());
+    message
+}
+
 /// Field offsets, from the start of the frame.
 mod at {
     pub const KIND: usize = 0;
@@ -37,7 +49,8 @@ mod at {
     pub const ID: usize = super::ROUTED_HEADER_LEN;
     pub const PING_END: usize = ID + 8;
     pub const PUBLIC_KEY: usize = PING_END;
-    pub const PONG_END: usize = PUBLIC_KEY + 32;
+    pub const SIGNATURE: usize = PUBLIC_KEY + 32;
+    pub const PONG_END: usize = SIGNATURE + crate::signature::SIGNATURE_LEN;
     pub const CODE: usize = super::ROUTED_HEADER_LEN;
     pub const FAILED_POS: usize = CODE + 1;
     pub const QUOTE: usize = FAILED_POS + 1;
@@ -257,8 +270,8 @@ frame_view!(
 );
 
 frame_view!(
-    /// PONG: the routed header, the id of the PING it answers, the replier's public key and the
-    /// PING's data.
+    /// PONG: the routed header, the id of the PING it answers, the replier's public key and
+    /// signature, and the PING's data.
     PongFrame,
     FrameKind::Pong
 );
@@ -322,6 +335,11 @@ impl<T: AsRef<[u8]>> PongFrame<T> {
         array(self.buffer.as_ref(), at::PUBLIC_KEY)
     }
 
+    /// The replier's signature over [`pong_signed_message`] of the id.
+    pub fn signature(&self) -> &[u8; crate::signature::SIGNATURE_LEN] {
+        array(self.buffer.as_ref(), at::SIGNATURE)
+    }
+
     /// The PING's data, echoed, with the link's padding.
     pub fn data(&self) -> &[u8] {
         &self.buffer.as_ref()[at::PONG_END..]
@@ -337,6 +355,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> PongFrame<T> {
     /// Sets the replier's public key.
     pub fn set_public_key(&mut self, key: &[u8; 32]) {
         *array_mut(self.buffer.as_mut(), at::PUBLIC_KEY) = *key;
+    }
+
+    /// Sets the replier's signature.
+    pub fn set_signature(&mut self, signature: &[u8; crate::signature::SIGNATURE_LEN]) {
+        *array_mut(self.buffer.as_mut(), at::SIGNATURE) = *signature;
     }
 
     /// The echoed data, for writing.
