@@ -74,6 +74,7 @@ fuzz_target!(|buf: &[u8]| {
     if let Ok(f) = pong {
         assert_eq!(f.id(), le64(buf, HEADER_LEN));
         assert_eq!(&f.public_key()[..], &buf[HEADER_LEN + 8..HEADER_LEN + 40]);
+        assert_eq!(&f.signature()[..], &buf[HEADER_LEN + 40..HEADER_LEN + 104]);
     }
 
     let error = RouteErrorFrame::new_checked(buf);

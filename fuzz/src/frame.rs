@@ -32,7 +32,7 @@ pub fn min_len(kind: u8) -> Option<usize> {
     match kind {
         ROUTED => Some(HEADER_LEN + KEEPALIVE),
         PING => Some(HEADER_LEN + 8),
-        PONG => Some(HEADER_LEN + 8 + 32),
+        PONG => Some(HEADER_LEN + 8 + 32 + 64),
         ROUTE_ERROR => Some(ROUTE_ERROR_LEN),
         _ => None,
     }
