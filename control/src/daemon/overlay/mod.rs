@@ -8,7 +8,11 @@
 //! the way back (traceroute's hops); an upper session's handshake goes to the upper endpoint
 //! (`upper`), whose data the workers open themselves.
 
+mod handshake_watch;
 mod upper;
+
+use handshake_watch::HandshakeWatch;
+use handshake_watch::UPPER_HANDSHAKE_DEADLINE;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,10 +77,8 @@ pub(super) struct Overlay {
     drops: Arc<WorkerCounters>,
     /// End-to-end sessions with the destinations routes lead to.
     upper: Endpoint<PeerShared>,
-    /// Upper tunnels whose handshake is under way: the label their first initiation took, and
-    /// when (see [`UPPER_HANDSHAKE_DEADLINE`]).
-    handshaking:
-        std::collections::HashMap<crate::protocol::TunnelId, (crate::routing::Label, Duration)>,
+    /// Upper tunnels whose handshake is under way, and over which label.
+    handshaking: HandshakeWatch,
     /// Signs PONGs with this node's key.
     pong_signer: XeddsaOrigins,
     /// Paces PONGs.
@@ -89,10 +91,6 @@ pub const PONG_INTERVAL: Duration = Duration::from_millis(2);
 /// PONG costs an XEdDSA signature (about 20 µs), so a neighbour flooding PINGs takes at most
 /// 1 % of a core.
 pub const PONG_BURST: u32 = 64;
-
-/// A label over which an end-to-end handshake does not complete within this long is demoted:
-/// the destination moves to its next route (issue 10, DESIGN §1).
-pub const UPPER_HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
 impl Overlay {
     /// The overlay of the node whose key `upper` has, with no neighbour yet (see
@@ -122,7 +120,7 @@ impl Overlay {
             mtu,
             drops,
             upper,
-            handshaking: std::collections::HashMap::new(),
+            handshaking: HandshakeWatch::default(),
             pong_signer,
             pongs: Pace::new(PONG_INTERVAL, PONG_BURST),
         }

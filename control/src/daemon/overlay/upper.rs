@@ -140,7 +140,7 @@ impl Overlay {
                 self.send_routed(now, back, &out[..COOKIE_REPLY_LEN], send);
             }
             Ok(Received::HandshakeComplete { tunnel }) => {
-                self.handshaking.remove(&tunnel);
+                self.handshaking.completed(tunnel);
                 self.publish_tunnel(tunnel);
             }
             Ok(_) => {}
@@ -173,7 +173,7 @@ impl Overlay {
                     let initiation = rovy_dataplane::wire::message_type(&out[..t.len])
                         == Ok(rovy_dataplane::wire::MessageType::Initiation);
                     if initiation {
-                        self.handshaking.entry(t.tunnel).or_insert((label, now));
+                        self.handshaking.initiation_sent(t.tunnel, label, now);
                     }
                     self.send_routed(now, label, &out[..t.len], send);
                 }
@@ -197,14 +197,7 @@ impl Overlay {
     /// [`super::UPPER_HANDSHAKE_DEADLINE`]: its destination moves to the next route, and the
     /// handshake's retries take that one.
     fn demote_silent_labels(&mut self, now: Duration) {
-        let due: Vec<(crate::protocol::TunnelId, Label)> = self
-            .handshaking
-            .iter()
-            .filter(|(_, (_, since))| now.saturating_sub(*since) >= super::UPPER_HANDSHAKE_DEADLINE)
-            .map(|(&id, &(label, _))| (id, label))
-            .collect();
-        for (id, label) in due {
-            self.handshaking.remove(&id);
+        for label in self.handshaking.take_due(now) {
             let moved = self.router.route_failed(&label, now);
             if moved > 0 {
                 tracing::info!(
