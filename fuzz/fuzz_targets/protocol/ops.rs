@@ -84,7 +84,7 @@ impl Harness {
         self.check_policy(result, expected, self.mac2_valid(i, src, had_cookie));
         match result {
             Ok(Received::HandshakeResponse { .. }) => {
-                self.initiation_answered(i, ts, &out[..RESPONSE_LEN]);
+                self.initiation_answered(i, index, ts, &out[..RESPONSE_LEN]);
             }
             Ok(Received::CookieReply) => self.cookie_received(i, src, &out),
             _ => {}
@@ -292,6 +292,8 @@ impl Harness {
         let sent = &self.history[at];
         let (src, i, ts, was_accepted) = (sent.src, sent.peer, sent.ts, sent.accepted);
         let mut msg = sent.bytes.clone();
+        // An initiation's sender index as its peer wrote it, whatever the flip makes of it.
+        let answered = u32::from_le_bytes(msg[4..8].try_into().unwrap());
         let flip = usize::from(flip_at) % msg.len();
         msg[flip] ^= xor;
         let kind = message_type(&sent.bytes);
@@ -330,7 +332,7 @@ impl Harness {
                     Some(Ok(r)),
                     "replayed initiation accepted"
                 );
-                self.initiation_answered(i, ts.unwrap(), &out[..RESPONSE_LEN]);
+                self.initiation_answered(i, answered, ts.unwrap(), &out[..RESPONSE_LEN]);
             }
             (_, Ok(r)) if r != Received::CookieReply => {
                 assert!(!was_accepted, "{kind:?} accepted twice");
