@@ -95,6 +95,10 @@ struct TunnelModel {
     cookie_at: Option<Duration>,
     /// A keepalive it owes (it just completed a handshake as initiator).
     owes_keepalive: bool,
+    /// Local indices of its sessions whose remote index is not the one the peer wrote: a
+    /// replayed response changed the sender index (only mac1 covers it) and completed the
+    /// handshake. What they seal goes to an index the peer holds for no such session.
+    misdirected: Vec<u32>,
     /// Data messages (keepalives aside) and their plaintext bytes received and sent, as its
     /// counters must read.
     packets: (u64, u64),
