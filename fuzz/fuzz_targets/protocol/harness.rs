@@ -95,6 +95,10 @@ struct TunnelModel {
     cookie_at: Option<Duration>,
     /// A keepalive it owes (it just completed a handshake as initiator).
     owes_keepalive: bool,
+    /// Local indices of its sessions whose remote index is not the one the peer wrote: a
+    /// replayed response changed the sender index (only mac1 covers it) and completed the
+    /// handshake. What they seal goes to an index the peer holds for no such session.
+    misdirected: Vec<u32>,
     /// Data messages (keepalives aside) and their plaintext bytes received and sent, as its
     /// counters must read.
     packets: (u64, u64),
@@ -461,9 +465,14 @@ impl Harness {
         })
     }
 
-    /// The endpoint answered peer `i`'s initiation (stamped `ts`) with `response`: the peer
-    /// completes it exactly when their preshared keys agree.
-    fn initiation_answered(&mut self, i: usize, ts: Tai64n, response: &[u8]) {
+    /// The endpoint answered peer `i`'s initiation `answered` (its sender index as the peer
+    /// wrote it; stamped `ts`) with `response`. The peer reads the response with the
+    /// initiation its receiver index names. That is `answered`, which the peer completes
+    /// exactly when their preshared keys agree, unless a replay changed the sender index
+    /// (only mac1 covers it, and anyone can compute mac1) into that of another initiation of
+    /// the peer's: a response made for one initiation's ephemeral never reads with another's,
+    /// which stays pending, as it does in WireGuard.
+    fn initiation_answered(&mut self, i: usize, answered: u32, ts: Tai64n, response: &[u8]) {
         let now = self.now;
         let p = &mut self.peers[i];
         p.accepted = Some((ts, now));
@@ -472,6 +481,13 @@ impl Harness {
             return;
         };
         let read = p.pending[at].read_response(response.try_into().unwrap());
+        if receiver != answered {
+            assert!(
+                matches!(read, Err(noise::NoiseError::Decrypt)),
+                "another initiation read the response: {read:?}"
+            );
+            return;
+        }
         assert_eq!(read.is_ok(), p.psk_agrees, "{read:?}");
         if let Ok(keys) = read {
             p.pending.remove(at);

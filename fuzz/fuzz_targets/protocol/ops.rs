@@ -84,7 +84,7 @@ impl Harness {
         self.check_policy(result, expected, self.mac2_valid(i, src, had_cookie));
         match result {
             Ok(Received::HandshakeResponse { .. }) => {
-                self.initiation_answered(i, ts, &out[..RESPONSE_LEN]);
+                self.initiation_answered(i, index, ts, &out[..RESPONSE_LEN]);
             }
             Ok(Received::CookieReply) => self.cookie_received(i, src, &out),
             _ => {}
@@ -276,7 +276,7 @@ impl Harness {
                     model.packets.1 += 1;
                     model.bytes.1 += len as u64;
                 }
-                self.peer_opens(i, &msg, len);
+                self.peer_opens(i, id, &msg, len);
             }
             (None, _, Err(e)) => assert_eq!(e, DropReason::NoEndpoint),
             (Some(_), false, Err(e)) => assert_eq!(e, DropReason::NoSession),
@@ -292,6 +292,8 @@ impl Harness {
         let sent = &self.history[at];
         let (src, i, ts, was_accepted) = (sent.src, sent.peer, sent.ts, sent.accepted);
         let mut msg = sent.bytes.clone();
+        // A handshake message's sender index as its peer wrote it, whatever the flip makes of it.
+        let sender = u32::from_le_bytes(msg[4..8].try_into().unwrap());
         let flip = usize::from(flip_at) % msg.len();
         msg[flip] ^= xor;
         let kind = message_type(&sent.bytes);
@@ -330,7 +332,19 @@ impl Harness {
                     Some(Ok(r)),
                     "replayed initiation accepted"
                 );
-                self.initiation_answered(i, ts.unwrap(), &out[..RESPONSE_LEN]);
+                self.initiation_answered(i, sender, ts.unwrap(), &out[..RESPONSE_LEN]);
+            }
+            (Ok(MessageType::Response), Ok(Received::HandshakeComplete { tunnel })) => {
+                assert!(!was_accepted, "{kind:?} accepted twice");
+                let t = self.us.tunnel(tunnel).unwrap();
+                let current = t
+                    .sessions()
+                    .current()
+                    .map(|s| (s.local_index(), s.remote_index()));
+                let (local, remote) = current.expect("a completed handshake's session");
+                if remote != sender {
+                    self.tunnels[tunnel.0].misdirected.push(local);
+                }
             }
             (_, Ok(r)) if r != Received::CookieReply => {
                 assert!(!was_accepted, "{kind:?} accepted twice");

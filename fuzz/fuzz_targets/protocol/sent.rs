@@ -86,18 +86,37 @@ impl Harness {
             Ok(MessageType::Data) => {
                 assert_eq!(t.len, KEEPALIVE_LEN);
                 self.tunnels[t.tunnel.0].owes_keepalive = false;
-                self.peer_opens(i, msg, 0);
+                self.peer_opens(i, t.tunnel, msg, 0);
             }
             other => panic!("transmitted {other:?}"),
         }
     }
 
-    /// Peer `i` opens a data message from the endpoint whose plaintext starts with `payload`:
-    /// it does, unless it no longer holds that session or the session expired.
-    pub(super) fn peer_opens(&mut self, i: usize, msg: &[u8], payload: usize) {
+    /// Peer `i` opens a data message from the endpoint, sealed on `tunnel`'s current session,
+    /// whose plaintext starts with `payload`: it does, unless it no longer holds that session
+    /// or the session expired. A misdirected session's message it never opens: the index it
+    /// goes to is unknown to the peer or names another session, whose keys and counters do
+    /// not take it.
+    pub(super) fn peer_opens(&mut self, i: usize, tunnel: TunnelId, msg: &[u8], payload: usize) {
+        let sealed_by = self
+            .us
+            .tunnel(tunnel)
+            .unwrap()
+            .sessions()
+            .current()
+            .map(|s| (s.local_index(), s.remote_index()));
+        let receiver = u32::from_le_bytes(msg[4..8].try_into().unwrap());
+        let (local, remote) = sealed_by.expect("sealed on a session");
+        assert_eq!(remote, receiver, "sealed on another session");
+        let misdirected = self.tunnels[tunnel.0].misdirected.contains(&local);
         let mut packet = msg.to_vec();
         let p = &mut self.peers[i];
-        match p.slots.decapsulate(self.now, &mut packet) {
+        let opened = p.slots.decapsulate(self.now, &mut packet);
+        if misdirected {
+            assert!(opened.is_err(), "peer opened a misdirected session's data");
+            return;
+        }
+        match opened {
             Ok(r) => {
                 assert!(r.plaintext_len >= payload);
                 if r.confirmed_next {
