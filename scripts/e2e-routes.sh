@@ -7,14 +7,15 @@
 #     10.220.0.0/16: a gateway for the whole /16;
 #   H, rovy-fast in namespace C behind a veth of its own (tunnel address 10.220.0.7), allowed
 #     IP 10.220.0.7/32, inside G's /16.
-#   1. A routes 10.220.0.0/16 and 10.220.0.7/32 into its TUN, and no default route (it says why
-#      in its log); H routes A's 10.210.0.0/24 into its own.
+#   1. A routes 10.220.0.0/16 and 10.220.0.7/32 into its TUN, and G's 0.0.0.0/0 not in its
+#      main table but in table 51820 (see e2e-default-route.sh); H routes A's 10.210.0.0/24
+#      into its own.
 #   2. A pings 10.220.5.5 (G answers) and 10.220.0.7 (only H has it: G does not forward).
 #   3. `wg set` gives H 10.230.0.0/24 as well: the route comes; `wg set … remove` takes H away:
 #      its routes go, G's /16 stays, and 10.220.0.7 goes to G now (which does not answer it).
 #      A SIGHUP reload brings H back with its route, and the ping is answered again.
-#   4. With `routes = false` A adds no route (not even at a `wg set`), and 10.220.0.7 is
-#      unreachable.
+#   4. With `routes = false` A adds no route and no rule (not even at a `wg set`), and
+#      10.220.0.7 is unreachable.
 # Needs root; every wait is bounded and everything is removed on exit.
 #   sudo scripts/e2e-routes.sh [--no-build]
 set -euo pipefail
@@ -101,10 +102,11 @@ wg_a() { run_in "$RF_NS_A" timeout 10 wg "$@"; }
 echo "== routes for overlapping allowed IPs"
 routes_are "10.220.0.0/16 10.220.0.7 " ||
   fail "A's routes into $IF_A are not the /16 and the /32: $(tun_routes "$RF_NS_A" "$IF_A" | tr '\n' ' ')"
-run_in "$RF_NS_A" ip -4 route show default | grep -q . && fail "A added a default route"
-grep -qF "not routing 0.0.0.0/0 into $IF_A" "$LOG_A" || fail "A does not say why 0.0.0.0/0 has no route"
+run_in "$RF_NS_A" ip -4 route show default | grep -q . && fail "A added a default route to its main table"
+[ "$(run_in "$RF_NS_A" ip -4 route show table 51820)" = "default dev $IF_A proto static scope link " ] ||
+  fail "A did not route G's 0.0.0.0/0 in table 51820: $(run_in "$RF_NS_A" ip -4 route show table 51820)"
 [ "$(tun_routes "$RF_NS_C" "$IF_H")" = 10.210.0.0/24 ] || fail "H did not route A's subnet into $IF_H"
-pass "A routes 10.220.0.0/16 and 10.220.0.7 into its TUN and says why not 0.0.0.0/0; H routes 10.210.0.0/24"
+pass "A routes 10.220.0.0/16 and 10.220.0.7 into its TUN, 0.0.0.0/0 in table 51820; H routes 10.210.0.0/24"
 
 echo "== longest-prefix match"
 wait_for 15 ping_a 10.220.5.5 || fail "A cannot ping G (10.220.5.5, in the /16)"
@@ -136,11 +138,12 @@ stop_pid "$PID_A" || fail "A did not exit cleanly"
 a_config $'routes = false\n'
 start_rovy "$RF_NS_A" a2 "$CONF_A" "$RF_TMP/a.sock" || fail "node A did not start with routes = false"
 routes_are "" || fail "A added routes with routes = false: $(tun_routes "$RF_NS_A" "$IF_A" | tr '\n' ' ')"
+run_in "$RF_NS_A" ip -4 rule show | grep -q 51820 && fail "A added rules with routes = false"
 wg_a set "$IF_A" peer "$PUB_H" allowed-ips 10.220.0.7/32,10.230.0.0/24 || fail "wg set allowed-ips failed"
 sleep 0.5
 routes_are "" || fail "wg set added a route with routes = false"
 ping_a 10.220.0.7 && fail "10.220.0.7 answers with no route to it"
 out="$(run_in "$RF_NS_A" ping -c 1 -W 1 10.220.0.7 2>&1 || true)"
 grep -q "unreachable" <<<"$out" || fail "10.220.0.7 is not unreachable without routes: $out"
-pass "with routes = false no route is added, at start or at a change"
+pass "with routes = false no route or rule is added, at start or at a change"
 echo "PASS routes: allowed IPs routed into the TUN by longest prefix, following peer changes; none with routes = false"

@@ -53,6 +53,8 @@ echo "== peers at run time: wg show/showconf/set/syncconf, SIGHUP reloads under 
 scripts/e2e-peers.sh --no-build
 echo "== wg-quick habits: allowed IPs routed into the TUN, overlapping ones by longest prefix, routes = false"
 scripts/e2e-routes.sh --no-build
+echo "== full tunnel: 0.0.0.0/0 and ::/0 through a table of their own, the node's marked packets around it"
+scripts/e2e-default-route.sh --no-build
 echo "== end-to-end (network namespaces)"
 scripts/e2e.sh --backend both
 echo "== attacks and faults: handshake floods, loss and reordering, a rekey under traffic, preshared"

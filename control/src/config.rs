@@ -67,6 +67,7 @@ const INTERFACE_KEYS: &[&str] = &[
     "cores",
     "metrics",
     "routes",
+    "fwmark",
 ];
 
 const PEER_KEYS: &[&str] = &[
@@ -100,6 +101,9 @@ pub struct InterfaceConfig {
     /// Whether the peers' allowed IPs are routed into the TUN (`routes`, default true), as
     /// wg-quick adds routes; `routes = false` is wg-quick's `Table = off`.
     pub routes: bool,
+    /// The firewall mark of the node's UDP packets (`fwmark`, as in wg; absent or 0: none until
+    /// a default route needs one, see `daemon::routes`).
+    pub fwmark: Option<u32>,
 }
 
 /// Where the node receives UDP.
@@ -327,6 +331,9 @@ impl Loader<'_> {
         let routes = fields
             .boolean(source, "routes")?
             .is_none_or(|routes| routes.value);
+        let fwmark = fields
+            .integer_in(source, "fwmark", 0..=u32::MAX)?
+            .and_then(|mark| (mark.value != 0).then_some(mark.value));
         Ok(InterfaceConfig {
             name,
             private_key,
@@ -336,6 +343,7 @@ impl Loader<'_> {
             cores,
             metrics,
             routes,
+            fwmark,
         })
     }
 

@@ -35,8 +35,8 @@ pub enum Errno {
     Invalid,
     /// Not `get=1` or `set=1`, or no end to the request (`EPROTO`).
     Protocol,
-    /// A change a running rovy-fast cannot make: another private key, listen port or fwmark
-    /// (`EOPNOTSUPP`).
+    /// A change a running rovy-fast cannot make: another private key or listen port, or
+    /// another fwmark while default routes rest on the one it has (`EOPNOTSUPP`).
     Unsupported,
     /// The node did not answer in time (`EIO`).
     Io,
@@ -226,6 +226,8 @@ pub struct Device {
     /// Boxed, so that handing the device to the API thread moves a pointer, not the key.
     pub private_key: Box<Zeroizing<[u8; 32]>>,
     pub listen_port: u16,
+    /// The firewall mark of the node's packets; 0 for none (not written, as WireGuard does).
+    pub fwmark: u32,
     pub peers: Vec<DevicePeer>,
 }
 
@@ -259,6 +261,9 @@ pub fn format_device(device: &Device) -> Zeroizing<String> {
     let line = &mut *out;
     key_line(line, "private_key", &device.private_key);
     let _ = writeln!(line, "listen_port={}", device.listen_port);
+    if device.fwmark != 0 {
+        let _ = writeln!(line, "fwmark={}", device.fwmark);
+    }
     for peer in &device.peers {
         key_line(line, "public_key", &peer.public_key);
         if let Some(psk) = &peer.preshared_key {

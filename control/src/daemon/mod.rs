@@ -106,7 +106,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     let setup::Listeners {
         addrs: listen,
         sockets,
-    } = setup::bind_sockets(&config.interface.listen, workers)?;
+    } = setup::bind_sockets(&config.interface.listen, workers, config.interface.fwmark)?;
+    let all_sockets: Vec<Arc<OwnedFd>> = sockets.iter().flatten().cloned().collect();
     links.steer_indices(workers);
     let socket_path = options
         .socket
@@ -237,19 +238,19 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
     // The configured peers join as any peer added later does (and are dialled if they have an
     // endpoint); the workers see them from their first packet on.
     let mut book = PeerBook::default();
-    let mut tun_routes = config.interface.routes.then(|| {
-        routes::TunRoutes::new(
-            Box::new(routes::KernelRoutes::new(&name)),
-            &name,
-            &config.interface.addresses,
-        )
-    });
+    let mut tun_routes = routes::TunRoutes::new(
+        Box::new(routes::KernelRoutes::new(&name, all_sockets)),
+        &name,
+        &config.interface.addresses,
+        config.interface.routes,
+        config.interface.fwmark,
+    );
     let started = Peers {
         book: &mut book,
         links: &mut links,
         dataplane: &dataplane,
         overlay: Some(&mut overlay),
-        routes: tun_routes.as_mut(),
+        routes: Some(&mut tun_routes),
     }
     .update(
         &update,
@@ -341,8 +342,9 @@ struct Control {
     /// Routing over the rovy links; taken out while it runs a turn, which sends through
     /// this control thread's sockets.
     overlay: Option<overlay::Overlay>,
-    /// The kernel routes into the TUN for the peers' allowed IPs; `None` with `routes = false`.
-    tun_routes: Option<routes::TunRoutes>,
+    /// The kernel routes into the TUN for the peers' allowed IPs (none with `routes = false`),
+    /// and the sockets' firewall mark.
+    tun_routes: routes::TunRoutes,
     /// The running `[interface]`: what a reloaded config may not change.
     interface: InterfaceConfig,
     reloader: reload::Reloader,
@@ -551,7 +553,7 @@ impl Control {
             links: &mut self.links,
             dataplane: &self.dataplane,
             overlay: self.overlay.as_mut(),
-            routes: self.tun_routes.as_mut(),
+            routes: Some(&mut self.tun_routes),
         }
         .update(update, &self.interface.private_key, self.interface.mtu, now)
     }

@@ -124,6 +124,9 @@ pub fn check_interface(
             running.routes.to_string(),
             loaded.routes.to_string(),
         ))
+    } else if running.fwmark != loaded.fwmark {
+        let mark = |mark: Option<u32>| mark.map_or_else(|| "unset".to_owned(), |m| m.to_string());
+        Some(("fwmark", mark(running.fwmark), mark(loaded.fwmark)))
     } else {
         None
     };
@@ -222,6 +225,10 @@ mod tests {
             (
                 "routes = false\naddresses = [\"10.0.0.1/24\"]\n",
                 "interface.routes: changed from true to false",
+            ),
+            (
+                "fwmark = 51820\naddresses = [\"10.0.0.1/24\"]\n",
+                "interface.fwmark: changed from unset to 51820",
             ),
         ];
         for (extra, problem) in cases {

@@ -113,11 +113,15 @@ pub struct Listeners {
     pub sockets: Vec<Vec<Arc<OwnedFd>>>,
 }
 
-/// One SO_REUSEPORT socket per worker per listen address.
-/// A port some other process holds is refused up front (SO_REUSEPORT would otherwise share it
-/// with any process of the same user). With `listen_port`, a host without IPv6 only loses the
-/// IPv6 listener.
-pub fn bind_sockets(listen: &Listen, workers: usize) -> Result<Listeners, String> {
+/// One SO_REUSEPORT socket per worker per listen address, with firewall mark `fwmark` if
+/// given. A port some other process holds is refused up front (SO_REUSEPORT would otherwise
+/// share it with any process of the same user). With `listen_port`, a host without IPv6 only
+/// loses the IPv6 listener.
+pub fn bind_sockets(
+    listen: &Listen,
+    workers: usize,
+    fwmark: Option<u32>,
+) -> Result<Listeners, String> {
     let mut addrs = Vec::new();
     for addr in listen_addresses(listen) {
         match UdpSocketBuilder::new().bind(addr) {
@@ -148,6 +152,7 @@ pub fn bind_sockets(listen: &Listen, workers: usize) -> Result<Listeners, String
                 .nonblocking(true)
                 .recv_buffer(SOCKET_BUFFER)
                 .send_buffer(SOCKET_BUFFER)
+                .mark(fwmark.unwrap_or(0))
                 .bind(*addr)
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             sockets.push(Arc::new(fd));

@@ -83,7 +83,13 @@ fn control(capacity: usize) -> (Control, HandshakeSender) {
         mtu: 1420,
         threads: workers::WorkerThreads::default(),
         overlay: None,
-        tun_routes: None,
+        tun_routes: routes::TunRoutes::new(
+            Box::new(routes::tests::Recorded::default()),
+            "rf0",
+            &[],
+            false,
+            None,
+        ),
         interface: config.interface,
     };
     (control, tx)

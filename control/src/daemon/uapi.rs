@@ -70,6 +70,7 @@ impl Control {
         Device {
             private_key: Box::new(Zeroizing::new(*self.interface.private_key.as_bytes())),
             listen_port: self.listen_port(),
+            fwmark: self.tun_routes.fwmark(),
             peers,
         }
     }
@@ -99,11 +100,21 @@ impl Control {
                 "a running node keeps its listen port (change it in the config and restart)",
             );
         }
-        if set.fwmark.is_some_and(|mark| mark != 0) {
-            return refuse(Errno::Unsupported, "rovy-fast sets no fwmark");
+        // The mark comes first: a default route this set adds goes through its table.
+        let mark_before = self.tun_routes.fwmark();
+        if let Some(mark) = set.fwmark {
+            if let Err(why) = self.tun_routes.set_fwmark(mark) {
+                return refuse(Errno::Unsupported, &why);
+            }
         }
         let update = update_from_set(&self.book.to_update(), set);
-        match self.update_peers(&update) {
+        let updated = self.update_peers(&update);
+        if updated.is_err() {
+            // Back to the old mark, unless a default route rests on the new one (should part
+            // of the update have gone through after all): then the new one stays.
+            let _ = self.tun_routes.set_fwmark(mark_before);
+        }
+        match updated {
             Ok(applied) => {
                 if applied.added + applied.removed + applied.changed > 0 {
                     tracing::info!(

@@ -48,7 +48,7 @@ fn tables_nested_in_interface_or_peer_are_refused() {
 "
         )),
         "rovy0.toml: interface.extra: unknown key (known keys: name, private_key_file, \
-         private_key, listen_port, listen, addresses, mtu, cores, metrics, routes)"
+         private_key, listen_port, listen, addresses, mtu, cores, metrics, routes, fwmark)"
     );
     assert_eq!(
         error(&with_interface(
@@ -78,7 +78,7 @@ fn unknown_keys_and_wrong_types() {
     assert_eq!(
         error(&with_interface("mtu = 1420\nlisten_prot = 1312\n")),
         "rovy0.toml: interface.listen_prot: unknown key (known keys: name, private_key_file, \
-         private_key, listen_port, listen, addresses, mtu, cores, metrics, routes) (line 4, column 15)"
+         private_key, listen_port, listen, addresses, mtu, cores, metrics, routes, fwmark) (line 4, column 15)"
     );
     let peer = format!(
         "[[peer]]\npublic_key = \"{}\"\nallowed_ip = []\n",
@@ -310,5 +310,24 @@ fn routes_into_the_tun_are_on_unless_turned_off() {
     assert!(
         error.starts_with("rovy0.toml: interface.routes: must be true or false, not a string"),
         "{error}"
+    );
+}
+
+#[test]
+fn fwmark_is_a_32_bit_mark_and_0_is_none() {
+    let mark = |extra: &str| parse(&with_interface(extra)).unwrap().interface.fwmark;
+    assert_eq!(mark(""), None);
+    assert_eq!(mark("fwmark = 0\n"), None, "0 is wg's off");
+    assert_eq!(mark("fwmark = 51820\n"), Some(51820));
+    assert_eq!(mark("fwmark = 0xca6c\n"), Some(0xca6c));
+    assert_eq!(mark("fwmark = 4294967295\n"), Some(u32::MAX));
+    assert_eq!(
+        error(&with_interface("fwmark = 4294967296\n")),
+        "rovy0.toml: interface.fwmark: 4294967296 is out of range (0..=4294967295) \
+         (line 3, column 10)"
+    );
+    assert_eq!(
+        error(&with_interface("fwmark = \"off\"\n")),
+        "rovy0.toml: interface.fwmark: must be an integer, not a string (line 3, column 10)"
     );
 }

@@ -1,5 +1,6 @@
 //! The operating-system layer: TUN queues, UDP sockets with batched I/O and segmentation
-//! offloads, interface configuration over rtnetlink, CPU pinning and network namespaces.
+//! offloads, interface configuration and policy routing rules over rtnetlink, CPU pinning and
+//! network namespaces.
 //!
 //! This is the only module of the crate allowed to contain `unsafe` code. Everything here is a
 //! thin wrapper over Linux system calls (through `libc`) that the data path needs and that the
@@ -17,8 +18,10 @@ pub mod affinity;
 pub mod alloc_count;
 pub mod ethtool;
 pub mod netif;
+mod netlink;
 pub mod netns;
 pub mod poll;
+pub mod rule;
 pub mod secret;
 pub mod steer;
 pub mod tun;
@@ -39,15 +42,18 @@ mod uring_tests;
 pub use affinity::{allowed_cores, available_cores, pin_current_thread};
 pub use alloc_count::CountingAllocator;
 pub use netif::{
-    add_address, add_route, delete_link, delete_route, index, set_mtu, set_tx_queue_len, set_up,
+    add_address, add_route, add_table_route, delete_link, delete_route, delete_table_route, index,
+    set_mtu, set_tx_queue_len, set_up,
 };
 pub use netns::enter_new_netns_for_current_thread;
 pub use poll::{Epoll, EventFd, Interest, SignalFd, block_signals};
+pub use rule::{Rule, Selector, add_rule, delete_rule};
 pub use secret::{SecretPage, is_dumpable, set_non_dumpable};
 pub use steer::{steer_by_receiver_index, steered_index};
 pub use tun::{TUN_VNET_HDR_LEN, Tun, TunOffloads, TunQueue};
 pub use udp::{
     Datagram, MAX_BATCH, RecvBatch, RecvMeta, SendBatch, UdpSocketBuilder, enable_gro, probe_gso,
+    set_mark,
 };
 
 use std::fmt::Display;

@@ -6,7 +6,10 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 
 use super::test_packets::{in_new_netns, parse_udp, read_udp_to};
-use super::{Tun, add_address, add_route, delete_route, set_mtu, set_tx_queue_len, set_up};
+use super::{
+    Rule, Selector, Tun, add_address, add_route, add_rule, add_table_route, delete_route,
+    delete_rule, delete_table_route, set_mtu, set_tx_queue_len, set_up,
+};
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().unwrap();
@@ -188,6 +191,120 @@ fn the_transmit_queue_length_is_set_on_the_named_interface_only() {
         assert_eq!(
             err.to_string(),
             "set transmit queue length 4096 on rf-none: interface rf-none: no such interface"
+        );
+    });
+}
+
+#[test]
+fn a_tables_default_route_goes_only_from_that_table() {
+    in_new_netns(|| {
+        let _tun = Tun::create("rf-tab", 1, false).unwrap();
+        set_up("rf-tab").unwrap();
+        add_table_route("rf-tab", ip_addr("0.0.0.0"), 0, 51820).unwrap();
+        add_table_route("rf-tab", ip_addr("::"), 0, 51820).unwrap();
+        assert_eq!(
+            ip(&["-4", "route", "show", "table", "51820"]),
+            "default dev rf-tab proto static scope link \n"
+        );
+        let v6 = ip(&["-6", "route", "show", "table", "51820"]);
+        assert!(v6.starts_with("default dev rf-tab proto static "), "{v6}");
+        assert_eq!(
+            ip(&["-4", "route", "show", "default"]),
+            "",
+            "main is left alone"
+        );
+
+        let err = add_table_route("rf-tab", ip_addr("0.0.0.0"), 0, 51820).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("add route 0.0.0.0/0 via rf-tab to table 51820: File exists"),
+            "{err}"
+        );
+        let err = add_table_route("rf-tab", ip_addr("10.0.0.0"), 8, 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "add route 10.0.0.0/8 via rf-tab to table 0: table 0 is no table"
+        );
+        let err = delete_table_route("rf-tab", ip_addr("0.0.0.0"), 0, 51821).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "another table: {err}");
+
+        delete_table_route("rf-tab", ip_addr("0.0.0.0"), 0, 51820).unwrap();
+        delete_table_route("rf-tab", ip_addr("::"), 0, 51820).unwrap();
+        assert_eq!(ip(&["-4", "route", "show", "table", "51820"]), "");
+        assert_eq!(ip(&["-6", "route", "show", "table", "51820"]), "");
+    });
+}
+
+#[test]
+fn rules_are_added_once_and_deleted_without_touching_anyone_elses() {
+    in_new_netns(|| {
+        let rules = [
+            Rule {
+                v6: false,
+                priority: 32764,
+                selector: Selector::SuppressPrefixLen(0),
+                table: 254,
+            },
+            Rule {
+                v6: false,
+                priority: 32765,
+                selector: Selector::NotMarked(51820),
+                table: 51820,
+            },
+            Rule {
+                v6: true,
+                priority: 32765,
+                selector: Selector::NotMarked(0x8000_0001),
+                table: 7,
+            },
+        ];
+        for rule in &rules {
+            add_rule(rule).unwrap();
+        }
+        let v4 = ip(&["-4", "rule", "show"]);
+        assert!(
+            v4.contains("32764:\tfrom all lookup main suppress_prefixlength 0 proto static\n"),
+            "{v4}"
+        );
+        assert!(
+            v4.contains("32765:\tnot from all fwmark 0xca6c lookup 51820 proto static\n"),
+            "{v4}"
+        );
+        let v6 = ip(&["-6", "rule", "show"]);
+        assert!(
+            v6.contains("32765:\tnot from all fwmark 0x80000001 lookup 7 proto static\n"),
+            "{v6}"
+        );
+
+        let err = add_rule(&rules[1]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("add IPv4 rule 32765: not fwmark 0xca6c lookup 51820: File exists"),
+            "{err}"
+        );
+
+        // The same rule added by someone else (without our protocol) stays when ours goes.
+        ip(&[
+            "-4", "rule", "add", "not", "fwmark", "51820", "table", "51820", "pref", "32765",
+        ]);
+        for rule in &rules {
+            delete_rule(rule).unwrap();
+        }
+        let v4 = ip(&["-4", "rule", "show"]);
+        assert!(!v4.contains("proto static"), "{v4}");
+        assert!(!v4.contains("suppress_prefixlength"), "{v4}");
+        assert!(
+            v4.contains("32765:\tnot from all fwmark 0xca6c lookup 51820\n"),
+            "{v4}"
+        );
+        assert!(!ip(&["-6", "rule", "show"]).contains("lookup 7"));
+        let err = delete_rule(&rules[1]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        assert!(
+            ip(&["-4", "rule", "show"]).contains("fwmark 0xca6c lookup 51820\n"),
+            "a second delete takes nothing"
         );
     });
 }

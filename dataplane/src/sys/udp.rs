@@ -44,6 +44,7 @@ pub struct UdpSocketBuilder {
     nonblocking: bool,
     recv_buffer: Option<usize>,
     send_buffer: Option<usize>,
+    mark: u32,
 }
 
 impl UdpSocketBuilder {
@@ -77,6 +78,13 @@ impl UdpSocketBuilder {
     /// (`SO_SNDBUFFORCE`, else `SO_SNDBUF`).
     pub fn send_buffer(mut self, bytes: usize) -> Self {
         self.send_buffer = Some(bytes);
+        self
+    }
+
+    /// The firewall mark of every packet the socket sends (`SO_MARK`, needs `CAP_NET_ADMIN`);
+    /// 0, the default, sets none. See [`set_mark`].
+    pub fn mark(mut self, mark: u32) -> Self {
+        self.mark = mark;
         self
     }
 
@@ -116,6 +124,10 @@ impl UdpSocketBuilder {
             set_buffer_size(fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, bytes)
                 .map_err(|err| with_context(err, context(&format!("set send buffer {bytes}"))))?;
         }
+        if self.mark != 0 {
+            set_mark(fd, self.mark)
+                .map_err(|err| with_context(err, format_args!("UDP socket for {addr}")))?;
+        }
         let (storage, len) = sockaddr_from(addr);
         // SAFETY: storage holds a sockaddr_in or sockaddr_in6 of `len` bytes, valid for the
         // call.
@@ -123,6 +135,20 @@ impl UdpSocketBuilder {
         check(ret, format_args!("bind UDP {addr}"))?;
         Ok(socket)
     }
+}
+
+/// Sets the firewall mark of the packets socket `fd` sends from now on (`SO_MARK`; 0 clears
+/// it), which policy routing rules can match: a tunnel's own packets, marked, pass the rules
+/// that send every other packet into the tunnel. Needs `CAP_NET_ADMIN`.
+pub fn set_mark(fd: impl AsFd, mark: u32) -> io::Result<()> {
+    // The kernel reads the option as an int and keeps its 32 bits as they are.
+    set_int_option(
+        fd.as_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_MARK,
+        mark as libc::c_int,
+    )
+    .map_err(|err| with_context(err, format_args!("set SO_MARK {mark}")))
 }
 
 /// Whether this kernel segments UDP on send (`UDP_SEGMENT`, Linux 4.18). Sets the socket's

@@ -5,7 +5,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::{Datagram, MAX_BATCH, RecvBatch, SendBatch, UdpSocketBuilder, enable_gro, probe_gso};
+use super::{
+    Datagram, MAX_BATCH, RecvBatch, SendBatch, UdpSocketBuilder, enable_gro, probe_gso, set_mark,
+};
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
@@ -212,6 +214,24 @@ fn buffer_sizes_are_set_past_the_system_limit_with_the_capability() {
         err.to_string(),
         "UDP socket for 127.0.0.1:0: set receive buffer 2147483648: larger than 2^31 - 1 bytes"
     );
+}
+
+#[test]
+fn the_firewall_mark_is_set_at_bind_and_changed_later() {
+    let unmarked = UdpSocketBuilder::new().bind(addr("127.0.0.1:0")).unwrap();
+    assert_eq!(socket_int_option(&unmarked, libc::SO_MARK), 0);
+    let marked = UdpSocketBuilder::new()
+        .mark(51820)
+        .bind(addr("[::1]:0"))
+        .unwrap();
+    assert_eq!(socket_int_option(&marked, libc::SO_MARK), 51820);
+    set_mark(&marked, 0xffff_fffe).unwrap();
+    assert_eq!(
+        socket_int_option(&marked, libc::SO_MARK) as u32,
+        0xffff_fffe
+    );
+    set_mark(&marked, 0).unwrap();
+    assert_eq!(socket_int_option(&marked, libc::SO_MARK), 0);
 }
 
 /// 3500 bytes whose segments of 1000 are filled with 'a', 'b', 'c' and (500 of) 'd'.

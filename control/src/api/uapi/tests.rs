@@ -148,6 +148,7 @@ fn device() -> Device {
     Device {
         private_key: Box::new(Zeroizing::new([1; 32])),
         listen_port: 1312,
+        fwmark: 51820,
         peers: vec![
             DevicePeer {
                 public_key: [0xab; 32],
@@ -178,7 +179,7 @@ fn a_device_is_written_as_wg_reads_it() {
     let ab = "ab".repeat(32);
     let cd = "cd".repeat(32);
     let expected = format!(
-        "private_key={}\nlisten_port=1312\n\
+        "private_key={}\nlisten_port=1312\nfwmark=51820\n\
          public_key={ab}\npreshared_key={}\nprotocol_version=1\nendpoint=[fd00::2]:51820\n\
          last_handshake_time_sec=1700000000\nlast_handshake_time_nsec=5\ntx_bytes=20\n\
          rx_bytes=10\npersistent_keepalive_interval=25\nallowed_ip=10.0.0.0/24\n\
@@ -189,6 +190,15 @@ fn a_device_is_written_as_wg_reads_it() {
         "02".repeat(32)
     );
     assert_eq!(*format_device(&device()), expected);
+    let unmarked = Device {
+        fwmark: 0,
+        ..device()
+    };
+    assert_eq!(
+        *format_device(&unmarked),
+        expected.replace("fwmark=51820\n", ""),
+        "no mark, no line"
+    );
     assert_eq!(Errno::Invalid.reply(), "errno=-22\n\n");
 }
 

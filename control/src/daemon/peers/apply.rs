@@ -31,7 +31,8 @@ pub struct Peers<'a> {
     pub dataplane: &'a Dataplane,
     /// The overlay, which keeps the rovy peers as its neighbours.
     pub overlay: Option<&'a mut Overlay>,
-    /// The kernel routes into the TUN for the peers' allowed IPs, unless `routes = false`.
+    /// The kernel routes into the TUN for the peers' allowed IPs (which it leaves alone with
+    /// `routes = false`); `None` where nothing looks at them.
     pub routes: Option<&'a mut TunRoutes>,
 }
 

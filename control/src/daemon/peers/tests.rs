@@ -534,8 +534,9 @@ fn overlapping_allowed_ips_route_by_longest_prefix_and_tun_routes_follow_updates
     let mut node = Node::new(9);
     let table = Recorded::default();
     let installed = Arc::clone(&table.routes);
+    let policy = Arc::clone(&table.policy);
     let own: Vec<IpPrefix> = vec!["10.20.0.1/24".parse().unwrap()];
-    node.routes = Some(TunRoutes::new(Box::new(table), "rf0", &own));
+    node.routes = Some(TunRoutes::new(Box::new(table), "rf0", &own, true, None));
     let routes = || {
         let mut list: Vec<String> = installed
             .lock()
@@ -558,7 +559,12 @@ fn overlapping_allowed_ips_route_by_longest_prefix_and_tun_routes_follow_updates
     assert_eq!(
         routes(),
         ["10.9.0.0/16", "10.9.0.7/32"],
-        "none for /0 or the own subnet"
+        "none in main for /0 or the own subnet"
+    );
+    let default_route = "add 0.0.0.0/0 table 51820".to_owned();
+    assert!(
+        policy.lock().unwrap().contains(&default_route),
+        "/0 has a table of its own"
     );
 
     let mut more = narrow.clone();
@@ -587,4 +593,9 @@ fn overlapping_allowed_ips_route_by_longest_prefix_and_tun_routes_follow_updates
     assert_eq!(node.routed("10.9.0.7"), Some(g));
     node.set(&[], secs(5));
     assert!(routes().is_empty());
+    assert_eq!(
+        policy.lock().unwrap().last().unwrap(),
+        "remove 0.0.0.0/0 table 51820",
+        "the default route went with the gateway"
+    );
 }
