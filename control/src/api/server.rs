@@ -79,8 +79,10 @@ pub fn answer(answers: &mut impl Answers, request: ApiRequest) -> ApiAnswer {
     }
 }
 
-/// HTTP/1.x, one request per connection.
-struct Http;
+/// HTTP/1.x, one request per connection: the API socket's [`Protocol`], which reads requests
+/// and refuses the malformed ones without I/O.
+#[derive(Debug, Clone, Copy)]
+pub struct Http;
 
 impl Protocol for Http {
     type Request = ApiRequest;

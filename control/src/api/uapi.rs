@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::config::IpPrefix;
 
-pub use serve::{Answer, Call, Calls, UAPI_LIMITS, UapiServer, default_uapi_path, serve};
+pub use serve::{Answer, Call, Calls, UAPI_LIMITS, Uapi, UapiServer, default_uapi_path, serve};
 
 /// Where `wg` looks for userspace interfaces.
 pub const UAPI_DIR: &str = "/var/run/wireguard";
