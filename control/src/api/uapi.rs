@@ -163,7 +163,11 @@ fn parse_set<'a>(lines: impl Iterator<Item = &'a str>) -> Result<SetDevice, Errn
             "preshared_key" => peer.preshared_key = Some(hex_key(value)?),
             "endpoint" => peer.endpoint = Some(endpoint(value)?),
             "persistent_keepalive_interval" => peer.persistent_keepalive = Some(number(value)?),
-            "replace_allowed_ips" => peer.replace_allowed_ips = flag(value)?,
+            // Applied where it stands, as wireguard-go does: the ones listed before it go too.
+            "replace_allowed_ips" => {
+                peer.replace_allowed_ips = flag(value)?;
+                peer.allowed_ips.clear();
+            }
             "allowed_ip" => peer.allowed_ips.push(prefix(value)?),
             "protocol_version" if value == "1" => {}
             _ => return Err(Errno::Invalid),
