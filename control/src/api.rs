@@ -27,24 +27,28 @@
 pub mod calls;
 mod client;
 mod render;
-mod request;
+pub mod request;
 mod server;
 mod socket_file;
 mod socket_path;
 pub mod uapi;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::keys::PublicKey;
+
 pub use client::{
-    FETCH_TIMEOUT, fetch_status, peer_connect_command, peer_disconnect_command, peer_list_command,
-    route_list_command, status_command,
+    FETCH_TIMEOUT, fetch_status, parse_response, peer_connect_command, peer_disconnect_command,
+    peer_list_command, request_bytes, route_list_command, status_command,
 };
 pub use render::{render_peers, render_routes, render_status};
 pub use request::{MAX_REQUEST_BODY_LEN, MAX_REQUEST_HEAD_LEN};
 pub use server::{
-    API_LIMITS, Answers, ApiAnswer, ApiCalls, ApiRequest, ApiServer, CLIENT_DEADLINE, answer, serve,
+    API_LIMITS, Answers, ApiAnswer, ApiCalls, ApiRequest, ApiServer, CLIENT_DEADLINE, Http, answer,
+    serve,
 };
 pub use socket_file::SocketFile;
 pub use socket_path::{NetnsName, default_socket_path};
@@ -138,11 +142,58 @@ pub struct ConnectRequest {
     pub endpoint: String,
 }
 
+impl ConnectRequest {
+    /// The peer and where it listens, as the node takes them: a rovy node's key (one that owns
+    /// an fc00::/8 address) and a literal socket address with a port. No I/O: the CLI resolved
+    /// any host name before it sent the request.
+    ///
+    /// # Errors
+    /// [`Refusal::Invalid`], saying which field is wrong.
+    pub fn target(&self) -> Result<(PublicKey, SocketAddr), Refusal> {
+        let key: PublicKey = self.public_key.parse().map_err(|e| {
+            Refusal::Invalid(format!("{:?} is not a public key: {e}", self.public_key))
+        })?;
+        let addr: SocketAddr = self.endpoint.parse().map_err(|_| {
+            Refusal::Invalid(format!(
+                "{:?} is not an endpoint (IP:PORT or [IPV6]:PORT)",
+                self.endpoint
+            ))
+        })?;
+        if addr.port() == 0 {
+            return Err(Refusal::Invalid("port 0 is not an endpoint".to_owned()));
+        }
+        if key.address().is_none() {
+            return Err(Refusal::Invalid(format!(
+                "{key} has no fc00::/8 address, so it is no rovy node; add a plain WireGuard \
+                 peer with `wg set` or in the config"
+            )));
+        }
+        Ok((key, addr))
+    }
+}
+
 /// A peer to remove: `POST /v0/peer/disconnect`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DisconnectRequest {
     /// Its PeerID (`bafzqai…`) or public key (base64).
     pub peer: String,
+}
+
+impl DisconnectRequest {
+    /// The key of the peer named.
+    ///
+    /// # Errors
+    /// [`Refusal::Invalid`]: [`DisconnectRequest::peer`] is neither form of a key.
+    pub fn key(&self) -> Result<PublicKey, Refusal> {
+        PublicKey::from_peer_id(&self.peer)
+            .or_else(|_| self.peer.parse::<PublicKey>())
+            .map_err(|_| {
+                Refusal::Invalid(format!(
+                    "{:?} is neither a PeerID (bafzqai…) nor a public key",
+                    self.peer
+                ))
+            })
+    }
 }
 
 /// Why a node refused a change.

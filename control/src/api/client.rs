@@ -239,19 +239,28 @@ fn parse_status(path: &Path, body: &[u8]) -> Result<Status, String> {
 
 /// `GET target` from the node on `path`; returns the body of a `200` answer.
 fn fetch(path: &Path, target: &str) -> Result<Vec<u8>, String> {
-    exchange(path, &format!("GET {target} HTTP/1.0\r\n\r\n").into_bytes())
+    exchange(path, &request_bytes(target, None))
 }
 
 /// `POST target` with `body` as JSON to the node on `path`; returns the body of a `200` answer.
 fn post(path: &Path, target: &str, body: &impl serde::Serialize) -> Result<Vec<u8>, String> {
     let body = serde_json::to_vec(body).map_err(|error| error.to_string())?;
+    exchange(path, &request_bytes(target, Some(&body)))
+}
+
+/// The request the CLI sends: `GET target`, or `POST target` with `json` as its body.
+#[must_use]
+pub fn request_bytes(target: &str, json: Option<&[u8]>) -> Vec<u8> {
+    let Some(body) = json else {
+        return format!("GET {target} HTTP/1.0\r\n\r\n").into_bytes();
+    };
     let mut request = format!(
         "POST {target} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
-    request.extend_from_slice(&body);
-    exchange(path, &request)
+    request.extend_from_slice(body);
+    request
 }
 
 /// Sends `request` to the node on `path` and returns the body of a `200` answer, all within
@@ -339,7 +348,10 @@ fn time_left(deadline: Instant) -> Option<Duration> {
 
 /// Splits an HTTP/1.x response; returns the body of a `200`, whole (as `Content-Length`
 /// says, when sent), or the node's error as a message.
-fn parse_response(response: &[u8]) -> Result<Vec<u8>, String> {
+///
+/// # Errors
+/// The node's answer was not a `200` (its code, reason and first line), or not a response.
+pub fn parse_response(response: &[u8]) -> Result<Vec<u8>, String> {
     let head_end = response
         .windows(4)
         .position(|window| window == b"\r\n\r\n")

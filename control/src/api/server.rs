@@ -79,8 +79,10 @@ pub fn answer(answers: &mut impl Answers, request: ApiRequest) -> ApiAnswer {
     }
 }
 
-/// HTTP/1.x, one request per connection.
-struct Http;
+/// HTTP/1.x, one request per connection: the API socket's [`Protocol`], which reads requests
+/// and refuses the malformed ones without I/O.
+#[derive(Debug, Clone, Copy)]
+pub struct Http;
 
 impl Protocol for Http {
     type Request = ApiRequest;
@@ -147,21 +149,23 @@ fn route(request: &HttpRequest) -> Result<ApiRequest, Response> {
         response.allow = Some(method);
         return Err(response);
     }
-    let malformed = |error: serde_json::Error| {
-        Response::text(400, "Bad Request", &format!("malformed body: {error}"))
-    };
     Ok(match request.target.as_str() {
         STATUS_PATH => ApiRequest::Status,
         ROUTES_PATH => ApiRequest::Routes,
         PEERS_PATH => ApiRequest::Peers,
-        CONNECT_PATH => {
-            ApiRequest::Connect(serde_json::from_slice(&request.body).map_err(malformed)?)
-        }
-        DISCONNECT_PATH => {
-            ApiRequest::Disconnect(serde_json::from_slice(&request.body).map_err(malformed)?)
-        }
+        CONNECT_PATH => ApiRequest::Connect(json_body(&request.body)?),
+        DISCONNECT_PATH => ApiRequest::Disconnect(json_body(&request.body)?),
         _ => ApiRequest::Ping,
     })
+}
+
+/// A request body as JSON, which is UTF-8 throughout. The text is checked first: reading
+/// bytes, `serde_json` skips the fields it ignores without checking them.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    let malformed =
+        |why: &str| Response::text(400, "Bad Request", &format!("malformed body: {why}"));
+    let text = std::str::from_utf8(body).map_err(|_| malformed("not UTF-8"))?;
+    serde_json::from_str(text).map_err(|error| malformed(&error.to_string()))
 }
 
 /// What a node answers its API with: each built only when a request asks for it, so an idle
@@ -240,5 +244,39 @@ impl Response {
         .into_bytes();
         bytes.extend_from_slice(&self.body);
         Zeroizing::new(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(bytes: &[u8]) -> String {
+        match Http.parse(bytes) {
+            Parsed::Reply(reply) => String::from_utf8_lossy(&reply).into_owned(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_even_in_a_field_ignored() {
+        for body in [
+            &b"{\"peer\":\"x\",\"endpoint\":\"1\x9e\"}"[..],
+            b"{\"peer\":\"x\",\"other\":[\"\xff\"]}",
+            b"{\"peer\":\"\xc3\"}",
+        ] {
+            let mut request = format!(
+                "POST {DISCONNECT_PATH} HTTP/1.0\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(body);
+            let reply = refusal(&request);
+            assert!(
+                reply.starts_with("HTTP/1.0 400 Bad Request\r\n")
+                    && reply.ends_with("\r\n\r\nmalformed body: not UTF-8\n"),
+                "{reply}"
+            );
+        }
     }
 }

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::config::IpPrefix;
 
-pub use serve::{Answer, Call, Calls, UAPI_LIMITS, UapiServer, default_uapi_path, serve};
+pub use serve::{Answer, Call, Calls, UAPI_LIMITS, Uapi, UapiServer, default_uapi_path, serve};
 
 /// Where `wg` looks for userspace interfaces.
 pub const UAPI_DIR: &str = "/var/run/wireguard";
@@ -163,7 +163,11 @@ fn parse_set<'a>(lines: impl Iterator<Item = &'a str>) -> Result<SetDevice, Errn
             "preshared_key" => peer.preshared_key = Some(hex_key(value)?),
             "endpoint" => peer.endpoint = Some(endpoint(value)?),
             "persistent_keepalive_interval" => peer.persistent_keepalive = Some(number(value)?),
-            "replace_allowed_ips" => peer.replace_allowed_ips = flag(value)?,
+            // Applied where it stands, as wireguard-go does: the ones listed before it go too.
+            "replace_allowed_ips" => {
+                peer.replace_allowed_ips = flag(value)?;
+                peer.allowed_ips.clear();
+            }
             "allowed_ip" => peer.allowed_ips.push(prefix(value)?),
             "protocol_version" if value == "1" => {}
             _ => return Err(Errno::Invalid),

@@ -1,7 +1,6 @@
 //! What the control thread answers its local API with: status, routes and peers, and the peer
 //! commands (`rovy-fast peer connect|disconnect`), which change peers as any update does.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::peers::PeerSpec;
@@ -75,24 +74,7 @@ impl api::Answers for NodeAnswers<'_> {
     /// A rovy peer at an endpoint: added if new (no allowed IPs: its fc00 address is its
     /// route), else sent there at once. Dialled either way.
     fn connect(&mut self, request: ConnectRequest) -> Result<PeerStatus, Refusal> {
-        let key: PublicKey = request.public_key.parse().map_err(|e| {
-            Refusal::Invalid(format!("{:?} is not a public key: {e}", request.public_key))
-        })?;
-        let addr: SocketAddr = request.endpoint.parse().map_err(|_| {
-            Refusal::Invalid(format!(
-                "{:?} is not an endpoint (IP:PORT or [IPV6]:PORT)",
-                request.endpoint
-            ))
-        })?;
-        if addr.port() == 0 {
-            return Err(Refusal::Invalid("port 0 is not an endpoint".to_owned()));
-        }
-        if key.address().is_none() {
-            return Err(Refusal::Invalid(format!(
-                "{key} has no fc00::/8 address, so it is no rovy node; add a plain WireGuard \
-                 peer with `wg set` or in the config"
-            )));
-        }
+        let (key, addr) = request.target()?;
         let mut update = self.control.book.to_update();
         let at = update
             .peers
@@ -139,14 +121,7 @@ impl api::Answers for NodeAnswers<'_> {
 
     /// Removes the peer named by PeerID or public key.
     fn disconnect(&mut self, request: DisconnectRequest) -> Result<PeerStatus, Refusal> {
-        let key = PublicKey::from_peer_id(&request.peer)
-            .or_else(|_| request.peer.parse::<PublicKey>())
-            .map_err(|_| {
-                Refusal::Invalid(format!(
-                    "{:?} is neither a PeerID (bafzqai…) nor a public key",
-                    request.peer
-                ))
-            })?;
+        let key = request.key()?;
         let before = self
             .peer_status(&key)
             .ok_or_else(|| Refusal::NotFound(format!("{key} is not a peer of this node")))?;

@@ -54,8 +54,10 @@ pub fn serve(path: &Path, wake: Arc<EventFd>) -> io::Result<(UapiServer, Calls)>
     CallServer::start(socket, Uapi, UAPI_LIMITS, "rovy-uapi", wake)
 }
 
-/// `get=1` / `set=1` requests ended by an empty line, answered with `errno=`.
-struct Uapi;
+/// `get=1` / `set=1` requests ended by an empty line, answered with `errno=`: the socket's
+/// [`Protocol`], which reads requests and refuses the malformed ones without I/O.
+#[derive(Debug, Clone, Copy)]
+pub struct Uapi;
 
 impl Protocol for Uapi {
     type Request = Request;

@@ -137,6 +137,23 @@ fn mutated_requests_never_panic_and_parse_only_when_well_formed() {
 }
 
 #[test]
+fn replace_allowed_ips_drops_the_ones_listed_before_it() {
+    // As wireguard-go applies it: line by line, so it clears what came before.
+    let device = set(&format!(
+        "public_key={KEY_A}\nallowed_ip=10.0.0.1/32\nreplace_allowed_ips=true\n\
+         allowed_ip=10.0.0.2/32\npublic_key={KEY_B}\nallowed_ip=10.0.0.3/32\n"
+    ))
+    .unwrap();
+    let allowed: Vec<Vec<String>> = device
+        .peers
+        .iter()
+        .map(|peer| peer.allowed_ips.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(allowed, [vec!["10.0.0.2/32"], vec!["10.0.0.3/32"]]);
+    assert!(device.peers[0].replace_allowed_ips && !device.peers[1].replace_allowed_ips);
+}
+
+#[test]
 fn a_request_ends_at_its_empty_line() {
     assert_eq!(request_end(b"get=1\n"), None);
     assert_eq!(request_end(b"get=1\n\n"), Some(7));
