@@ -1,7 +1,8 @@
 //! ICMPv6 errors about overlay packets (`write_error`): any offending bytes and any output
 //! buffer, no panic. An error is written exactly when RFC 4443 §2.4 allows one (a whole IPv6
 //! packet, from a unicast source, to a unicast destination unless the error is Packet Too Big,
-//! and not itself an ICMPv6 error: the harness walks the extension headers itself) and the
+//! and not itself an ICMPv6 error, which the harness finds by walking the extension headers
+//! itself within the quote, the first 1232 bytes) and the
 //! buffer holds the headers. What is written is at most 1280 bytes and within the buffer, and
 //! parses as an IPv6 packet from the node to the offending source carrying ICMPv6 of the right
 //! type, code and word, quoting the offending packet from its start as far as room allows,
@@ -105,7 +106,9 @@ fuzz_target!(|input: Input| {
         !to.is_unspecified()
             && !to.is_multicast()
             && (too_big || !dst.is_multicast())
-            && is_icmpv6_error(&offending[..len]) == Some(false)
+            // Only the quote is read: the walk must find the upper layer within it (a
+            // traceroute PING carries no more of its probe).
+            && is_icmpv6_error(&offending[..len.min(MAX_ERROR_LEN - QUOTE_AT)]) == Some(false)
     };
     let Some(total) = written else {
         assert!(

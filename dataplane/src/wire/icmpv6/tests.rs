@@ -222,6 +222,31 @@ fn extension_headers_are_followed_to_the_upper_layer() {
 }
 
 #[test]
+fn extension_headers_that_run_past_the_quote_hide_the_upper_layer() {
+    // A UDP packet behind a 2 048-byte destination options header: its upper layer starts past
+    // the 1 232 bytes an error quotes, which is all a traceroute PING carries of its probe, so
+    // whether it is an ICMPv6 error cannot be told and none is sent (found by the icmpv6 fuzz
+    // target, whose model walked the whole packet).
+    let upper = udp(SENDER, FAR, 8);
+    let mut packet = upper[..40].to_vec();
+    packet[6] = 60;
+    let mut options = vec![0u8; 2048];
+    options[0] = 17;
+    options[1] = 255;
+    options[2] = 1; // PadN over the rest
+    options[3] = 253;
+    packet.extend_from_slice(&options);
+    packet.extend_from_slice(&upper[40..]);
+    let payload_len = (packet.len() - 40) as u16;
+    packet[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    let mut out = [0u8; 1280];
+    assert_eq!(
+        write_error(Icmpv6Error::TimeExceeded, NODE, &packet, &mut out),
+        None
+    );
+}
+
+#[test]
 fn no_error_to_an_unspecified_or_multicast_source_nor_about_multicast_but_too_big() {
     let mut out = [0u8; 1280];
     for source in [Ipv6Addr::UNSPECIFIED, "ff02::1".parse().unwrap()] {
