@@ -166,6 +166,7 @@ fn device_of(set: &SetDevice) -> Device {
     Device {
         private_key: Box::new(set.private_key.clone().unwrap_or_default()),
         listen_port: set.listen_port.unwrap_or(0),
+        fwmark: set.fwmark.unwrap_or(0),
         peers,
     }
 }
@@ -212,7 +213,8 @@ fn check_device(device: &Device) {
     let expected = SetDevice {
         private_key: Some(Zeroizing::new(**device.private_key)),
         listen_port: Some(device.listen_port),
-        fwmark: None,
+        // Written only when set, as WireGuard does.
+        fwmark: (device.fwmark != 0).then_some(device.fwmark),
         replace_peers: false,
         peers: device
             .peers
