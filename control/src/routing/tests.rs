@@ -312,3 +312,30 @@ fn labels_prepend_reverse_and_stop_at_fourteen() {
 }
 
 mod router;
+
+/// Everything the router sends now, as (slot, bytes).
+fn drain(r: &mut Router, now: Duration) -> Vec<(Slot, Vec<u8>)> {
+    let mut buf = [0u8; 1420];
+    std::iter::from_fn(|| {
+        r.poll_transmit(now, &mut buf)
+            .map(|(s, len)| (s, buf[..len].to_vec()))
+    })
+    .collect()
+}
+
+/// The UPDATE entries among `sent` on `slot`.
+fn entries_on(sent: &[(Slot, Vec<u8>)], slot: Slot) -> Vec<UpdateEntry> {
+    sent.iter()
+        .filter(|(s, _)| *s == slot)
+        .filter_map(|(_, b)| match Message::decode(b).unwrap() {
+            Message::Update(u) => Some(u.entries().collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn send(r: &mut Router, slot: Slot, entries: &[UpdateEntry], now: Duration) {
+    r.handle_message(slot, &encode_update(entries), now)
+        .unwrap();
+}

@@ -44,20 +44,6 @@ fn real_entry(
     }
 }
 
-fn send(r: &mut Router, slot: Slot, entries: &[UpdateEntry], now: Duration) {
-    r.handle_message(slot, &encode_update(entries), now)
-        .unwrap();
-}
-
-fn drain(r: &mut Router, now: Duration) -> Vec<(Slot, Vec<u8>)> {
-    let mut buf = [0u8; 1420];
-    std::iter::from_fn(|| {
-        r.poll_transmit(now, &mut buf)
-            .map(|(s, len)| (s, buf[..len].to_vec()))
-    })
-    .collect()
-}
-
 fn route_requests_on(sent: &[(Slot, Vec<u8>)], slot: Slot) -> Vec<RouteRequest> {
     sent.iter()
         .filter(|(s, _)| *s == slot)
@@ -65,17 +51,6 @@ fn route_requests_on(sent: &[(Slot, Vec<u8>)], slot: Slot) -> Vec<RouteRequest> 
             Message::RouteRequest(r) => Some(r),
             _ => None,
         })
-        .collect()
-}
-
-fn entries_on(sent: &[(Slot, Vec<u8>)], slot: Slot) -> Vec<UpdateEntry> {
-    sent.iter()
-        .filter(|(s, _)| *s == slot)
-        .filter_map(|(_, b)| match Message::decode(b).unwrap() {
-            Message::Update(u) => Some(u.entries().collect::<Vec<_>>()),
-            _ => None,
-        })
-        .flatten()
         .collect()
 }
 

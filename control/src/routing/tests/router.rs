@@ -8,28 +8,6 @@ fn router() -> Router {
     Router::new(key(ME), UNIX, T0, Box::new(SimulatedOrigins::new(key(ME))))
 }
 
-/// Everything the router sends now, as (slot, bytes).
-fn drain(r: &mut Router, now: Duration) -> Vec<(Slot, Vec<u8>)> {
-    let mut buf = [0u8; 1420];
-    std::iter::from_fn(|| {
-        r.poll_transmit(now, &mut buf)
-            .map(|(s, len)| (s, buf[..len].to_vec()))
-    })
-    .collect()
-}
-
-/// The UPDATE entries among `sent` on `slot`.
-fn entries_on(sent: &[(Slot, Vec<u8>)], slot: Slot) -> Vec<UpdateEntry> {
-    sent.iter()
-        .filter(|(s, _)| *s == slot)
-        .filter_map(|(_, b)| match Message::decode(b).unwrap() {
-            Message::Update(u) => Some(u.entries().collect::<Vec<_>>()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
 fn seqno_requests_on(sent: &[(Slot, Vec<u8>)], slot: Slot) -> Vec<SeqnoRequest> {
     sent.iter()
         .filter(|(s, _)| *s == slot)
@@ -42,11 +20,6 @@ fn seqno_requests_on(sent: &[(Slot, Vec<u8>)], slot: Slot) -> Vec<SeqnoRequest> 
 
 fn events(r: &mut Router) -> Vec<RouteEvent> {
     std::iter::from_fn(|| r.poll_event()).collect()
-}
-
-fn send(r: &mut Router, slot: Slot, entries: &[UpdateEntry], now: Duration) {
-    r.handle_message(slot, &encode_update(entries), now)
-        .unwrap();
 }
 
 /// Runs every deadline up to `until`, returning what was sent.
