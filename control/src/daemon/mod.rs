@@ -25,6 +25,13 @@ mod workers;
 
 use options::worker_cpus;
 pub use options::{Backend, RunOptions};
+
+/// What the `peer_set` fuzz target drives directly: how a `wg set` changes the running peers.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use super::peers::{PeerSpec, PeerUpdate};
+    pub use super::uapi::update_from_set;
+}
 pub(crate) use overlay::ROUTING_MESSAGE_MAX_LEN;
 
 use std::net::SocketAddr;

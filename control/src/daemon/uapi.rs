@@ -136,7 +136,7 @@ impl Control {
 /// unless `update_only`; an allowed IP given to one peer is taken from any other; with
 /// `replace_peers` the peers not named go, and those named start afresh, keeping only their
 /// kind (and, if nothing else changed, their sessions).
-pub(super) fn update_from_set(running: &PeerUpdate, set: SetDevice) -> PeerUpdate {
+pub fn update_from_set(running: &PeerUpdate, set: SetDevice) -> PeerUpdate {
     let mut update = if set.replace_peers {
         PeerUpdate::default()
     } else {
