@@ -9,7 +9,8 @@
 # same every time). New inputs found go to target/fuzz-corpus/TARGET, never into the committed
 # seeds. Prints per target: executions, seconds, and libFuzzer's final coverage (cov: edges,
 # ft: features). Any crash, assertion failure, leak or timeout fails the script (exit 1) and
-# keeps the input that caused it in fuzz/artifacts/TARGET/.
+# keeps the input that caused it in fuzz/artifacts/TARGET/. A target's fuzzer stopped by hand
+# (SIGINT or SIGTERM to its process) prints what it ran, and the script goes on to the next.
 #
 # --sanitizer none builds without the address sanitizer (into target/fuzz-none, beside the
 # default build): 3 to 15 times the executions per second, since the targets are safe Rust and
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --sanitizer)
       sanitizer="$2"; shift 2
       case "$sanitizer" in address|none) ;; *) echo "fuzz.sh: --sanitizer address|none" >&2; exit 2 ;; esac ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -60,6 +61,8 @@ fi
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 bin_dir="$build_dir/$triple/release"
 work_root="target/fuzz-corpus"
+# libFuzzer's exit status when told to stop; a crash or timeout exits otherwise.
+interrupted=72
 [ "$smoke" -eq 1 ] && work_root="$(mktemp -d)"
 failed=()
 printf '%-16s %12s %9s %8s %8s\n' target executions seconds cov ft
@@ -69,7 +72,8 @@ for target in "${targets[@]}"; do
   artifacts="fuzz/artifacts/$target/"
   mkdir -p "$seeds" "$work" "$artifacts"
   log="$(mktemp)"
-  common=(-artifact_prefix="$artifacts" -timeout=10 -print_final_stats=1)
+  common=(-artifact_prefix="$artifacts" -timeout=10 -print_final_stats=1
+    -interrupted_exit_code="$interrupted")
   start=$(date +%s.%N)
   status=0
   # Replay: every committed input once, no mutation.
@@ -84,11 +88,14 @@ for target in "${targets[@]}"; do
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
   printf '%-16s %12s %9.1f %8s %8s\n' "$target" "${runs:-?}" "$(awk "BEGIN { print $end - $start }")" \
     "${cov:-?}" "${ft:-?}"
-  if [ "$status" -ne 0 ]; then
+  if [ "$status" -eq "$interrupted" ]; then
+    # Stopped by hand (SIGINT or SIGTERM): the row above has what ran; go on to the next target.
+    echo "fuzz: $target stopped before $execs executions" >&2
+  elif [ "$status" -ne 0 ]; then
     failed+=("$target")
     echo "fuzz: $target FAILED (exit $status); its output:" >&2
-    grep -A4 'panicked at\|ERROR: \|SUMMARY' "$log" | head -40 >&2
-    ls "$artifacts" >&2
+    grep -A4 'panicked at\|ERROR: \|SUMMARY' "$log" | head -40 >&2 || true
+    ls "$artifacts" >&2 || true
   fi
   rm -f "$log"
 done
