@@ -1,8 +1,8 @@
 //! ICMPv6 errors about overlay packets (`write_error`): any offending bytes and any output
-//! buffer, no panic. An error is written exactly when RFC 4443 §2.4 allows one (a whole IPv6
-//! packet, from a unicast source, to a unicast destination unless the error is Packet Too Big,
-//! and not itself an ICMPv6 error, which the harness finds by walking the extension headers
-//! itself within the quote, the first 1232 bytes) and the
+//! buffer, no panic. An error is written exactly when RFC 4443 §2.4 allows one (an IPv6 packet,
+//! whole or cut short no sooner than its quote, the first 1232 bytes; from a unicast source; to
+//! a unicast destination unless the error is Packet Too Big; and not itself an ICMPv6 error,
+//! which the harness finds by walking the extension headers itself within the quote) and the
 //! buffer holds the headers. What is written is at most 1280 bytes and within the buffer, and
 //! parses as an IPv6 packet from the node to the offending source carrying ICMPv6 of the right
 //! type, code and word, quoting the offending packet from its start as far as room allows,
@@ -94,12 +94,14 @@ fuzz_target!(|input: Input| {
     let mut out = vec![0x5a; usize::from(input.out_len) % 2048];
     let written = write_error(error, source, &offending, &mut out);
 
-    // When RFC 4443 lets an error go, read from the bytes directly.
+    // When RFC 4443 lets an error go, read from the bytes directly. The packet may be cut
+    // short after its quote (a traceroute PING carries no more of its probe), not before.
+    let stated = |bytes: &[u8]| 40 + usize::from(be16(bytes, 4));
     let whole = offending.len() >= 40
         && offending[0] >> 4 == 6
-        && 40 + usize::from(be16(&offending, 4)) <= offending.len();
+        && stated(&offending).min(MAX_ERROR_LEN - QUOTE_AT) <= offending.len();
     let allowed = whole && {
-        let len = 40 + usize::from(be16(&offending, 4));
+        let len = stated(&offending);
         let to = Ipv6Addr::from(<[u8; 16]>::try_from(&offending[8..24]).unwrap());
         let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&offending[24..40]).unwrap());
         let too_big = matches!(error, Icmpv6Error::PacketTooBig { .. });
@@ -119,7 +121,7 @@ fuzz_target!(|input: Input| {
     };
     assert!(allowed, "answered what RFC 4443 forbids answering");
     assert!(total <= MAX_ERROR_LEN && total <= out.len() && total >= QUOTE_AT);
-    let packet_len = 40 + usize::from(be16(&offending, 4));
+    let packet_len = stated(&offending);
     let quote_len = packet_len
         .min(MAX_ERROR_LEN - QUOTE_AT)
         .min(out.len() - QUOTE_AT);
