@@ -159,12 +159,20 @@ fn route(request: &HttpRequest) -> Result<ApiRequest, Response> {
     })
 }
 
-/// A request body as JSON, which is UTF-8 throughout. The text is checked first: reading
-/// bytes, `serde_json` skips the fields it ignores without checking them.
+/// A request body as a JSON object, which is UTF-8 throughout. The text is checked first:
+/// reading bytes, `serde_json` skips the fields it ignores without checking them. So is the
+/// object: serde also reads a struct from an array of its fields in order, a form the API does
+/// not have.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     let malformed =
         |why: &str| Response::text(400, "Bad Request", &format!("malformed body: {why}"));
     let text = std::str::from_utf8(body).map_err(|_| malformed("not UTF-8"))?;
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(malformed("not a JSON object"));
+    }
     serde_json::from_str(text).map_err(|error| malformed(&error.to_string()))
 }
 
@@ -275,6 +283,22 @@ mod tests {
             assert!(
                 reply.starts_with("HTTP/1.0 400 Bad Request\r\n")
                     && reply.ends_with("\r\n\r\nmalformed body: not UTF-8\n"),
+                "{reply}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_must_be_an_object_not_the_fields_in_an_array() {
+        for body in ["[\"peer\"]", "\r\n [\"peer\"]", "\"peer\"", "7"] {
+            let request = format!(
+                "POST {DISCONNECT_PATH} HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let reply = refusal(request.as_bytes());
+            assert!(
+                reply.starts_with("HTTP/1.0 400 Bad Request\r\n")
+                    && reply.ends_with("\r\n\r\nmalformed body: not a JSON object\n"),
                 "{reply}"
             );
         }

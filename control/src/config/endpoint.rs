@@ -65,10 +65,16 @@ impl FromStr for Endpoint {
 /// `/ip4|ip6|dns/HOST/udp/PORT/rovy/PEERID`, or an endpoint alone (`HOST:PORT`, or the
 /// multiaddr without `/rovy/…`), which leaves the peer to be named otherwise.
 pub fn parse_dial(text: &str) -> Result<(Endpoint, Option<PublicKey>), AddressParseError> {
-    let Some((address, peer_id)) = text
-        .strip_prefix('/')
-        .and_then(|_| text.split_once("/rovy/"))
-    else {
+    // The address is always four components, so a host named `rovy` (`/dns/rovy/udp/PORT`)
+    // is not taken for the start of the PeerID.
+    let address_end = text
+        .starts_with('/')
+        .then(|| text.match_indices('/').nth(4))
+        .flatten();
+    let Some((address, peer_id)) = address_end.and_then(|(at, _)| {
+        let (address, rest) = text.split_at(at);
+        Some((address, rest.strip_prefix("/rovy/")?))
+    }) else {
         return text.parse().map(|endpoint| (endpoint, None));
     };
     let endpoint = address.parse()?;
@@ -284,6 +290,19 @@ mod tests {
             .to_string();
         assert!(error.starts_with(r#""/ip4/192.0.2.1/udp/1312/rovy/bafzqaixyz" names no peer"#));
         assert!(parse_dial(&format!("/ip4/192.0.2.1/udp/0/rovy/{}", key.peer_id())).is_err());
+    }
+
+    #[test]
+    fn a_host_named_rovy_is_a_host() {
+        let key = PublicKey([7; 32]);
+        let rovy = Endpoint::Host {
+            host: "rovy".to_owned(),
+            port: 51820,
+        };
+        assert_eq!(parse_dial("/dns/rovy/udp/51820"), Ok((rovy.clone(), None)));
+        let named = format!("/dns/rovy/udp/51820/rovy/{}", key.peer_id());
+        assert_eq!(parse_dial(&named), Ok((rovy, Some(key))));
+        assert!(parse_dial("/dns/rovy/udp/51820/ip4").is_err());
     }
 
     #[test]
