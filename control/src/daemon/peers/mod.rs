@@ -22,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use rovy_dataplane::buf::OVERLAY_MIN_MTU;
 use rovy_dataplane::route::RoutingTable;
 
-use crate::config::{PeerConfig, PeerKind};
+use crate::config::{IpPrefix, PeerConfig, PeerKind};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::protocol::TunnelId;
 
@@ -117,7 +117,7 @@ impl Changes {
         Changes {
             kind: a.kind != b.kind,
             endpoint: a.endpoint != b.endpoint || old.resolved != new.resolved,
-            allowed_ips: a.allowed_ips != b.allowed_ips,
+            allowed_ips: !same_prefixes(&a.allowed_ips, &b.allowed_ips),
             preshared_key: a.preshared_key != b.preshared_key,
             persistent_keepalive: a.persistent_keepalive != b.persistent_keepalive,
         }
@@ -126,6 +126,13 @@ impl Changes {
     fn any(self) -> bool {
         self != Changes::default()
     }
+}
+
+/// Whether two lists of allowed IPs hold the same prefixes. Their order means nothing: `wg
+/// set`, `wg showconf` and a reload may list them in any order, and a peer whose list was only
+/// reordered is not touched.
+fn same_prefixes(a: &[IpPrefix], b: &[IpPrefix]) -> bool {
+    a.iter().collect::<HashSet<_>>() == b.iter().collect::<HashSet<_>>()
 }
 
 /// What turns the running peers into an update's.

@@ -327,6 +327,25 @@ fn removing_a_peer_drops_its_sessions_and_timers_and_leaves_the_others_alone() {
 }
 
 #[test]
+fn allowed_ips_listed_in_another_order_are_no_change() {
+    let mut node = Node::new(9);
+    let b = Remote::new(&mut node, 2);
+    let spec = b.spec(
+        PeerKind::WireGuard,
+        &["10.0.0.2/32", "10.8.0.0/16", "fd00::/64"],
+    );
+    node.set(std::slice::from_ref(&spec), secs(1));
+    let mut reordered = spec.clone();
+    reordered.config.allowed_ips.reverse();
+    assert_eq!(node.set(&[reordered], secs(2)), Applied::default());
+    let mut fewer = spec;
+    fewer.config.allowed_ips.pop();
+    let applied = node.set(&[fewer], secs(3));
+    assert_eq!(applied.changed, 1, "a prefix gone is a change");
+    assert_eq!(node.routed("fd00::1"), None);
+}
+
+#[test]
 fn a_removed_peers_slot_rests_before_another_peer_gets_it() {
     let mut node = Node::new(3);
     let b = Remote::new(&mut node, 2);
