@@ -83,24 +83,36 @@ stream_start() {
   stream_pid=$!
 }
 
-# stream_report: waits for the stream and prints "GAP_MS LOST": the longest silence between
-# two replies, and the requests that silence stands for at 10 ms apiece (ping's own loss count
-# is lower: it slows down while nothing comes back).
-stream_report() {
+# stream_wait: waits for the stream to end (in this shell: a subshell cannot wait for it).
+stream_wait() {
   wait "$stream_pid" || true
-  python3 - "$dir/stream" <<'PY'
+  stream_ended=$EPOCHREALTIME
+}
+
+# stream_report: after stream_wait, prints "GAP_MS LOST ERRORS": the longest silence between
+# two replies or after the last one (until ping ended), the requests that silence stands for
+# at 10 ms apiece (ping's own loss count is lower: it slows down while nothing comes back), and
+# the ICMPv6 errors ping got (it ends at the first one, as `-w` makes it).
+stream_report() {
+  python3 - "$dir/stream" "$stream_ended" <<'PY'
 import re, sys
-times, sent, got = [], 0, 0
+times, sent, got, errors = [], 0, 0, 0
 for line in open(sys.argv[1]):
     m = re.match(r"\[(\d+\.\d+)\] \d+ bytes from", line)
     if m:
         times.append(float(m.group(1)))
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", line)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received(?:, \+(\d+) errors)?", line)
     if m:
-        sent, got = int(m.group(1)), int(m.group(2))
-gap = max((b - a for a, b in zip(times, times[1:])), default=float("inf"))
-print(f"{gap * 1000:.0f} {max(sent - got, round(gap * 100) - 1)}")
+        sent, got, errors = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+ended = float(sys.argv[2])
+gap = max((b - a for a, b in zip(times, times[1:] + [ended])), default=float("inf"))
+print(f"{gap * 1000:.0f} {max(sent - got, round(gap * 100) - 1)} {errors}")
 PY
+}
+
+# stream_errors: the ICMPv6 errors ping printed, for a failure message.
+stream_errors() {
+  grep -m3 "^\[.*\] From " "$dir/stream" | tr '\n' ' '
 }
 
 gaps_node=() gaps_link=()
@@ -110,7 +122,9 @@ for run in $(seq 1 "$runs"); do
   sleep 3
   ov_kill 2
   sleep 12
-  read -r gap lost < <(stream_report)
+  stream_wait
+  read -r gap lost errors < <(stream_report)
+  [ "$errors" = 0 ] || fail "run $run: after node 2 died, pings got $errors ICMPv6 errors: $(stream_errors)"
   [ "$gap" != inf ] && [ "$gap" -lt 10000 ] || fail "run $run: after node 2 died, pings did not resume within 10 s (gap $gap ms)"
   tail -4 "$dir/stream" | grep -q " 0 received" && fail "run $run: no replies at all"
   grep -q "bytes from" <(tail -20 "$dir/stream") || fail "run $run: the stream did not end with replies"
@@ -126,7 +140,9 @@ for run in $(seq 1 "$runs"); do
   sleep 3
   ov_link_set 2 4 down
   sleep 12
-  read -r gap lost < <(stream_report)
+  stream_wait
+  read -r gap lost errors < <(stream_report)
+  [ "$errors" = 0 ] || fail "run $run: after link 2-4 was cut, pings got $errors ICMPv6 errors: $(stream_errors)"
   [ "$gap" != inf ] && [ "$gap" -lt 10000 ] || fail "run $run: after link 2-4 was cut, pings did not resume within 10 s (gap $gap ms)"
   wait_path "$long_path" 10 || fail "run $run: traceroute6 does not show the long path after link 2-4 was cut"
   echo "  run $run, link 2-4 cut: pings resumed after a gap of $gap ms, $lost lost; now through $long_path"

@@ -84,12 +84,20 @@ pub enum Sealed {
     },
 }
 
+/// Where packets to a peer go, and whether routing holds them there.
+#[derive(Debug, Clone, Copy, Default)]
+struct Endpoint {
+    addr: Option<LinkAddr>,
+    /// Set by [`PeerShared::hold_endpoint`]: what the peer is heard from does not move it.
+    held: bool,
+}
+
 /// One peer as the workers see it.
 #[derive(Debug)]
 pub struct PeerShared {
     slot: PeerSlot,
     sessions: RwLock<KeypairSlots>,
-    endpoint: Mutex<Option<LinkAddr>>,
+    endpoint: Mutex<Endpoint>,
     data_sent: Stamp,
     data_received: Stamp,
     any_sent: Stamp,
@@ -114,7 +122,10 @@ impl PeerShared {
         PeerShared {
             slot,
             sessions: RwLock::new(KeypairSlots::new()),
-            endpoint: Mutex::new(endpoint),
+            endpoint: Mutex::new(Endpoint {
+                addr: endpoint,
+                held: false,
+            }),
             data_sent: Stamp::default(),
             data_received: Stamp::default(),
             any_sent: Stamp::default(),
@@ -158,12 +169,36 @@ impl PeerShared {
 
     /// Where packets to this peer go now.
     pub fn endpoint(&self) -> Option<LinkAddr> {
-        *self.endpoint.lock().unwrap_or_else(PoisonError::into_inner)
+        self.endpoint_mut().addr
     }
 
-    /// Moves the peer to `addr` (roaming, or a handshake from a new address).
+    /// Moves the peer to `addr`, where it was just heard from (roaming, or a handshake from a
+    /// new address), unless routing holds its endpoint ([`PeerShared::hold_endpoint`]).
     pub fn set_endpoint(&self, addr: LinkAddr) {
-        *self.endpoint.lock().unwrap_or_else(PoisonError::into_inner) = Some(addr);
+        let mut endpoint = self.endpoint_mut();
+        if !endpoint.held {
+            endpoint.addr = Some(addr);
+        }
+    }
+
+    /// Routing chose `addr` for this peer: it stays there, whatever path the peer's own
+    /// frames take, until routing moves or releases it. An overlay destination's frames come
+    /// back along the routes it chose; were each end to follow the other's way back, both
+    /// could stay on a path their routes have left, and never return to the better one.
+    pub fn hold_endpoint(&self, addr: LinkAddr) {
+        *self.endpoint_mut() = Endpoint {
+            addr: Some(addr),
+            held: true,
+        };
+    }
+
+    /// Routing no longer holds the endpoint: the peer roams again ([`PeerShared::set_endpoint`]).
+    pub fn release_endpoint(&self) {
+        self.endpoint_mut().held = false;
+    }
+
+    fn endpoint_mut(&self) -> MutexGuard<'_, Endpoint> {
+        self.endpoint.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the data path asked for a handshake since the last call (no usable session,
@@ -383,9 +418,9 @@ impl PeerShared {
         Ok(len)
     }
 
-    /// Opens a data message from `src`. On success the peer roams to `src`, its activity is
-    /// recorded, a confirmed `next` keypair is promoted, and an initiator whose keypair nears
-    /// REJECT_AFTER_TIME asks for a rekey.
+    /// Opens a data message from `src`. On success the peer roams to `src` (unless routing
+    /// holds its endpoint), its activity is recorded, a confirmed `next` keypair is promoted,
+    /// and an initiator whose keypair nears REJECT_AFTER_TIME asks for a rekey.
     pub fn decapsulate(
         &self,
         now: Duration,
@@ -529,5 +564,52 @@ mod tests {
         let no_endpoint = PeerShared::new(1, None);
         assert_eq!(offer(&no_endpoint, b"x"), Err(DropReason::NoEndpoint));
         assert_eq!(no_endpoint.staged_len(), 0);
+    }
+
+    #[test]
+    fn a_held_endpoint_stays_where_routing_put_it_until_released() {
+        let (ours, theirs) = sessions();
+        let peer = PeerShared::new(0, Some(endpoint()));
+        peer.install(ours);
+        let elsewhere = LinkAddr::from(std::net::SocketAddr::from(([10, 0, 0, 3], 51820)));
+        let routed = LinkAddr::from(std::net::SocketAddr::from(([10, 0, 0, 4], 51820)));
+        // Keepalives: authenticated data like any other, and they roam a peer as well.
+        let keepalive = || {
+            let mut buf = vec![0u8; buffer_len(MTU)];
+            let len = theirs.encapsulate(T0, &mut buf, 0, MTU).unwrap();
+            buf.truncate(len);
+            buf
+        };
+
+        peer.decapsulate(T0, elsewhere, &mut keepalive()).unwrap();
+        assert_eq!(
+            peer.endpoint(),
+            Some(elsewhere),
+            "a peer roams to where it is heard"
+        );
+
+        peer.hold_endpoint(routed);
+        peer.decapsulate(T0, elsewhere, &mut keepalive()).unwrap();
+        peer.set_endpoint(elsewhere);
+        assert_eq!(
+            peer.endpoint(),
+            Some(routed),
+            "a held endpoint does not roam"
+        );
+        peer.hold_endpoint(endpoint());
+        assert_eq!(
+            peer.endpoint(),
+            Some(endpoint()),
+            "routing moves what it holds"
+        );
+
+        peer.release_endpoint();
+        assert_eq!(
+            peer.endpoint(),
+            Some(endpoint()),
+            "releasing keeps the address"
+        );
+        peer.decapsulate(T0, elsewhere, &mut keepalive()).unwrap();
+        assert_eq!(peer.endpoint(), Some(elsewhere), "released, it roams again");
     }
 }

@@ -165,7 +165,7 @@ pub fn route_list(now: Duration, overlay: Option<&Overlay>) -> RouteList {
                 next_hop_slot: info.route.next_hop.get(),
                 age_secs: info.age.as_secs(),
                 seqno: info.seqno,
-                source: match info.source {
+                source: match info.route.source {
                     RouteSource::Announced => "announced".to_owned(),
                     RouteSource::ReturnPath => "return-path".to_owned(),
                 },

@@ -36,7 +36,7 @@ use rovy_dataplane::DropReason;
 pub use label::{Label, MAX_ANNOUNCED_LABEL_LEN, MAX_LABEL_LEN, Slot, first_hop};
 pub use message::{METRIC_INFINITY, MessageError};
 pub use origin::{Origins, Proof, SimulatedOrigins, XeddsaOrigins};
-pub use query::{Alternate, RouteInfo, RouteSource};
+pub use query::{Alternate, RouteInfo};
 pub use router::Router;
 pub use slots::{SLOT_QUARANTINE, SlotAllocator, SlotError};
 
@@ -89,6 +89,17 @@ pub struct InstalledRoute {
     pub metric: u16,
     /// The link the label starts on.
     pub next_hop: Slot,
+    /// Announced, or only the way back a frame came.
+    pub source: RouteSource,
+}
+
+/// Where an installed route came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSource {
+    /// Announced by a neighbour (feasible, loop-free): the route traffic keeps to.
+    Announced,
+    /// Learned from a frame the destination sent here, used while nothing is announced.
+    ReturnPath,
 }
 
 /// What [`Router::poll_event`] reports.

@@ -3,16 +3,7 @@
 use std::time::Duration;
 
 use super::table::{Destination, Route};
-use super::{InstalledRoute, NodeKey, Router};
-
-/// Where a selected route came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteSource {
-    /// Announced by a neighbour (feasible, loop-free).
-    Announced,
-    /// Learned from a frame the destination sent here, used while nothing is announced.
-    ReturnPath,
-}
+use super::{InstalledRoute, NodeKey, RouteSource, Router};
 
 /// A destination's route as `route list` shows it.
 #[derive(Debug, Clone, Copy)]
@@ -25,8 +16,6 @@ pub struct RouteInfo<'a> {
     pub seqno: Option<u32>,
     /// Time since the route was last refreshed.
     pub age: Duration,
-    /// Announced or learned.
-    pub source: RouteSource,
     dest: &'a Destination,
     now: Duration,
 }
@@ -64,6 +53,7 @@ fn installed(r: &Route) -> InstalledRoute {
         label: r.label,
         metric: r.metric,
         next_hop: r.slot,
+        source: RouteSource::Announced,
     }
 }
 
@@ -77,9 +67,9 @@ impl Router {
     pub fn routes(&self, now: Duration) -> impl Iterator<Item = RouteInfo<'_>> {
         self.table.iter().filter_map(move |(_, dest)| {
             let route = dest.effective()?;
-            let (seqno, refreshed, source) = match (dest.selected_route(), dest.return_path) {
-                (Some(r), _) => (Some(r.seqno), r.refreshed, RouteSource::Announced),
-                (None, Some(back)) => (None, back.refreshed, RouteSource::ReturnPath),
+            let (seqno, refreshed) = match (dest.selected_route(), dest.return_path) {
+                (Some(r), _) => (Some(r.seqno), r.refreshed),
+                (None, Some(back)) => (None, back.refreshed),
                 (None, None) => return None,
             };
             Some(RouteInfo {
@@ -87,7 +77,6 @@ impl Router {
                 route,
                 seqno,
                 age: now.saturating_sub(refreshed),
-                source,
                 dest,
                 now,
             })

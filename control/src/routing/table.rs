@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use super::label::{Label, MAX_ANNOUNCED_LABEL_LEN, Slot};
 use super::origin::Proof;
-use super::{HYSTERESIS_DEN, HYSTERESIS_NUM, InstalledRoute, MAX_ROUTES_PER_DESTINATION, NodeKey};
+use super::{
+    HYSTERESIS_DEN, HYSTERESIS_NUM, InstalledRoute, MAX_ROUTES_PER_DESTINATION, NodeKey,
+    RouteSource,
+};
 
 /// Whether seqno `a` is newer than `b` in wrapping (RFC 1982) order.
 pub(super) fn seqno_newer(a: u32, b: u32) -> bool {
@@ -245,11 +248,13 @@ impl Destination {
                 label: r.label,
                 metric: r.metric,
                 next_hop: r.slot,
+                source: RouteSource::Announced,
             }),
             (None, Some(back)) => Some(InstalledRoute {
                 label: back.label,
                 metric: back.label.len() as u16,
                 next_hop: back.next_hop,
+                source: RouteSource::ReturnPath,
             }),
             (None, None) => None,
         }

@@ -14,6 +14,7 @@ mod upper;
 use handshake_watch::HandshakeWatch;
 use handshake_watch::UPPER_HANDSHAKE_DEADLINE;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,10 +35,19 @@ use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 use crate::keys::PublicKey;
 use crate::protocol::Endpoint;
 use crate::routing::{
-    LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, RouterStats, Slot, XeddsaOrigins,
+    LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, RouterStats, SEQNO_REQUEST_INTERVAL, Slot,
+    XeddsaOrigins,
 };
 
 pub(super) use upper::upper_endpoint;
+
+/// How long a destination that lost its last route stays in the workers' table. A node left
+/// with only unfeasible routes asks the origin for a newer seqno (RFC 8966 §3.8.2) and repeats
+/// the request this often; the answer usually comes within a round trip. Meanwhile packets to
+/// the destination are lost as if in flight rather than refused with Destination Unreachable,
+/// which ends a `ping -w` and fails a connecting socket during a failover that is about to
+/// succeed.
+pub const UNROUTE_GRACE: Duration = SEQNO_REQUEST_INTERVAL;
 
 /// Frames taken from the queue per loop turn, so a flood of them cannot hold the loop.
 const FRAMES_PER_TURN: usize = 64;
@@ -58,6 +68,8 @@ struct Neighbour {
     shared: Arc<PeerShared>,
     /// Its router slot while its link is up.
     slot: Option<Slot>,
+    /// When its link last died: only a packet heard after that brings it back.
+    down_at: Option<Duration>,
 }
 
 /// The routing state of a node and its links.
@@ -83,6 +95,9 @@ pub(super) struct Overlay {
     pong_signer: XeddsaOrigins,
     /// Paces PONGs.
     pongs: Pace,
+    /// Destinations that lost their last route, each with when its address leaves the
+    /// workers' table ([`UNROUTE_GRACE`] after the loss, unless a route comes back first).
+    unrouting: HashMap<NodeKey, Duration>,
 }
 
 /// PONGs are answered at most one per this interval on average ...
@@ -123,6 +138,7 @@ impl Overlay {
             handshaking: HandshakeWatch::default(),
             pong_signer,
             pongs: Pace::new(PONG_INTERVAL, PONG_BURST),
+            unrouting: HashMap::new(),
         }
     }
 
@@ -159,6 +175,7 @@ impl Overlay {
             key,
             shared,
             slot: None,
+            down_at: None,
         });
     }
 
@@ -179,12 +196,16 @@ impl Overlay {
         }
         self.router.handle_timeout(now);
         self.apply_events(now);
+        self.unroute_due(now);
         self.transmit(now, &mut send);
         self.upper_turn(now, &mut send);
     }
 
     /// Brings up the link of every rovy peer with a session heard from within
-    /// [`LINK_DEAD_AFTER`]; the router takes links down itself when they fall silent.
+    /// [`LINK_DEAD_AFTER`], and since its link last died; the router takes links down itself
+    /// when they fall silent. The router's silence counts routing messages, the data path's
+    /// stamp any packet: a neighbour that died just after its last data packet still looks
+    /// heard from when its HELLOs have been missing long enough to end its link.
     fn sync_links(&mut self, now: Duration) {
         for peer in 0..self.neighbours.len() {
             let Some(neighbour) = self.neighbours[peer].as_ref() else {
@@ -195,7 +216,10 @@ impl Overlay {
             }
             let heard = neighbour.shared.activity().any_received;
             let live = neighbour.shared.sessions().current().is_some()
-                && heard.is_some_and(|t| now.saturating_sub(t) < LINK_DEAD_AFTER);
+                && heard.is_some_and(|t| {
+                    now.saturating_sub(t) < LINK_DEAD_AFTER
+                        && neighbour.down_at.is_none_or(|down| t > down)
+                });
             if !live {
                 continue;
             }
@@ -229,11 +253,11 @@ impl Overlay {
                         route.label,
                         route.metric
                     );
-                    self.route_to(&key, route.label);
+                    self.route_to(&key, route);
                 }
                 RouteEvent::Removed { key } => {
                     tracing::info!("route to {} gone", destination(&key));
-                    self.unroute(&key);
+                    self.unrouting.insert(key, now + UNROUTE_GRACE);
                 }
             }
         }
@@ -252,6 +276,7 @@ impl Overlay {
         if let Some(peer) = self.on_slot[usize::from(slot.get())].take() {
             if let Some(Some(neighbour)) = self.neighbours.get_mut(usize::from(peer)) {
                 neighbour.slot = None;
+                neighbour.down_at = Some(now);
             }
         }
         let _ = self.router.link_down(slot, now);

@@ -22,7 +22,7 @@ use rovy_dataplane::wire::{COOKIE_REPLY_LEN, INITIATION_LEN, RESPONSE_LEN};
 use super::Overlay;
 use crate::keys::PublicKey;
 use crate::protocol::{Admission, Endpoint, EndpointConfig, HANDSHAKE_BUF_LEN, Received, TunnelId};
-use crate::routing::{NodeKey, Slot};
+use crate::routing::{InstalledRoute, NodeKey, RouteSource, Slot};
 
 /// The Noise identifier of upper sessions.
 pub const UPPER_IDENTIFIER: &[u8] = b"rovy upper v1";
@@ -42,9 +42,12 @@ pub(in crate::daemon) fn upper_endpoint(private: [u8; 32], now: Duration) -> End
 }
 
 impl Overlay {
-    /// Routing found (or moved) the route to `key`: its upper session follows `label`, and
-    /// the workers send what goes to its address through it.
-    pub(super) fn route_to(&mut self, key: &NodeKey, label: Label) {
+    /// Routing found (or moved) the route to `key`: its upper session follows its label, and
+    /// the workers send what goes to its address through it. An announced route holds the
+    /// session there; a learned way back lets it roam to the way its frames come.
+    pub(super) fn route_to(&mut self, key: &NodeKey, route: InstalledRoute) {
+        let label = route.label;
+        self.unrouting.remove(key);
         let Some(addr) = PublicKey(*key).address() else {
             return;
         };
@@ -59,16 +62,49 @@ impl Overlay {
             },
         };
         if let Some(tunnel) = self.upper.tunnel(id) {
-            tunnel.shared().set_endpoint(LinkAddr::Overlay(label));
+            let shared = tunnel.shared();
+            match route.source {
+                RouteSource::Announced => shared.hold_endpoint(LinkAddr::Overlay(label)),
+                RouteSource::ReturnPath => {
+                    shared.release_endpoint();
+                    shared.set_endpoint(LinkAddr::Overlay(label));
+                }
+            }
         }
         self.publish(addr, id);
     }
 
-    /// Routing lost `key`: its address no longer goes through the overlay.
-    pub(super) fn unroute(&mut self, key: &NodeKey) {
+    /// Unroutes every destination whose [`super::UNROUTE_GRACE`] ran out at `now` without a
+    /// new route.
+    pub(super) fn unroute_due(&mut self, now: Duration) {
+        if self.unrouting.is_empty() {
+            return;
+        }
+        let due: Vec<NodeKey> = self
+            .unrouting
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in due {
+            self.unrouting.remove(&key);
+            self.unroute(&key);
+        }
+    }
+
+    /// Routing lost `key`: its address no longer goes through the overlay, and its upper
+    /// session roams again.
+    fn unroute(&mut self, key: &NodeKey) {
         let Some(addr) = PublicKey(*key).address() else {
             return;
         };
+        if let Some(tunnel) = self
+            .upper
+            .tunnel_by_key(key)
+            .and_then(|id| self.upper.tunnel(id))
+        {
+            tunnel.shared().release_endpoint();
+        }
         let tables = self.dataplane.shared_tables();
         let mut next = tables.snapshot();
         if next.overlay.get(&addr).is_some() {

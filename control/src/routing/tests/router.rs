@@ -467,16 +467,19 @@ fn a_return_path_is_used_only_without_an_announced_route() {
     r.learn_return_path(&key(5), back, T0);
     assert_eq!(r.route(&key(5)).unwrap().label, back);
     let info = r.routes(T0).find(|i| *i.key == key(5)).unwrap();
-    assert_eq!(info.source, RouteSource::ReturnPath);
+    assert_eq!(info.route.source, RouteSource::ReturnPath);
     assert!(
         entries_on(&drain(&mut r, T0), slots[0])
             .iter()
             .all(|e| e.key != key(5))
     );
     send(&mut r, slots[0], &[entry(5, 1, 5, &[9; 5])], T0);
-    assert_eq!(r.route(&key(5)).unwrap().next_hop, slots[0]);
+    let announced = r.route(&key(5)).unwrap();
+    assert_eq!(announced.next_hop, slots[0]);
+    assert_eq!(announced.source, RouteSource::Announced);
     send(&mut r, slots[0], &[entry(5, 1, METRIC_INFINITY, &[])], T0);
     assert_eq!(r.route(&key(5)).unwrap().label, back);
+    assert_eq!(r.route(&key(5)).unwrap().source, RouteSource::ReturnPath);
     let later = T0 + ROUTE_EXPIRY;
     for &s in &slots {
         r.link_heard(s, later);
