@@ -9,12 +9,13 @@
 //! (`upper`), whose data the workers open themselves.
 
 mod handshake_watch;
+mod unroute_grace;
 mod upper;
 
 use handshake_watch::HandshakeWatch;
 use handshake_watch::UPPER_HANDSHAKE_DEADLINE;
+use unroute_grace::UnrouteGrace;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,19 +36,10 @@ use rovy_dataplane::worker::{FRAME_MSG_MAX_LEN, FrameMsg};
 use crate::keys::PublicKey;
 use crate::protocol::Endpoint;
 use crate::routing::{
-    LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, RouterStats, SEQNO_REQUEST_INTERVAL, Slot,
-    XeddsaOrigins,
+    LINK_DEAD_AFTER, NodeKey, RouteEvent, Router, RouterStats, Slot, XeddsaOrigins,
 };
 
 pub(super) use upper::upper_endpoint;
-
-/// How long a destination that lost its last route stays in the workers' table. A node left
-/// with only unfeasible routes asks the origin for a newer seqno (RFC 8966 §3.8.2) and repeats
-/// the request this often; the answer usually comes within a round trip. Meanwhile packets to
-/// the destination are lost as if in flight rather than refused with Destination Unreachable,
-/// which ends a `ping -w` and fails a connecting socket during a failover that is about to
-/// succeed.
-pub const UNROUTE_GRACE: Duration = SEQNO_REQUEST_INTERVAL;
 
 /// Frames taken from the queue per loop turn, so a flood of them cannot hold the loop.
 const FRAMES_PER_TURN: usize = 64;
@@ -95,9 +87,8 @@ pub(super) struct Overlay {
     pong_signer: XeddsaOrigins,
     /// Paces PONGs.
     pongs: Pace,
-    /// Destinations that lost their last route, each with when its address leaves the
-    /// workers' table ([`UNROUTE_GRACE`] after the loss, unless a route comes back first).
-    unrouting: HashMap<NodeKey, Duration>,
+    /// Destinations that lost their last route and are still in the workers' table.
+    unrouting: UnrouteGrace,
 }
 
 /// PONGs are answered at most one per this interval on average ...
@@ -138,7 +129,7 @@ impl Overlay {
             handshaking: HandshakeWatch::default(),
             pong_signer,
             pongs: Pace::new(PONG_INTERVAL, PONG_BURST),
-            unrouting: HashMap::new(),
+            unrouting: UnrouteGrace::default(),
         }
     }
 
@@ -257,7 +248,7 @@ impl Overlay {
                 }
                 RouteEvent::Removed { key } => {
                     tracing::info!("route to {} gone", destination(&key));
-                    self.unrouting.insert(key, now + UNROUTE_GRACE);
+                    self.unrouting.lost(key, now);
                 }
             }
         }

@@ -47,7 +47,7 @@ impl Overlay {
     /// session there; a learned way back lets it roam to the way its frames come.
     pub(super) fn route_to(&mut self, key: &NodeKey, route: InstalledRoute) {
         let label = route.label;
-        self.unrouting.remove(key);
+        self.unrouting.found(key);
         let Some(addr) = PublicKey(*key).address() else {
             return;
         };
@@ -74,20 +74,10 @@ impl Overlay {
         self.publish(addr, id);
     }
 
-    /// Unroutes every destination whose [`super::UNROUTE_GRACE`] ran out at `now` without a
-    /// new route.
+    /// Unroutes every destination whose grace ([`super::unroute_grace`]) ran out at `now`
+    /// without a new route.
     pub(super) fn unroute_due(&mut self, now: Duration) {
-        if self.unrouting.is_empty() {
-            return;
-        }
-        let due: Vec<NodeKey> = self
-            .unrouting
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(key, _)| *key)
-            .collect();
-        for key in due {
-            self.unrouting.remove(&key);
+        for key in self.unrouting.take_due(now) {
             self.unroute(&key);
         }
     }
